@@ -1,0 +1,38 @@
+# lwdock: two commands on a fresh machine -- `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.install-stamp
+# torch first, pinned to the local CPU wheel: any other spec downloads a CUDA build.
+TORCH  := torch==2.13.0
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: install test demo bench samples lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(TORCH)
+	$(PIP) install -e '.[dev]'
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest tests
+
+demo: install
+	$(BIN)/python examples/demo.py
+
+bench: install
+	$(PIP) install -e '.[dev,bench]'
+	$(BIN)/python benchmarks/run_all.py
+
+samples: install
+	$(BIN)/python sample_learnwares/build.py
+
+lint: install
+	$(BIN)/python -m compileall -q lwdock tests benchmarks examples sample_learnwares
+	$(BIN)/python -m pyflakes lwdock tests benchmarks examples sample_learnwares 2>/dev/null || true
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,3 @@
+from lwdock.cli import main
+
+main()

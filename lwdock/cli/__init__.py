@@ -1,0 +1,108 @@
+"""The ``lwdock`` command line: a thin layer over the ``lwdock`` library.
+
+Only typer is imported at start-up; each command imports the library code it
+needs when it runs, so ``lwdock --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from .. import __version__
+from ._state import State, state
+
+
+class _Group(TyperGroup):
+    """Turns every exception into a one-line message and a documented exit code."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - this is the one place that maps errors
+            if _is_click_signal(exc):
+                raise
+            from ._errors import report
+
+            raise typer.Exit(report(exc, _debug(ctx))) from None
+        except KeyboardInterrupt as exc:
+            from ._errors import report
+
+            raise typer.Exit(report(exc, _debug(ctx))) from None
+
+
+def _is_click_signal(exc: BaseException) -> bool:
+    # usage errors and friends keep Click's own handling (exit code 2)
+    return type(exc).__module__.startswith(("typer._click", "click"))
+
+
+def _debug(ctx: typer.Context) -> bool:
+    from ..config import load_settings
+
+    return state(ctx).debug or load_settings().debug
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="lwdock",
+    help="A learnware dock: submit models with RKME specifications, search them by your data, and reuse them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lwdock {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    dock: Annotated[
+        Optional[Path],
+        typer.Option("--dock", help="Dock directory (default: $LWDOCK_HOME, then the platform data dir).", show_default=False),
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print ids only, one per line.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    ctx.obj = State(dock=dock, json=json, quiet=quiet, debug=debug)
+    from .._log import configure
+
+    configure(debug=debug, quiet=quiet)
+
+
+def _register() -> None:
+    # one module per command group; each adds its commands with register(app)
+    for name in ("dock_cmds", "pack_cmds", "spec_cmds", "check_cmds", "search_cmds", "reuse_cmds"):
+        try:
+            module = __import__(f"{__name__}.{name}", fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    app(prog_name="lwdock")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

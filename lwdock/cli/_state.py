@@ -1,0 +1,51 @@
+"""Global CLI state (from the root callback) and shared option types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ._output import Output
+
+
+@dataclass
+class State:
+    dock: Optional[Path] = None
+    json: bool = False
+    quiet: bool = False
+    debug: bool = False
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print ids only, one per line.")]
+
+
+def state(ctx: typer.Context) -> State:
+    root = ctx.find_root()
+    if not isinstance(root.obj, State):
+        root.obj = State()
+    return root.obj
+
+
+def output(ctx: typer.Context, json: bool = False, quiet: bool = False) -> Output:
+    """The sink for this command: per-command flags add to the global ones."""
+    st = state(ctx)
+    use_json = json or st.json
+    use_quiet = (quiet or st.quiet) and not use_json
+    if use_json or use_quiet:
+        from .. import progress
+
+        progress.disable()
+    return Output(json=use_json, quiet=use_quiet)
+
+
+def open_dock(ctx: typer.Context, create: bool = False):  # type: ignore[no-untyped-def]
+    """Open the dock chosen by --dock, then LWDOCK_HOME, then the platform default."""
+    from ..config import resolve_dock_dir
+    from ..store.dock import Dock
+
+    path = resolve_dock_dir(state(ctx).dock)
+    return Dock.init(path) if create else Dock.open(path)

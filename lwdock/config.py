@@ -1,0 +1,90 @@
+"""Every environment variable lwdock reads is parsed here, and nowhere else."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _as_bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _as_float(name: str, value: str | None, default: float) -> float:
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        from .errors import UsageError
+
+        raise UsageError(f"environment variable {name}={value!r} is not a number") from None
+
+
+def _as_int(name: str, value: str | None, default: int) -> int:
+    return int(_as_float(name, value, float(default)))
+
+
+def default_dock_dir() -> Path:
+    """The platform data directory used when neither --dock nor LWDOCK_HOME is set."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "lwdock"
+    if sys.platform.startswith("win"):
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(base) / "lwdock"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "lwdock"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide settings read from the environment.
+
+    Attributes
+    ----------
+    home: dock directory from ``LWDOCK_HOME`` (None when unset).
+    lock_timeout: seconds to wait for the dock lock (``LWDOCK_LOCK_TIMEOUT``, default 60).
+    no_progress: disable progress bars (``LWDOCK_NO_PROGRESS``).
+    debug: show tracebacks (``LWDOCK_DEBUG``).
+    max_members: most zip members accepted (``LWDOCK_MAX_MEMBERS``, default 2000).
+    max_unpacked_bytes: most uncompressed bytes accepted (``LWDOCK_MAX_UNPACKED_MB``, default 1024 MiB).
+    device: default torch device (``LWDOCK_DEVICE``, default "cpu").
+    """
+
+    home: Path | None
+    lock_timeout: float
+    no_progress: bool
+    debug: bool
+    max_members: int
+    max_unpacked_bytes: int
+    device: str
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    home = env.get("LWDOCK_HOME")
+    return Settings(
+        home=Path(home).expanduser() if home else None,
+        lock_timeout=_as_float("LWDOCK_LOCK_TIMEOUT", env.get("LWDOCK_LOCK_TIMEOUT"), 60.0),
+        no_progress=_as_bool(env.get("LWDOCK_NO_PROGRESS")),
+        debug=_as_bool(env.get("LWDOCK_DEBUG")),
+        max_members=_as_int("LWDOCK_MAX_MEMBERS", env.get("LWDOCK_MAX_MEMBERS"), 2000),
+        max_unpacked_bytes=_as_int("LWDOCK_MAX_UNPACKED_MB", env.get("LWDOCK_MAX_UNPACKED_MB"), 1024)
+        * 1024
+        * 1024,
+        device=env.get("LWDOCK_DEVICE", "cpu") or "cpu",
+    )
+
+
+def resolve_dock_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--dock, then LWDOCK_HOME, then the platform data directory."""
+    if explicit:
+        return Path(explicit).expanduser()
+    settings = load_settings()
+    if settings.home is not None:
+        return settings.home
+    return default_dock_dir()
