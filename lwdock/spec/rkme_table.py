@@ -1,0 +1,326 @@
+"""Table RKME: a weighted reduced set ``{(z_j, beta_j)}`` whose kernel mean embedding
+``sum_j beta_j k(z_j, .)`` approximates that of the data, ``mean_i k(x_i, .)``.
+
+Fitting minimises the squared MMD ``F(Z, b) = b'K_zz b - 2 b'c(Z) + const`` with
+``c_j = mean_i k(z_j, x_i)``: seeded k-means init, then ``steps`` rounds of
+(weights by the simplex QP, one exact-gradient step on Z with a monotone line
+search), then the raw-row guard, then a last weight solve. See ``docs/spec.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputDataError
+from . import _fit
+from .kernels import kernel_stats, rbf_kernel, weighted_inner
+from .qp import solve_simplex_qp
+
+logger = logging.getLogger("lwdock")
+
+PROGRESS_ROWS = 50_000  # show a progress bar from this many rows up
+
+
+class RKMETableSpec:
+    """RKME table specification (estimator style).
+
+    Parameters
+    ----------
+    gamma: RBF kernel parameter, ``k(a, b) = exp(-gamma |a - b|^2)`` (reference default 0.1).
+    K: reduced-set size (reference rules apply: K*d capped at 1310720, K >= n -> max(1, 2n//3)).
+    steps: optimisation rounds (one Z step and one weight solve each).
+    step_size: initial step of the preconditioned Z step (1.0 = a full mean-shift-like step);
+        the line search halves or grows it.
+    nonnegative_beta: weights on the simplex (QP); False uses the reference's ridge solve.
+    random_state: seed for every random choice (k-means, subsampling, guard directions).
+    device: "cpu" (numpy) or "cuda" / "cuda:N" (torch for the data passes).
+    max_samples: fit on a seeded subsample of at most this many rows (None: all rows).
+    kmeans_samples: rows used for the k-means initialisation.
+    kmeans_iter: Lloyd iterations.
+    min_dist: raw-row guard radius as a fraction of the median nearest-neighbour distance
+        between raw rows; no published point is closer than this to a raw row (0 disables).
+    n_threads: BLAS threads during fit (None: min(2, available cores)).
+    """
+
+    type = "RKMETableSpecification"
+
+    def __init__(
+        self,
+        gamma: float = 0.1,
+        K: int = 100,
+        steps: int = 5,
+        step_size: float = 1.0,
+        nonnegative_beta: bool = True,
+        random_state: int | None = 0,
+        device: str = "cpu",
+        max_samples: int | None = None,
+        kmeans_samples: int = 5_000,
+        kmeans_iter: int = 10,
+        min_dist: float = 0.05,
+        n_threads: int | None = None,
+    ) -> None:
+        self.gamma = gamma
+        self.K = K
+        self.steps = steps
+        self.step_size = step_size
+        self.nonnegative_beta = nonnegative_beta
+        self.random_state = random_state
+        self.device = device
+        self.max_samples = max_samples
+        self.kmeans_samples = kmeans_samples
+        self.kmeans_iter = kmeans_iter
+        self.min_dist = min_dist
+        self.n_threads = n_threads
+
+    # -- fitting ---------------------------------------------------------------
+    def _validate_params(self) -> None:
+        g = self.gamma
+        if not isinstance(g, (int, float)) or not np.isfinite(g) or g <= 0:
+            raise InputDataError(f"gamma must be a positive number, got {g!r}")
+        if int(self.K) < 1:
+            raise InputDataError(f"K must be at least 1, got {self.K}")
+        if int(self.steps) < 0:
+            raise InputDataError(f"steps must be >= 0, got {self.steps}")
+        if not self.step_size > 0:
+            raise InputDataError(f"step_size must be positive, got {self.step_size}")
+        if self.max_samples is not None and int(self.max_samples) < 1:
+            raise InputDataError(f"max_samples must be at least 1, got {self.max_samples}")
+        if not self.min_dist >= 0:
+            raise InputDataError(f"min_dist must be >= 0, got {self.min_dist}")
+
+    def fit(self, X) -> RKMETableSpec:  # type: ignore[no-untyped-def]
+        """Fit to the rows of ``X`` (n x d, or n x ... flattened). ``X`` is never modified."""
+        self._validate_params()
+        X = _fit.as_table(X)
+        from threadpoolctl import threadpool_limits
+
+        threads = self.n_threads or min(2, _available_cores())
+        with threadpool_limits(limits=int(threads), user_api="blas"):
+            self._fit(X)
+        return self
+
+    def _fit(self, X: np.ndarray) -> None:
+        rng = np.random.default_rng(self.random_state)
+        gamma = float(self.gamma)
+        n_all, d = X.shape
+        if self.max_samples is not None and n_all > int(self.max_samples):
+            X = X[np.sort(rng.choice(n_all, size=int(self.max_samples), replace=False))]
+        n = X.shape[0]
+        K = _fit.effective_k(int(self.K), n, d)
+        fill = _fit.fill_values(X)
+
+        pass_fn = self._data_pass()
+        sub = _fit.take_rows(X, _subsample(n, 1000, rng), fill)
+        self.median_sq_dist_ = _fit.median_sq_distance(sub)
+        self.suggested_gamma_ = _fit.check_gamma(gamma, self.median_sq_dist_)
+
+        from ..progress import bar
+
+        total = 2 * int(self.steps) + 3
+        with bar(total if n >= PROGRESS_ROWS else None, "fitting RKME") as progress:
+            init_rows = _fit.take_rows(X, _subsample(n, int(self.kmeans_samples), rng), fill)
+            Z = _fit.kmeans(init_rows, K, rng, max_iter=int(self.kmeans_iter))
+            c, m = pass_fn(X, Z, gamma, fill)
+            Kzz = rbf_kernel(Z, Z, gamma)
+            beta = self._weights(Kzz, c)
+            progress.advance(1)
+            eta = float(self.step_size)
+            for _ in range(int(self.steps)):
+                Z, c, m, Kzz, eta = self._z_step(X, fill, Z, beta, c, m, Kzz, eta, pass_fn)
+                beta = self._weights(Kzz, c)
+                progress.advance(2)
+            Z, moved = self._guard(X, fill, Z, rng)
+            if moved:
+                c, _ = pass_fn(X, Z, gamma, fill, with_moments=False)
+                Kzz = rbf_kernel(Z, Z, gamma)
+                beta = self._weights(Kzz, c)
+            progress.advance(2)
+
+        self.z_ = Z
+        self.beta_ = beta
+        self.num_points_ = int(n_all)
+        self.guard_moved_ = int(moved)
+        # F = MMD^2 - mean k(x, x'): the part of MMD^2 that depends on the spec
+        self.objective_ = float(beta @ Kzz @ beta - 2.0 * beta @ c)
+        self._self_inner = None
+
+    def _data_pass(self):  # type: ignore[no-untyped-def]
+        if self.device in (None, "cpu"):
+            return kernel_stats
+        from ._torch import check_device, kernel_stats_torch
+
+        dev = check_device(str(self.device))
+        if dev.type == "cpu":
+            return kernel_stats
+
+        def run(X, Z, gamma, fill, with_moments=True):  # type: ignore[no-untyped-def]
+            return kernel_stats_torch(X, Z, gamma, dev, fill)
+
+        return run
+
+    def _weights(self, Kzz: np.ndarray, c: np.ndarray) -> np.ndarray:
+        beta, _ = solve_simplex_qp(Kzz, c, nonnegative=bool(self.nonnegative_beta))
+        return beta
+
+    def _z_step(self, X, fill, Z, beta, c, m, Kzz, eta, pass_fn):  # type: ignore[no-untyped-def]
+        """One exact-gradient step on Z, preconditioned per point, with a monotone line search.
+
+        The gradient of F w.r.t. z_j is ``-4 gamma beta_j (A_j - B_j)`` with
+        ``A_j = sum_l beta_l k_jl (z_j - z_l)`` and ``B_j = c_j z_j - m_j``. Dividing by
+        ``4 gamma beta_j (s_j + c_j)`` (``s_j = sum_l beta_l k_jl``) gives a step that is
+        scale-free: with no Z-Z term it is exactly a mean-shift step towards the data.
+        """
+        gamma = float(self.gamma)
+        s = Kzz @ beta
+        A = Z * s[:, None] - Kzz @ (beta[:, None] * Z)
+        B = Z * c[:, None] - m
+        direction = (A - B) / np.maximum(s + c, 1e-300)[:, None]
+        f_old = float(beta @ Kzz @ beta - 2.0 * beta @ c)
+        for _ in range(4):
+            Z_new = Z + eta * direction
+            c_new, m_new = pass_fn(X, Z_new, gamma, fill)
+            K_new = rbf_kernel(Z_new, Z_new, gamma)
+            f_new = float(beta @ K_new @ beta - 2.0 * beta @ c_new)
+            if f_new <= f_old:
+                return Z_new, c_new, m_new, K_new, min(2.0 * eta, 4.0)
+            eta *= 0.25
+        return Z, c, m, Kzz, eta
+
+    def _guard(self, X, fill, Z, rng):  # type: ignore[no-untyped-def]
+        if not self.min_dist:
+            self.guard_radius_ = 0.0
+            return Z, 0
+        from .leak import median_nn_distance, push_away
+
+        med = median_nn_distance(X, fill, random_state=0 if self.random_state is None else int(self.random_state))
+        if med is None or med <= 0:
+            # one row, or duplicates everywhere: fall back to the kernel length scale
+            med = 1.0 / np.sqrt(float(self.gamma))
+        self.guard_radius_ = float(self.min_dist) * med
+        return push_away(Z, X, self.guard_radius_, rng, fill)
+
+    # -- properties and operations -------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "z_"):
+            raise InputDataError("this specification is not fitted; call fit(X) or load a file first")
+
+    @property
+    def dim(self) -> int:
+        self._check_fitted()
+        return int(self.z_.shape[1])
+
+    def _self(self) -> float:
+        # <mu, mu> under our own gamma, cached (fitted state is not changed after fit/load)
+        cached = getattr(self, "_self_inner", None)
+        if cached is None or cached[0] != self.gamma:
+            cached = (self.gamma, weighted_inner(self.z_, self.beta_, self.z_, self.beta_, float(self.gamma)))
+            self._self_inner = cached
+        return cached[1]
+
+    def inner_prod(self, other: RKMETableSpec) -> float:
+        """``<mu_self, mu_other>`` with this spec's gamma."""
+        self._check_fitted()
+        other._check_fitted()
+        if other.dim != self.dim:
+            raise InputDataError(f"specification dimensions differ: {self.dim} vs {other.dim}")
+        if other is self:
+            return self._self()
+        return weighted_inner(self.z_, self.beta_, other.z_, other.beta_, float(self.gamma))
+
+    def dist(self, other: RKMETableSpec) -> float:
+        """Squared MMD ``<A,A> - 2<A,B> + <B,B>`` (each self term under its own gamma), clamped at 0."""
+        if other is self:
+            return 0.0
+        value = self._self() - 2.0 * self.inner_prod(other) + other._self()
+        return max(float(value), 0.0)
+
+    def _positive_weights(self) -> np.ndarray:
+        w = np.clip(np.asarray(self.beta_, dtype=np.float64), 0.0, None)  # a copy: beta_ stays as is
+        total = w.sum()
+        return w / total if total > 0 else np.full(w.size, 1.0 / w.size)
+
+    def sample(self, n: int, random_state: int | None = None, noise_std: float = 0.0) -> np.ndarray:
+        """``n`` draws from the weighted reduced set (plus optional Gaussian noise)."""
+        self._check_fitted()
+        rng = np.random.default_rng(random_state)
+        idx = rng.choice(self.beta_.size, size=int(n), p=self._positive_weights())
+        out = self.z_[idx].copy()
+        if noise_std > 0:
+            out += rng.normal(0.0, noise_std, size=out.shape)
+        return out
+
+    def herding(self, T: int, random_state: int | None = None, noise_std: float = 0.25, per_point: int = 100) -> np.ndarray:
+        """``T`` points chosen by greedy kernel herding from ``per_point * T`` noisy candidates.
+
+        Candidates are reduced-set points (drawn by weight) plus N(0, noise_std^2 I), as in the
+        reference. Each pick maximises ``(t+1) f(x) - sum_{s<t} k(x_s, x)``; the loop runs over
+        the T picks, each pick vectorised over all candidates.
+        """
+        self._check_fitted()
+        T = int(T)
+        if T < 1:
+            return np.empty((0, self.dim))
+        gamma = float(self.gamma)
+        cand = self.sample(per_point * T, random_state=random_state, noise_std=noise_std)
+        w = self._positive_weights()
+        f = rbf_kernel(cand, self.z_, gamma) @ w
+        c_sq = np.einsum("ij,ij->i", cand, cand)
+        acc = np.zeros(cand.shape[0])
+        picks = np.empty(T, dtype=np.int64)
+        for t in range(T):
+            j = int(np.argmax((t + 1) * f - acc))
+            picks[t] = j
+            d2 = np.maximum(c_sq - 2.0 * (cand @ cand[j]) + c_sq[j], 0.0)
+            acc += np.exp(-gamma * d2)
+        return cand[picks]
+
+    # -- files -----------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in (
+            "gamma", "K", "steps", "step_size", "nonnegative_beta", "random_state", "device",
+            "max_samples", "kmeans_samples", "kmeans_iter", "min_dist", "n_threads")}
+
+    def to_dict(self) -> dict[str, Any]:
+        from .specfile import table_to_dict
+
+        return table_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RKMETableSpec:
+        from .specfile import table_from_dict
+
+        return table_from_dict(data, cls)
+
+    def save(self, path: str | Path) -> None:
+        from .specfile import save_dict
+
+        save_dict(self.to_dict(), path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RKMETableSpec:
+        from .specfile import read_dict
+
+        return cls.from_dict(read_dict(path))
+
+    def __repr__(self) -> str:
+        state = f"K={self.z_.shape[0]}, d={self.z_.shape[1]}" if hasattr(self, "z_") else "unfitted"
+        return f"RKMETableSpec(gamma={self.gamma}, {state})"
+
+
+def _subsample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    if n <= size:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=size, replace=False))
+
+
+def _available_cores() -> int:
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
