@@ -1,0 +1,83 @@
+"""Statistical specification commands: ``lwdock spec table`` and ``lwdock spec show``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ._state import JsonOpt, output
+
+spec_app = typer.Typer(
+    name="spec",
+    help="Build and inspect RKME statistical specifications.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def table(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Argument(help="Training data: .npy, .npz (array X) or .csv (header detected).")],
+    out_path: Annotated[Path, typer.Option("--output", "-o", help="Where to write the spec JSON.")],
+    k: Annotated[int, typer.Option("--K", "-K", help="Reduced-set size.")] = 100,
+    gamma: Annotated[float, typer.Option("--gamma", help="RBF kernel gamma (use the dock's gamma).")] = 0.1,
+    steps: Annotated[int, typer.Option("--steps", help="Optimisation rounds.")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    max_samples: Annotated[
+        Optional[int], typer.Option("--max-samples", help="Fit on at most this many rows (seeded subsample).")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Build a table RKME specification from DATA and write it to -o."""
+    from ..spec.api import build_table_spec
+
+    out = output(ctx, json)
+    result = build_table_spec(
+        data, out_path, K=k, gamma=gamma, steps=steps, random_state=seed, device=device, max_samples=max_samples
+    )
+
+    def human(d: dict[str, Any]) -> None:
+        out.line(f"wrote {d['path']}: K={d['K']} d={d['dim']} gamma={d['gamma']:g} "
+                 f"from {d['num_points']} rows in {d['fit_seconds']:.3g}s")
+
+    out.result(result, human=human)
+
+
+def show(
+    ctx: typer.Context,
+    spec: Annotated[Path, typer.Argument(help="Spec JSON file.")],
+    data: Annotated[
+        Optional[Path], typer.Option("--data", help="Training data: also report the raw-row leak figure.")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Summarise a spec file (and, with --data, how close its points come to raw rows)."""
+    from ..spec.api import describe_spec
+
+    out = output(ctx, json)
+    result = describe_spec(spec, data)
+
+    def human(d: dict[str, Any]) -> None:
+        for key in ("path", "type", "dim", "K", "gamma", "num_points", "beta_min", "beta_max", "beta_nonzero",
+                    "self_inner"):
+            v = d.get(key)
+            out.line(f"{key:<13} {v:.6g}" if isinstance(v, float) else f"{key:<13} {v}")
+        leak = d.get("leak")
+        if leak is not None:
+            if leak["fraction"] is None:
+                out.line("leak          n/a (one data row)")
+            else:
+                out.line(f"leak          {leak['count']}/{leak['points']} points ({100 * leak['fraction']:.1f}%) "
+                         f"within {leak['threshold']:g} x median NN distance ({leak['median_nn_distance']:.4g}) "
+                         f"of a raw row")
+
+    out.result(result, human=human)
+
+
+def register(app: typer.Typer) -> None:
+    spec_app.command("table")(table)
+    spec_app.command("show")(show)
+    app.add_typer(spec_app, name="spec")
