@@ -53,6 +53,7 @@ class Settings:
     max_members: most zip members accepted (``LWDOCK_MAX_MEMBERS``, default 2000).
     max_unpacked_bytes: most uncompressed bytes accepted (``LWDOCK_MAX_UNPACKED_MB``, default 1024 MiB).
     device: default torch device (``LWDOCK_DEVICE``, default "cpu").
+    fault: test-only fault-injection point (``LWDOCK_FAULT``): the process kills itself there.
     """
 
     home: Path | None
@@ -62,6 +63,7 @@ class Settings:
     max_members: int
     max_unpacked_bytes: int
     device: str
+    fault: str | None = None
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -77,6 +79,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         * 1024
         * 1024,
         device=env.get("LWDOCK_DEVICE", "cpu") or "cpu",
+        fault=env.get("LWDOCK_FAULT") or None,
     )
 
 

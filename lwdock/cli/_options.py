@@ -1,0 +1,51 @@
+"""Option types shared by several commands, so flags stay identical everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+SemanticFileOpt = Annotated[
+    Optional[Path], typer.Option("--semantic", help="Semantic specification JSON file.", show_default=False)
+]
+NameOpt = Annotated[Optional[str], typer.Option("--name", help="Semantic Name.", show_default=False)]
+DescriptionOpt = Annotated[Optional[str], typer.Option("--description", help="Semantic Description.", show_default=False)]
+DataTypeOpt = Annotated[
+    Optional[str], typer.Option("--data-type", help="Semantic Data: Table, Image or Text.", show_default=False)
+]
+TaskOpt = Annotated[
+    Optional[str],
+    typer.Option("--task", help="Semantic Task: Classification, Regression, Feature Extraction, ...", show_default=False),
+]
+LibraryOpt = Annotated[
+    Optional[str], typer.Option("--library", help="Semantic Library: Scikit-learn, PyTorch, ...", show_default=False)
+]
+ScenarioOpt = Annotated[
+    Optional[list[str]], typer.Option("--scenario", help="Semantic Scenario tag (repeatable).", show_default=False)
+]
+LicenseOpt = Annotated[Optional[str], typer.Option("--license", help="Semantic License, e.g. MIT.", show_default=False)]
+InputDimOpt = Annotated[
+    Optional[int], typer.Option("--input-dim", help="Semantic Input.Dimension.", show_default=False)
+]
+OutputDimOpt = Annotated[
+    Optional[int],
+    typer.Option("--output-dim", help="Semantic Output.Dimension (number of classes for classifiers).", show_default=False),
+]
+
+
+def semantic_from_options(
+    semantic_file: Optional[Path],
+    *,
+    base: Optional[dict[str, Any]] = None,
+    **flags: Any,
+) -> Optional[dict[str, Any]]:
+    """--semantic FILE, overridden by any semantic flags; None when neither is given."""
+    from ..store import semantic as sem
+
+    if semantic_file is not None:
+        base = sem.load(semantic_file)
+    if base is None and all(v in (None, [], ()) for v in flags.values()):
+        return None
+    return sem.from_flags(base=base, **flags)

@@ -1,0 +1,69 @@
+"""``lwdock pack``: build a learnware zip from a pickled model and its training data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ._options import (
+    DescriptionOpt,
+    LibraryOpt,
+    LicenseOpt,
+    NameOpt,
+    OutputDimOpt,
+    ScenarioOpt,
+    SemanticFileOpt,
+    TaskOpt,
+    semantic_from_options,
+)
+from ._state import JsonOpt, output
+
+
+def pack(
+    ctx: typer.Context,
+    model: Annotated[Path, typer.Option("--model", help="Pickled or joblib model with a sklearn-style predict.")],
+    out: Annotated[Path, typer.Option("-o", "--output", help="Learnware zip to write.")],
+    data: Annotated[
+        Optional[Path], typer.Option("--data", help="Training data (.npy, .npz or .csv) for the RKME spec.")
+    ] = None,
+    spec: Annotated[Optional[Path], typer.Option("--spec", help="A ready statistical spec instead of --data.")] = None,
+    semantic_file: SemanticFileOpt = None,
+    name: NameOpt = None,
+    description: DescriptionOpt = None,
+    task: TaskOpt = None,
+    library: LibraryOpt = None,
+    scenario: ScenarioOpt = None,
+    license: LicenseOpt = None,
+    output_dim: OutputDimOpt = None,
+    requirement: Annotated[
+        Optional[list[str]],
+        typer.Option("--requirement", "-r", help="pip requirement (repeatable; default: this scikit-learn)."),
+    ] = None,
+    predict_output: Annotated[
+        str, typer.Option("--predict-output", help="Classifiers: auto (probabilities if available), labels or proba.")
+    ] = "auto",
+    gamma: Annotated[float, typer.Option("--gamma", help="RBF kernel gamma (use your dock's).")] = 0.1,
+    k: Annotated[int, typer.Option("-K", "--K", help="Reduced-set size.")] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    max_samples: Annotated[Optional[int], typer.Option("--max-samples", help="Subsample the data first.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Build a learnware zip: model wrapper, learnware.yaml, requirements, specs."""
+    from ..store.pack import pack as do_pack
+
+    semantic = semantic_from_options(
+        semantic_file, name=name, description=description, data_type="Table", task=task, library=library,
+        scenario=scenario, license=license, output_dim=output_dim,
+    ) or {}  # fmt: skip
+    summary = do_pack(
+        model, out, semantic, train_data=data, spec_file=spec, requirements=requirement, gamma=gamma, K=k,
+        seed=seed, max_samples=max_samples, output=predict_output,
+    )  # fmt: skip
+    sink = output(ctx, json)
+    sink.result(summary, human=lambda d: sink.line(d["path"]), ids=[summary["id"]])
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(pack)

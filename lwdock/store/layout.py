@@ -1,0 +1,84 @@
+"""Where things live inside a dock directory, and the layout version.
+
+    <dock>/LAYOUT_VERSION          layout version (an integer), for later migrations
+    <dock>/dock.json               dock settings (kernel gamma, creation time)
+    <dock>/index.json              TinyDB index (metadata only; rebuildable)
+    <dock>/objects/sha256/ab/<id>.zip   immutable learnware blobs, named by content hash
+    <dock>/objects/sha256/ab/<id>.json  manifest beside each blob (used to rebuild the index)
+    <dock>/unpacked/<id>/          unpacked cache (rebuilt from the blob when missing)
+    <dock>/envs/                   cached virtualenvs for running learnwares
+    <dock>/search/                 search cache
+    <dock>/locks/dock.lock         the cross-process dock lock
+    <dock>/tmp/                    scratch on the same filesystem, for atomic renames
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+LAYOUT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @property
+    def version_file(self) -> Path:
+        return self.root / "LAYOUT_VERSION"
+
+    @property
+    def settings_file(self) -> Path:
+        return self.root / "dock.json"
+
+    @property
+    def index_file(self) -> Path:
+        return self.root / "index.json"
+
+    @property
+    def objects(self) -> Path:
+        return self.root / "objects" / "sha256"
+
+    @property
+    def unpacked(self) -> Path:
+        return self.root / "unpacked"
+
+    @property
+    def envs(self) -> Path:
+        return self.root / "envs"
+
+    @property
+    def search(self) -> Path:
+        return self.root / "search"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "locks" / "dock.lock"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    def blob(self, lw_id: str) -> Path:
+        return self.objects / lw_id[:2] / f"{lw_id}.zip"
+
+    def manifest(self, lw_id: str) -> Path:
+        return self.objects / lw_id[:2] / f"{lw_id}.json"
+
+    def unpacked_dir(self, lw_id: str) -> Path:
+        return self.unpacked / lw_id
+
+    def make_dirs(self) -> None:
+        for d in (self.objects, self.unpacked, self.envs, self.search, self.lock_file.parent, self.tmp):
+            d.mkdir(parents=True, exist_ok=True)
+
+
+def fault_point(name: str) -> None:
+    """Test hook: when LWDOCK_FAULT names this point, the process is killed right here."""
+    from ..config import load_settings
+
+    if load_settings().fault == name:
+        os.kill(os.getpid(), signal.SIGKILL)

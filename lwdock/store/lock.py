@@ -1,0 +1,65 @@
+"""The dock's cross-process lock.
+
+TinyDB has no locking of its own, and two processes writing one index file
+corrupt it, so every index read and write happens under this lock. It is an
+OS-level lock (flock on POSIX via ``filelock``), which the kernel releases
+when a process dies: a killed submit never leaves the dock locked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import LockTimeoutError
+
+logger = logging.getLogger("lwdock")
+
+_WAIT_MESSAGE_EVERY = 5.0  # seconds between "still waiting" messages
+_registry: dict[str, object] = {}
+_registry_guard = threading.Lock()
+
+
+def _file_lock(path: Path):  # type: ignore[no-untyped-def]
+    from filelock import FileLock
+
+    key = str(path.resolve())
+    with _registry_guard:
+        lock = _registry.get(key)
+        if lock is None:
+            lock = FileLock(key)  # reentrant within a process
+            _registry[key] = lock
+        return lock
+
+
+@contextmanager
+def locked(path: Path, timeout: float, what: str = "dock") -> Iterator[None]:
+    """Hold the lock file ``path``; wait up to ``timeout`` seconds, saying so on stderr."""
+    from filelock import Timeout
+
+    lock = _file_lock(path)
+    deadline = time.monotonic() + max(timeout, 0.0)
+    announced = False
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            lock.acquire(timeout=max(0.0, min(_WAIT_MESSAGE_EVERY, remaining)), poll_interval=0.02)
+            break
+        except Timeout:
+            if time.monotonic() >= deadline:
+                raise LockTimeoutError(
+                    f"could not take the {what} lock {path} within {timeout:g} s",
+                    hint="another lwdock process is using this dock; retry, or raise LWDOCK_LOCK_TIMEOUT",
+                ) from None
+            if not announced or remaining > 0:
+                logger.info("waiting for the %s lock %s (pid %d) ...", what, path, os.getpid())
+                announced = True
+    try:
+        yield
+    finally:
+        lock.release()
