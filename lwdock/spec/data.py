@@ -108,10 +108,10 @@ def _load_csv(path: Path) -> np.ndarray:
     out = np.empty((len(rows), width))
     for i, row in enumerate(rows):
         if len(row) != width:
-            raise InputDataError(f"{path}: row {i + 1} has {len(row)} fields, expected {width}")
+            raise InputDataError(f"{path}: line {i + 1 + header} has {len(row)} fields, expected {width}")
         try:
             out[i] = [float(f) if f.strip() else np.nan for f in row]
         except ValueError:
             bad = next(f for f in row if not _is_number(f))
-            raise InputDataError(f"{path}: row {i + 1} has a non-numeric value {bad.strip()!r}") from None
+            raise InputDataError(f"{path}: line {i + 1 + header} has a non-numeric value {bad.strip()!r}") from None
     return out

@@ -73,8 +73,6 @@ def table_from_dict(data: Any, cls=None, source: str = "specification"):  # type
         raise _fail(f"schema_version {version!r} is not supported (this lwdock reads up to {SCHEMA_VERSION})", source)
     if data.get("dtype", "float64") not in ("float64", "float32"):
         raise _fail(f"dtype {data.get('dtype')!r} is not supported", source)
-    if "checksum" in data and data["checksum"] != checksum(data):
-        raise _fail("checksum mismatch: the file was altered or damaged", source)
     try:
         z = np.array(data["z"], dtype=np.float64)
         beta = np.array(data["beta"], dtype=np.float64)
@@ -93,6 +91,8 @@ def table_from_dict(data: Any, cls=None, source: str = "specification"):  # type
     n = data["num_points"]
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise _fail(f"num_points must be a positive integer, got {n!r}", source)
+    if "checksum" in data and data["checksum"] != checksum(data):
+        raise _fail("checksum mismatch: the file was altered or damaged", source)
     params = data.get("params") if isinstance(data.get("params"), dict) else {}
     known = cls().get_params()
     spec = cls(**{k: v for k, v in params.items() if k in known})
