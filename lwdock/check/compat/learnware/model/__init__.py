@@ -1,0 +1,3 @@
+from .base import BaseModel
+
+__all__ = ["BaseModel"]

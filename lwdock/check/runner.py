@@ -1,0 +1,356 @@
+"""Client side of the sandboxed model runner: :class:`ModelWorker`.
+
+One worker subprocess per model, started once and reused for many predict
+calls. Every round trip has a deadline; on a timeout, a crash or a protocol
+error the worker's whole process group is killed and a
+:class:`~lwdock.errors.ModelRuntimeError` says why, with the tail of its stderr.
+The worker's directory (cwd, HOME, TMPDIR, logs) is removed on close, and at
+interpreter exit for any worker still open.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelRuntimeError
+from . import sandbox
+
+log = logging.getLogger("lwdock")
+
+RUNNER = Path(__file__).resolve().parent.parent / "runner.py"
+_LIVE: "weakref.WeakSet[ModelWorker]" = weakref.WeakSet()
+_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_MAX_HEADER = 1 << 20
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+class ModelWorker:
+    """A learnware model served by a sandboxed subprocess.
+
+    >>> with ModelWorker(pkg_root, python=env.python) as w:   # doctest: +SKIP
+    ...     w.info()["input_shape"]
+    ...     y = w.predict(X)
+
+    ``timeout`` bounds each round trip (one batch), ``start_timeout`` the import
+    and instantiation. ``memory_mb``/``cpu_seconds``/``file_mb`` are kernel
+    limits on the worker. ``network=False`` starts it in a fresh network
+    namespace when this machine allows it (see :func:`sandbox.enforcement`).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, module: str = "__init__.py", class_name: str = "Model",
+                 kwargs: dict | None = None, python: str | None = None, timeout: float = 60.0,
+                 start_timeout: float = 120.0, memory_mb: int | None = 4096, cpu_seconds: int | None = 3600,
+                 file_mb: int | None = 1024, network: bool = False, audit: bool = True,
+                 batch_bytes: int = 64 * 2**20, max_output_bytes: int = 2 * 2**30,
+                 workdir_base: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root)
+        self.module = module
+        self.class_name = class_name
+        self.kwargs = dict(kwargs or {})
+        self.python = python or sys.executable
+        self.timeout = timeout
+        self.start_timeout = start_timeout
+        self.memory_mb = memory_mb
+        self.cpu_seconds = cpu_seconds
+        self.file_mb = file_mb
+        self.network = network
+        self.audit = audit
+        self.batch_bytes = batch_bytes
+        self.max_output_bytes = max_output_bytes
+        self.workdir_base = workdir_base
+        self.workdir: Path | None = None
+        self.proc: subprocess.Popen | None = None
+        self._info: dict | None = None
+        self._buf = bytearray()
+        self._stderr_tail = ""
+        self.network_isolated = False
+        self.calls = 0
+
+    # -- life cycle ----------------------------------------------------------------
+    def __enter__(self) -> "ModelWorker":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> "ModelWorker":
+        if self.proc is not None:
+            return self
+        self.workdir = Path(tempfile.mkdtemp(prefix="lwdock-worker-", dir=self.workdir_base))
+        (self.workdir / "tmp").mkdir()
+        prefix: tuple[str, ...] = () if self.network else sandbox.network_prefix()
+        self.network_isolated = bool(prefix)
+        cmd = [*prefix, self.python, "-I", "-B", str(RUNNER), "--root", str(self.root.resolve()),
+               "--module", self.module, "--class-name", self.class_name, "--kwargs", json.dumps(self.kwargs),
+               "--workdir", str(self.workdir), "--memory-mb", str(self.memory_mb or 0),
+               "--cpu-seconds", str(self.cpu_seconds or 0), "--file-mb", str(self.file_mb or 0)]
+        if not self.audit:
+            cmd.append("--no-audit")
+        env = {k: os.environ[k] for k in _ENV_KEEP if k in os.environ}
+        wd = str(self.workdir)
+        env.update(HOME=wd, TMPDIR=str(self.workdir / "tmp"), XDG_CACHE_HOME=str(self.workdir / ".cache"),
+                   MPLCONFIGDIR=str(self.workdir / ".cache"), PYTHONHASHSEED="0")
+        self._stderr_file = open(self.workdir / "stderr.log", "wb")  # noqa: SIM115 - closed in close()
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr_file,
+                                         cwd=wd, env=env, start_new_session=True, bufsize=0)
+        except OSError as exc:
+            self.close()
+            raise ModelRuntimeError(f"cannot start the model worker with {self.python}: {exc.strerror or exc}") from None
+        _LIVE.add(self)
+        try:
+            os.set_blocking(self.proc.stdout.fileno(), False)
+            os.set_blocking(self.proc.stdin.fileno(), False)
+            msg, _ = self._recv(time.monotonic() + self.start_timeout, "start")
+            if not msg.get("ok"):
+                self._kill()
+                raise ModelRuntimeError(f"model did not load: {msg.get('error', 'unknown error')}", hint=self._hint())
+        except BaseException:
+            self.close()  # no process and no directory left behind
+            raise
+        self._info = msg.get("info", {})
+        return self
+
+    def close(self) -> None:
+        """Ask the worker to stop, kill it if it does not, and remove its directory."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            try:
+                self._send({"op": "shutdown"}, b"", time.monotonic() + 2)
+                proc.wait(timeout=2)
+            except (ModelRuntimeError, subprocess.TimeoutExpired, OSError):
+                pass
+        self._kill()
+        if getattr(self, "_stderr_file", None) is not None:
+            self._stderr_file.close()
+            self._stderr_file = None
+        if self.workdir is not None:
+            self._stderr_tail = self._read_tail("stderr.log") or self._stderr_tail
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+        _LIVE.discard(self)
+
+    def _kill(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # the whole group: anything it forked goes too
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL does not fail
+            pass
+        for f in (proc.stdin, proc.stdout):
+            try:
+                if f is not None:
+                    f.close()
+            except OSError:
+                pass
+
+    # -- calls -------------------------------------------------------------------------
+    def info(self) -> dict:
+        """``{"input_shape", "output_shape", "class", "has_predict"}`` as reported by the model."""
+        self._require()
+        return dict(self._info or {})
+
+    def predict(self, X: Any, *, timeout: float | None = None) -> Any:
+        """``model.predict(X)`` in the worker, in batches of about ``batch_bytes`` each.
+
+        ``X`` may be an ndarray or a list of str (text). The result is always an
+        ndarray read with ``allow_pickle=False``.
+        """
+        import numpy as np
+
+        from .worker import decode_array, encode_array
+
+        self._require()
+        X = np.asarray(X)
+        if X.dtype.hasobject:
+            raise ModelRuntimeError("input is an object array; pass numbers or strings")
+        n = X.shape[0] if X.ndim else 1
+        row_bytes = max(1, X.nbytes // max(n, 1))
+        step = max(1, self.batch_bytes // row_bytes)
+        parts = []
+        for start in range(0, max(n, 1), step):
+            chunk = X[start : start + step] if X.ndim else X
+            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+            self._send({"op": "predict"}, encode_array(np.ascontiguousarray(chunk)), deadline)
+            msg, payload = self._recv(deadline, "predict")
+            if not msg.get("ok"):
+                raise ModelRuntimeError(f"model predict failed: {msg.get('error', 'unknown error')}",
+                                        hint=self._hint())
+            try:
+                out = decode_array(payload)
+            except ValueError as exc:  # object arrays need pickle: refused here as well
+                self._kill()
+                raise ModelRuntimeError(f"worker sent an unreadable array: {exc}") from None
+            self.last_pytype = msg.get("pytype")
+            parts.append(out)
+            self.calls += 1
+        if len(parts) == 1:
+            return parts[0]
+        try:
+            return np.concatenate(parts, axis=0)
+        except ValueError as exc:
+            raise ModelRuntimeError(f"model outputs of different batches do not stack: {exc}") from None
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _require(self) -> None:
+        if self.proc is None:
+            raise ModelRuntimeError("the model worker is not started")
+        if self.proc.poll() is not None:
+            raise ModelRuntimeError(f"the model worker has exited ({self._exit_text()})", hint=self._hint())
+
+    def _send(self, msg: dict, payload: bytes, deadline: float) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        if payload:
+            msg = dict(msg, nbytes=len(payload))
+        data = memoryview(json.dumps(msg).encode() + b"\n" + payload)
+        fd = self.proc.stdin.fileno()
+        while data:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._fail_timeout("sending input")
+            _, w, _ = select.select([], [fd], [], min(left, 1.0))
+            if not w:
+                if self.proc.poll() is not None:
+                    self._fail_died("sending input")
+                continue
+            try:
+                n = os.write(fd, data[: 1 << 20])
+            except BlockingIOError:
+                continue
+            except (BrokenPipeError, OSError):
+                self._fail_died("sending input")
+            data = data[n:]
+
+    def _fill(self, need: int, deadline: float, what: str) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while len(self._buf) < need:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._fail_timeout(what)
+            r, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if not r:
+                continue
+            try:
+                chunk = os.read(fd, max(need - len(self._buf), 1 << 16))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                self._fail_died(what)
+            self._buf += chunk
+
+    def _recv(self, deadline: float, what: str) -> tuple[dict, bytes]:
+        while True:
+            nl = self._buf.find(b"\n")
+            if nl >= 0:
+                break
+            if len(self._buf) > _MAX_HEADER:
+                self._kill()
+                raise ModelRuntimeError("model worker broke the protocol (header too long)")
+            self._fill(len(self._buf) + 1, deadline, what)
+        line = bytes(self._buf[:nl])
+        del self._buf[: nl + 1]
+        try:
+            msg = json.loads(line)
+            nbytes = int(msg.get("nbytes", 0)) if isinstance(msg, dict) else -1
+        except (ValueError, TypeError):
+            msg, nbytes = None, -1
+        if not isinstance(msg, dict) or nbytes < 0:
+            self._kill()
+            raise ModelRuntimeError("model worker broke the protocol (bad header)")
+        if nbytes > self.max_output_bytes:
+            self._kill()
+            raise ModelRuntimeError(f"model output of {nbytes} bytes exceeds the {self.max_output_bytes} byte limit")
+        self._fill(nbytes, deadline, what)
+        payload = bytes(self._buf[:nbytes])
+        del self._buf[:nbytes]
+        return msg, payload
+
+    def _fail_timeout(self, what: str) -> None:
+        self._kill()
+        raise ModelRuntimeError(f"model timed out while {what if what != 'start' else 'loading'} "
+                                f"(limit {self.timeout if what != 'start' else self.start_timeout:g}s); worker killed",
+                                hint="raise the timeout if the model is just slow")
+
+    def _fail_died(self, what: str) -> None:
+        assert self.proc is not None
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self._kill()
+        tail = self._tail_line()
+        raise ModelRuntimeError(f"model worker died during {what} ({self._exit_text()})" + (f": {tail}" if tail else ""),
+                                hint=self._hint())
+
+    def _exit_text(self) -> str:
+        code = self.proc.returncode if self.proc is not None else None
+        if code is None:
+            return "still running"
+        if code < 0:
+            name = _signal_name(code)
+            why = {"SIGKILL": "killed", "SIGXCPU": "CPU-time limit hit", "SIGSEGV": "crashed",
+                   "SIGXFSZ": "file-size limit hit"}.get(name, "signalled")
+            return f"{why}, {name}"
+        return f"exit code {code}"
+
+    def _read_tail(self, name: str, n: int = 4000) -> str:
+        if self.workdir is None:
+            return ""
+        try:
+            with open(self.workdir / name, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - n))
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def _tail_line(self) -> str:
+        text = self._read_tail("stderr.log") or self._stderr_tail
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        return lines[-1][:300] if lines else ""
+
+    def _hint(self) -> str | None:
+        return "see the model's stderr with --debug" if self._tail_line() else None
+
+    def logs(self) -> dict[str, str]:
+        """The tails of the worker's stdout and stderr logs (while it is open)."""
+        return {"stdout": self._read_tail("stdout.log"), "stderr": self._read_tail("stderr.log") or self._stderr_tail}
+
+
+@atexit.register
+def _close_all() -> None:
+    for w in list(_LIVE):
+        try:
+            w.close()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass

@@ -1,0 +1,252 @@
+"""The code that runs INSIDE the worker subprocess (``python -m lwdock.runner``).
+
+It sets its own limits, installs the audit hook, imports the learnware's model
+module by path, instantiates the class once, then serves requests until told to
+stop or until its parent goes away.
+
+Protocol (binary pipes; stdin from the parent, a private dup of stdout back):
+each message is one JSON line, optionally followed by ``nbytes`` bytes of one
+array in ``.npy`` format. Arrays are written and read with ``allow_pickle=False``,
+so an object array never crosses. fd 1 itself is pointed at ``stdout.log``, so
+whatever the model prints (from Python or C) cannot corrupt the protocol.
+
+Requests: ``{"op": "info"}``, ``{"op": "predict", "nbytes": N}`` + array,
+``{"op": "shutdown"}``. Replies: ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import importlib.util
+import io
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+from typing import Any, BinaryIO
+
+MAX_LINE = 1 << 20
+COMPAT_DIR = Path(__file__).resolve().parent / "compat"
+
+
+# -- framing (shared with the client) ---------------------------------------------
+
+
+def encode_array(arr: Any) -> bytes:
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def decode_array(data: bytes | bytearray | memoryview) -> Any:
+    import numpy as np
+
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+# -- model loading -----------------------------------------------------------------
+
+
+def _load_package(name: str, root: Path) -> types.ModuleType:
+    init = root / "__init__.py"
+    if init.is_file():
+        spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(root)])
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {init}")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+        return mod
+    mod = types.ModuleType(name)  # a bare package so relative imports still work
+    mod.__path__ = [str(root)]
+    mod.__file__ = None
+    sys.modules[name] = mod
+    return mod
+
+
+def load_model(root: str, module: str, class_name: str, kwargs: dict) -> Any:
+    """Import ``module`` (a path relative to ``root``) and return ``class_name(**kwargs)``."""
+    root_p = Path(root).resolve()
+    pkg = "_lwdock_learnware_" + hashlib.sha1(str(root_p).encode()).hexdigest()[:10]
+    rel = module.replace(os.sep, "/").strip("/")
+    parent = _load_package(pkg, root_p)
+    if rel in ("", "__init__.py"):
+        mod = parent
+    else:
+        if not rel.endswith(".py"):
+            raise ImportError(f"model module {module!r} is not a .py file")
+        dotted = rel[:-3]
+        if dotted.endswith("/__init__"):
+            dotted = dotted[: -len("/__init__")]
+        mod = importlib.import_module(pkg + "." + dotted.replace("/", "."))
+    try:
+        cls = getattr(mod, class_name)
+    except AttributeError:
+        raise ImportError(f"model module {module!r} has no class {class_name!r}") from None
+    # pickled models often refer to __main__.<Class> (the reference does the same)
+    setattr(sys.modules["__main__"], class_name, cls)
+    return cls(**kwargs)
+
+
+def _shape(value: Any) -> Any:
+    """A JSON shape: None, a list of ints, or a string when it is not a shape."""
+    if value is None:
+        return None
+    try:
+        items = list(value)
+        if all(int(v) == v and not isinstance(v, bool) for v in items):
+            return [int(v) for v in items]
+    except (TypeError, ValueError):
+        pass
+    return repr(value)[:200]
+
+
+def _as_array(out: Any) -> Any:
+    import numpy as np
+
+    if hasattr(out, "detach") and hasattr(out, "cpu"):  # a torch tensor, without importing torch
+        out = out.detach().cpu().numpy()
+    arr = np.asarray(out)
+    if arr.dtype.hasobject:
+        raise TypeError("model returned an object array; only numeric, bool or string arrays are accepted")
+    return arr
+
+
+# -- serving -----------------------------------------------------------------------
+
+
+class _Server:
+    def __init__(self, rfile: BinaryIO, wfile: BinaryIO) -> None:
+        self.rfile = rfile
+        self.wfile = wfile
+
+    def send(self, msg: dict, payload: bytes = b"") -> None:
+        if payload:
+            msg = dict(msg, nbytes=len(payload))
+        self.wfile.write(json.dumps(msg).encode() + b"\n")
+        if payload:
+            self.wfile.write(payload)
+        self.wfile.flush()
+
+    def recv(self) -> tuple[dict | None, bytes]:
+        line = self.rfile.readline(MAX_LINE)
+        if not line:
+            return None, b""
+        msg = json.loads(line)
+        n = int(msg.get("nbytes", 0))
+        payload = self.rfile.read(n) if n else b""
+        if len(payload) != n:
+            return None, b""
+        return msg, payload
+
+
+def _error(exc: BaseException) -> dict:
+    text = str(exc) or ("memory limit hit" if isinstance(exc, MemoryError) else "")
+    return {"ok": False, "error": f"{type(exc).__name__}: {' '.join(text.split())}"[:2000], "kind": type(exc).__name__}
+
+
+def _watch_parent(workdir: str) -> None:
+    # the worker must not outlive lwdock, even if lwdock is killed
+    ppid = os.getppid()
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != ppid:
+            shutil.rmtree(workdir, ignore_errors=True)
+            os._exit(3)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m lwdock.runner", description="lwdock model worker (internal)")
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--module", default="__init__.py")
+    ap.add_argument("--class-name", default="Model")
+    ap.add_argument("--kwargs", default="{}", help="JSON object")
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--memory-mb", type=int, default=0)
+    ap.add_argument("--cpu-seconds", type=int, default=0)
+    ap.add_argument("--file-mb", type=int, default=0)
+    ap.add_argument("--no-audit", action="store_true", help="skip the audit hook (trusted code only)")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    from .sandbox import apply_limits, install_audit_hook
+
+    workdir = os.path.realpath(args.workdir)
+    os.chdir(workdir)
+    # the protocol gets private copies of fds 0 and 1; the model gets /dev/null and a log
+    rfile = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
+    wfile = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    log_fd = os.open(os.path.join(workdir, "stdout.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log_fd, 1)
+    os.close(log_fd)
+    sys.stdin = open(os.devnull)  # noqa: SIM115
+    sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), line_buffering=True)
+    server = _Server(rfile, wfile)
+    threading.Thread(target=_watch_parent, args=(workdir,), daemon=True).start()
+
+    apply_limits(args.memory_mb, args.cpu_seconds, args.file_mb)
+    import numpy  # noqa: F401 - before the hook, and before untrusted code
+
+    sys.dont_write_bytecode = True
+    if not args.no_audit:
+        install_audit_hook(workdir)
+    if str(COMPAT_DIR) not in sys.path:
+        sys.path.append(str(COMPAT_DIR))  # `learnware` shim, last so a real install wins
+
+    try:
+        model = load_model(args.root, args.module, args.class_name, json.loads(args.kwargs))
+        info = {
+            "input_shape": _shape(getattr(model, "input_shape", None)),
+            "output_shape": _shape(getattr(model, "output_shape", None)),
+            "class": type(model).__name__,
+            "has_predict": callable(getattr(model, "predict", None)),
+        }
+        server.send({"ok": True, "event": "ready", "info": info})
+    except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
+        server.send(dict(_error(exc), event="ready"))
+        return 2
+
+    while True:
+        try:
+            msg, payload = server.recv()
+        except (ValueError, OSError):
+            return 4
+        if msg is None or msg.get("op") == "shutdown":
+            return 0
+        op = msg.get("op")
+        try:
+            if op == "info":
+                server.send({"ok": True, "info": info})
+            elif op == "predict":
+                X = decode_array(payload)
+                if X.dtype.kind in "US":  # text probes: the model sees a list of str
+                    X = X.tolist()
+                t0 = time.perf_counter()
+                raw = model.predict(X)
+                took = time.perf_counter() - t0
+                out = _as_array(raw)
+                pytype = f"{type(raw).__module__}.{type(raw).__qualname__}"
+                server.send({"ok": True, "shape": list(out.shape), "dtype": out.dtype.str, "pytype": pytype,
+                             "predict_s": took}, encode_array(out))
+            else:
+                server.send({"ok": False, "error": f"unknown op {op!r}"})
+        except BrokenPipeError:
+            return 5
+        except BaseException as exc:  # noqa: BLE001 - the model's failure goes back as a reply
+            try:
+                server.send(_error(exc))
+            except OSError:
+                return 5
