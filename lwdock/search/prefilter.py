@@ -1,0 +1,72 @@
+"""Approximate pre-filter: random Fourier feature (RFF) sketches of each RKME.
+
+With ``w ~ N(0, 2*gamma*I)`` and ``phi(x) = [cos(x.W), sin(x.W)] / sqrt(m)`` (m frequencies),
+``phi(x).phi(y)`` is an unbiased estimate of the RBF kernel ``exp(-gamma |x-y|^2)``. An RKME's
+sketch is ``s_R = sum_j beta_j phi(z_j)``, a fixed 2m-vector, and
+``|s_u - s_R|^2`` estimates MMD^2(u, R). Search then scores all N sketches with one
+matrix-vector product (brute force, O(N m)), keeps the best ``candidates`` and re-ranks them
+exactly. The sketches live in the search cache (float32), computed once per learnware.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_FREQUENCIES = 256
+AUTO_THRESHOLD = 20_000  # eligible learnwares above which prefilter=None turns it on
+MIN_CANDIDATES = 1_000
+
+
+def frequencies(dim: int, gamma: float, m: int = DEFAULT_FREQUENCIES, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(0.0, np.sqrt(2.0 * gamma), size=(dim, m))
+
+
+def features(x: np.ndarray, W: np.ndarray) -> np.ndarray:
+    proj = np.asarray(x, dtype=np.float32) @ W.astype(np.float32)
+    m = W.shape[1]
+    out = np.empty((proj.shape[0], 2 * m), dtype=np.float32)
+    np.cos(proj, out=out[:, :m])
+    np.sin(proj, out=out[:, m:])
+    out *= np.float32(1.0 / np.sqrt(m))
+    return out
+
+
+def sketches(z: np.ndarray, beta: np.ndarray, offsets: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """(N, 2m) float32 sketches of stacked learnwares."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n = offsets.size - 1
+    out = np.zeros((n, 2 * W.shape[1]), dtype=np.float32)
+    if n == 0:
+        return out
+    rows = max(1, (1 << 21) // (2 * W.shape[1]))
+    # chunks end on learnware boundaries so each segment sum is complete
+    i = 0
+    while i < n:
+        j = int(np.searchsorted(offsets, offsets[i] + rows, side="right")) - 1
+        j = min(max(j, i + 1), n)
+        s, e = int(offsets[i]), int(offsets[j])
+        phi = features(z[s:e], W)
+        phi *= np.asarray(beta[s:e], dtype=np.float32)[:, None]
+        out[i:j] = np.add.reduceat(phi, offsets[i:j] - s, axis=0)
+        i = j
+    return out
+
+
+def user_sketch(uz: np.ndarray, ubeta: np.ndarray, W: np.ndarray) -> np.ndarray:
+    return (np.asarray(ubeta, dtype=np.float32) @ features(uz, W)).astype(np.float32)
+
+
+def approx_mmd2(sk: np.ndarray, sk_norms: np.ndarray, us: np.ndarray) -> np.ndarray:
+    return sk_norms - 2.0 * (sk @ us) + float(us @ us)
+
+
+def candidates(approx: np.ndarray, count: int) -> np.ndarray:
+    """Positions of the ``count`` smallest approximate distances (unordered)."""
+    if count >= approx.size:
+        return np.arange(approx.size)
+    return np.argpartition(approx, count)[:count]
+
+
+def candidate_count(k: int, max_mixture: int) -> int:
+    return max(MIN_CANDIDATES, 50 * k, 4 * max_mixture * max_mixture)
