@@ -124,9 +124,9 @@ def _dir_size(path: Path) -> int:
 def _pip_reason(text: str) -> str:
     """pip's own reason: its ERROR lines, else the last non-empty line."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("ERROR:")]
-    picked = errors[-3:] if errors else lines[-2:]
-    return " | ".join(picked)[:600] or "pip failed without a message"
+    errors = [ln for ln in lines if ln.startswith("ERROR:") and not ln.startswith("ERROR: Ignored the following")]
+    picked = errors[-2:] if errors else lines[-2:]
+    return " | ".join(ln if len(ln) < 400 else ln[:400] + "..." for ln in picked) or "pip failed without a message"
 
 
 class EnvManager:
