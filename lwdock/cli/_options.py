@@ -35,6 +35,11 @@ OutputDimOpt = Annotated[
 ]
 
 
+def semantic_flags(**flags: Any) -> dict[str, Any]:
+    """Only the semantic flags that were given."""
+    return {k: v for k, v in flags.items() if v not in (None, [], ())}
+
+
 def semantic_from_options(
     semantic_file: Optional[Path],
     *,

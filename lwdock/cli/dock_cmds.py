@@ -18,7 +18,7 @@ from ._options import (
     ScenarioOpt,
     SemanticFileOpt,
     TaskOpt,
-    semantic_from_options,
+    semantic_flags,
 )
 from ._state import JsonOpt, QuietOpt, open_dock, output, state
 
@@ -85,8 +85,11 @@ def submit(
 
     if alias and len(zips) > 1:
         raise UsageError("--alias needs exactly one zip")
-    semantic = semantic_from_options(
-        semantic_file, name=name, description=description, data_type=data_type, task=task, library=library,
+    from ..store import semantic as sem
+
+    semantic = sem.load(semantic_file) if semantic_file is not None else None
+    flags = semantic_flags(
+        name=name, description=description, data_type=data_type, task=task, library=library,
         scenario=scenario, license=license, input_dim=input_dim, output_dim=output_dim,
     )  # fmt: skip
     dock = open_dock(ctx)
@@ -94,8 +97,9 @@ def submit(
     results = []
     for z in zips:
         entry = dock.submit(
-            z, semantic, alias=alias, run_model=not no_run, env_manager=env_manager, exist_ok=exist_ok
-        )
+            z, semantic, semantic_flags=flags, alias=alias, run_model=not no_run, env_manager=env_manager,
+            exist_ok=exist_ok,
+        )  # fmt: skip
         out.info(f"submitted {z} as {entry['id'][:12]} ({entry['status']})")
         results.append(_brief(entry))
     out.result(
@@ -242,8 +246,8 @@ def doctor(
     out = output(ctx, json)
 
     def human(r: dict[str, Any]) -> None:
-        for p in r["problems"]:
-            out.line(("repaired: " if p in r["repaired"] else "problem:  ") + p)
+        for p in r["problems"] + r["leftovers"]:
+            out.line(("repaired: " if p in r["repaired"] else "found:    ") + p)
         for p in r["repaired"]:
             if p not in r["problems"]:
                 out.line("done:     " + p)

@@ -230,6 +230,7 @@ class Dock:
         zip_path: str | os.PathLike[str],
         semantic: dict[str, Any] | None = None,
         *,
+        semantic_flags: dict[str, Any] | None = None,
         alias: str | None = None,
         run_model: bool = True,
         env_manager: str = "venv",
@@ -238,7 +239,9 @@ class Dock:
     ) -> dict[str, Any]:
         """Check a learnware zip and store it. All or nothing.
 
-        ``semantic`` overrides the package's own semantic_specification.json.
+        ``semantic`` replaces the package's own semantic_specification.json;
+        ``semantic_flags`` (keyword arguments of ``semantic.from_flags``) then
+        override single fields.
         Raises CheckFailedError (nothing stored) when a check fails.
         """
         zip_path = Path(zip_path)
@@ -259,6 +262,9 @@ class Dock:
         try:
             pkg = open_package(zip_path, scratch / "pkg", limits=self.limits)
             raw_semantic = semantic if semantic is not None else pkg.semantic
+            flags = {k: v for k, v in (semantic_flags or {}).items() if v not in (None, [], ())}
+            if flags:
+                raw_semantic = sem.from_flags(base=raw_semantic, **flags)
             if raw_semantic is None:
                 raise sem.SemanticSpecError(
                     "no semantic specification: the zip has none and none was given",

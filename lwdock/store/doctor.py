@@ -31,11 +31,12 @@ def run_doctor(dock: Dock, *, repair: bool = True, rebuild_index: bool = False) 
     from .dock import sha256_file
 
     lay = dock.layout
-    problems: list[str] = []
+    problems: list[str] = []  # the index and the files disagree
+    leftovers: list[str] = []  # garbage from interrupted work; never visible to users
     repaired: list[str] = []
 
-    def fix(msg: str, action) -> None:  # type: ignore[no-untyped-def]
-        problems.append(msg)
+    def fix(msg: str, action, garbage: bool = False) -> None:  # type: ignore[no-untyped-def]
+        (leftovers if garbage else problems).append(msg)
         if repair:
             action()
             repaired.append(msg)
@@ -49,6 +50,8 @@ def run_doctor(dock: Dock, *, repair: bool = True, rebuild_index: bool = False) 
                 if m is None or m.get("removed") or m.get("id") != lw_id:
                     continue
                 entries.append(m)
+            if lay.index_file.exists():  # keep the old (maybe corrupt) index for inspection
+                lay.index_file.replace(lay.index_file.with_name("index.json.bak"))
             with open_index(lay.index_file) as idx:
                 idx.replace_all(entries)
             repaired.append(f"rebuilt the index from {len(entries)} stored learnwares")
@@ -57,7 +60,7 @@ def run_doctor(dock: Dock, *, repair: bool = True, rebuild_index: bool = False) 
                 entries = idx.all()
         except LwdockError as exc:
             problems.append(str(exc))
-            return {"ok": False, "problems": problems, "repaired": repaired, "learnwares": None}
+            return {"ok": False, "problems": problems, "leftovers": leftovers, "repaired": repaired, "learnwares": None}
         known = {e["id"]: e for e in entries}
 
         for lw_id, entry in known.items():
@@ -81,19 +84,20 @@ def run_doctor(dock: Dock, *, repair: bool = True, rebuild_index: bool = False) 
                 fix(
                     f"orphan blob {lw_id[:12]} (an interrupted submit or remove)",
                     lambda b=blob, i=lw_id: (b.unlink(missing_ok=True), lay.manifest(i).unlink(missing_ok=True)),
+                    garbage=True,
                 )
         for man in lay.objects.glob("*/*.json"):
             if man.stem not in blobs and man.stem not in known:
-                fix(f"orphan manifest {man.stem[:12]}", lambda m=man: m.unlink(missing_ok=True))
+                fix(f"orphan manifest {man.stem[:12]}", lambda m=man: m.unlink(missing_ok=True), garbage=True)
         for d in lay.unpacked.iterdir() if lay.unpacked.exists() else ():
             if d.name not in known:
-                fix(f"stale unpacked directory {d.name[:12]}", lambda d=d: shutil.rmtree(d, ignore_errors=True))
+                fix(f"stale unpacked directory {d.name[:12]}", lambda d=d: shutil.rmtree(d, ignore_errors=True), garbage=True)
         for t in lay.tmp.iterdir() if lay.tmp.exists() else ():
             if _owner_alive(t.name):
                 continue  # a submit in another process is still working here
-            fix(f"leftover scratch {t.name}", lambda t=t: _rm(t))
+            fix(f"leftover scratch {t.name}", lambda t=t: _rm(t), garbage=True)
         for t in list(lay.root.glob(".*.tmp")) + list(lay.objects.glob("*/.*.tmp")):
-            fix(f"leftover temp file {t.name}", lambda t=t: t.unlink(missing_ok=True))
+            fix(f"leftover temp file {t.name}", lambda t=t: t.unlink(missing_ok=True), garbage=True)
 
         try:
             from ..search import cache
@@ -102,12 +106,19 @@ def run_doctor(dock: Dock, *, repair: bool = True, rebuild_index: bool = False) 
         if cache is not None and hasattr(cache, "rebuild"):
             stale = getattr(cache, "is_stale", None)
             if stale is not None and stale(dock):
-                fix("search cache is out of date", lambda: cache.rebuild(dock))
+                # search never uses a stale cache (generation check), so this is not an inconsistency
+                fix("search cache is out of date", lambda: cache.rebuild(dock), garbage=True)
             elif repair and (stale is None or rebuild_index):
                 cache.rebuild(dock)
 
     remaining = [p for p in problems if p not in repaired]
-    return {"ok": not remaining, "problems": problems, "repaired": repaired, "learnwares": len(known)}
+    return {
+        "ok": not remaining,
+        "problems": problems,
+        "leftovers": leftovers,
+        "repaired": repaired,
+        "learnwares": len(known),
+    }
 
 
 def _rm(path: Path) -> None:

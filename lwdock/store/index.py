@@ -100,17 +100,20 @@ class Index:
         self._bump()
 
     def replace_all(self, entries: list[dict[str, Any]]) -> None:
+        import time
+
         self._lw.truncate()
         self._lw.insert_multiple(entries)
-        self._bump()
+        # a rebuilt index must never reuse a generation an old search cache may hold
+        self._bump(at_least=time.time_ns() // 1_000_000)
 
     # meta ------------------------------------------------------------------
     def generation(self) -> int:
         doc = self._meta.get(doc_id=1)
         return int(doc["generation"]) if doc else 0
 
-    def _bump(self) -> None:
-        gen = self.generation() + 1
+    def _bump(self, at_least: int = 0) -> None:
+        gen = max(self.generation() + 1, at_least)
         if self._meta.contains(doc_id=1):
             self._meta.update({"generation": gen}, doc_ids=[1])
         else:
