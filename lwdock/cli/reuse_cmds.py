@@ -1,0 +1,108 @@
+"""Reuse commands: ``lwdock reuse`` (build an ensemble) and ``lwdock predict`` (apply one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ._state import JsonOpt, open_dock, output
+
+METHOD_HELP = "average | job-selector | ensemble-pruning | feature-augment"
+TrustedOpt = Annotated[
+    bool, typer.Option("--trusted", help="Run learnware code in this process instead of the sandboxed runner (trusted code only).")
+]
+ChunkOpt = Annotated[int, typer.Option("--chunk-size", help="Rows per batch sent to the learnwares.")]
+
+
+def reuse_cmd(
+    ctx: typer.Context,
+    ids: Annotated[Optional[str], typer.Option("--ids", help="Learnware ids, prefixes or aliases, comma-separated.")] = None,
+    from_search: Annotated[
+        Optional[Path], typer.Option("--from-search", help="A `lwdock search --json` result: its mixture (ids + weights).")
+    ] = None,
+    method: Annotated[str, typer.Option("--method", "-m", help=METHOD_HELP)] = "average",
+    labeled: Annotated[
+        Optional[Path], typer.Option("--labeled", help="Labelled user rows (.csv/.npy/.npz); the label is the last column.")
+    ] = None,
+    label_column: Annotated[
+        Optional[str], typer.Option("--label-column", help="Label column of --labeled: header name or 0-based index.")
+    ] = None,
+    out_path: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the ensemble artifact (.lwe).")] = None,
+    data: Annotated[
+        Optional[Path], typer.Option("--data", help="Unlabelled user rows: predict them now (and fit job-selector weights).")
+    ] = None,
+    preds: Annotated[Optional[Path], typer.Option("--preds", help="With --data: write predictions here (.csv/.npy).")] = None,
+    proba: Annotated[bool, typer.Option("--proba", help="Also write class probabilities.")] = False,
+    trusted: TrustedOpt = False,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (herding, folds).")] = 0,
+    chunk_size: ChunkOpt = 20_000,
+    json: JsonOpt = False,
+) -> None:
+    """Combine learnwares into an ensemble for your task; save it (-o) and/or predict (--data)."""
+    if (ids is None) == (from_search is None):
+        raise typer.BadParameter("give exactly one of --ids or --from-search")
+    from ..reuse.jobs import reuse_job
+
+    out = output(ctx, json)
+    result = reuse_job(
+        open_dock(ctx), ids if ids is not None else from_search, method, labeled=labeled, label_column=label_column,
+        data=data, output=out_path, predictions=preds, trusted=trusted, seed=seed, proba=proba, chunk_size=chunk_size,
+    )
+
+    def human(d: dict[str, Any]) -> None:
+        rows = [{"id": lw["id"][:12], "alias": lw.get("alias"), "weight": lw.get("weight")} for lw in d["learnwares"]]
+        out.table(rows, ["id", "alias", "weight"], title=f"{d['method']} over {len(rows)} learnwares")
+        rep = d.get("report") or {}
+        if rep:
+            out.line(f"{rep['metric']} on {rep['n_labeled']} labelled rows: reuse {_fmt(rep['reuse'])} "
+                     f"({rep['reuse_scored_on']}), user-only baseline {_fmt(rep['baseline'])}, "
+                     f"best single {_fmt(_best(rep))}")
+        if "output" in d:
+            out.line(f"wrote {d['output']}")
+        if "predictions_file" in d:
+            out.line(f"wrote {d['n_predicted']} predictions to {d['predictions_file']}")
+        elif "predictions" in d:
+            for p in d["predictions"]:
+                out.line(str(p))
+
+    out.result(result, human=human, ids=[lw["id"] for lw in result["learnwares"]])
+
+
+def predict_cmd(
+    ctx: typer.Context,
+    ensemble: Annotated[Path, typer.Argument(help="Ensemble artifact written by `lwdock reuse -o`.")],
+    data: Annotated[Path, typer.Argument(help="Rows to predict: .csv, .npy or .npz.")],
+    out_path: Annotated[Path, typer.Option("--output", "-o", help="Predictions file: .csv or .npy.")],
+    proba: Annotated[bool, typer.Option("--proba", help="Write class probabilities too (.npy: probabilities only).")] = False,
+    trusted: TrustedOpt = False,
+    chunk_size: ChunkOpt = 20_000,
+    json: JsonOpt = False,
+) -> None:
+    """Apply a saved ensemble to DATA. Refuses if a learnware it needs is missing or changed."""
+    from ..reuse.jobs import predict_job
+
+    out = output(ctx, json)
+    result = predict_job(open_dock(ctx), ensemble, data, out_path, trusted=trusted, proba=proba, chunk_size=chunk_size)
+    out.result(
+        result,
+        human=lambda d: out.line(f"wrote {d['rows']} predictions to {d['output']} ({d['method']}, {d['seconds']:.3g}s)"),
+        ids=[result["output"]],
+    )
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
+def _best(rep: dict[str, Any]) -> Any:
+    singles = rep.get("single") or []
+    if not singles:
+        return None
+    return max(singles) if rep.get("higher_is_better") else min(singles)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("reuse")(reuse_cmd)
+    app.command("predict")(predict_cmd)

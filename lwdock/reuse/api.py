@@ -1,0 +1,432 @@
+"""Reuse from Python: build an :class:`Ensemble`, predict, save and load ``.lwe`` artifacts.
+
+>>> ens = reuse(dock, ["a1b2", "c3d4"], method="average", data=X_user)   # doctest: +SKIP
+>>> ens.predict(X_new); ens.save("ensemble.lwe"); ens.close()             # doctest: +SKIP
+>>> with load_ensemble("ensemble.lwe", dock) as ens: ens.predict(X)      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DockError, InputDataError, NotFoundError, UsageError
+from . import artifact
+from .base import CLASSIFICATION, check_task, check_X, check_y, labels_of, metric_name, score, task_from_semantic
+from .execute import DEFAULT_CHUNK, run_learnwares, stream
+
+logger = logging.getLogger("lwdock")
+
+METHODS = ("average", "job-selector", "ensemble-pruning", "feature-augment")
+DATA_DEPENDENT = ("ensemble-pruning", "feature-augment")
+
+
+class LearnwareChangedError(DockError):
+    """A learnware an ensemble needs is no longer the one it was built with."""
+
+
+class Ensemble:
+    """A fitted reuser with its learnware handles, input schema and evaluation report."""
+
+    def __init__(self, reuser: Any, learnwares: list[dict[str, Any]], input_schema: dict[str, Any], report: dict[str, Any] | None = None, stack: contextlib.ExitStack | None = None) -> None:
+        self.reuser = reuser
+        self.learnwares = learnwares
+        self.input_schema = input_schema
+        self.report = report or {}
+        self._stack = stack
+
+    @property
+    def method(self) -> str:
+        return self.reuser.method
+
+    @property
+    def ids(self) -> list[str]:
+        return [lw["id"] for lw in self.learnwares]
+
+    @property
+    def task(self) -> dict[str, Any]:
+        r = self.reuser
+        t = {"kind": r.task_}
+        if r.task_ == CLASSIFICATION:
+            t["n_classes"] = int(r.n_classes_)
+        return t
+
+    def _check(self, X: Any) -> np.ndarray:
+        return check_X(X, int(self.input_schema["n_features"]), what="data")
+
+    def predict(self, X: Any, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
+        """Predictions for ``X``, streamed in chunks of ``chunk_size`` rows."""
+        Xa = self._check(X)
+        return stream(lambda part: self.reuser._predict_both(part)[0], Xa, chunk_size, f"{self.method}: predict")
+
+    def predict_proba(self, X: Any, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
+        if self.reuser.task_ != CLASSIFICATION:
+            raise UsageError("probabilities are only available for classification")
+        Xa = self._check(X)
+        return stream(lambda part: self.reuser._predict_both(part)[1], Xa, chunk_size, f"{self.method}: predict")
+
+    def predict_with_proba(self, X: Any, chunk_size: int = DEFAULT_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and probabilities from one pass over the learnwares (classification)."""
+        if self.reuser.task_ != CLASSIFICATION:
+            raise UsageError("probabilities are only available for classification")
+        Xa = self._check(X)
+
+        def both(part: np.ndarray) -> np.ndarray:
+            pred, proba = self.reuser._predict_both(part)
+            return np.column_stack([pred, proba])
+
+        out = stream(both, Xa, chunk_size, f"{self.method}: predict")
+        return out[:, 0].astype(np.int64), out[:, 1:]
+
+    def describe(self) -> dict[str, Any]:
+        weights = getattr(self.reuser, "weights_", None)
+        lws = []
+        for i, lw in enumerate(self.learnwares):
+            item = dict(lw)
+            if weights is not None:
+                item["weight"] = float(weights[i])
+            lws.append(item)
+        return {"method": self.method, "task": self.task, "learnwares": lws, "input_schema": self.input_schema, "report": self.report}
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the ``.lwe`` artifact (see docs/reuse.md)."""
+        kinds = list(getattr(self.reuser, "output_kinds_", None) or [None] * len(self.learnwares))
+        lws = [{**lw, "output_kind": kinds[i] if i < len(kinds) else None} for i, lw in enumerate(self.learnwares)]
+        header = {"task": self.task, "input_schema": self.input_schema, "learnwares": lws, "report": self.report}
+        return artifact.write(path, self.reuser, header)
+
+    def close(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+    def __enter__(self) -> Ensemble:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- selection -----------------------------------------------------------------
+
+
+def read_selection(source: Any) -> tuple[list[str], list[float] | None]:
+    """Learnware refs and optional weights from ids, a search result (dict) or its JSON file.
+
+    A search result's ``mixture`` (ids and weights) is used when it is not
+    empty, else its top ``single`` result, as the reference does.
+    """
+    if isinstance(source, (str, os.PathLike)) and str(source).endswith(".json"):
+        path = Path(source)
+        if not path.is_file():
+            raise NotFoundError(f"search result {str(path)!r} does not exist")
+        try:
+            source = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputDataError(f"{path} is not a JSON search result ({exc})") from None
+    if isinstance(source, str):
+        source = [s for s in source.split(",") if s.strip()]
+    if isinstance(source, dict):
+        mix = source.get("mixture") or {}
+        ids = [str(i) for i in (mix.get("ids") or [])]
+        if ids:
+            w = mix.get("weights")
+            return ids, [float(x) for x in w] if w is not None and len(w) == len(ids) else None
+        single = source.get("single") or source.get("results") or []
+        if single:
+            first = single[0]
+            return [str(first["id"] if isinstance(first, dict) else first)], None
+        if "ids" in source:
+            return read_selection(list(source["ids"]))
+        raise UsageError("the search result holds no learnwares", hint="search again, or pass --ids")
+    if isinstance(source, (list, tuple)):
+        ids = [str(s["id"] if isinstance(s, dict) else s).strip() for s in source]
+        ids = [i for i in ids if i]
+        if not ids:
+            raise UsageError("no learnware ids given")
+        return ids, None
+    raise UsageError(f"cannot read learnware ids from {type(source).__name__}")
+
+
+def _describe_learnwares(dock: Any, refs: list[str]) -> tuple[list[dict[str, Any]], str, int, int]:
+    ids: list[str] = []
+    for ref in refs:
+        i = dock.resolve(ref)
+        if i not in ids:
+            ids.append(i)
+    lws, tasks, dims = [], set(), set()
+    for i in ids:
+        entry = dock.get(i)
+        sem = entry.get("semantic") or {}
+        task, out_dim = task_from_semantic(sem)
+        tasks.add((task, out_dim))
+        dims.update(int(s["dim"]) for s in entry.get("specs") or [] if s.get("kind") == "table" and "dim" in s)
+        in_dim = (sem.get("Input") or {}).get("Dimension")
+        if in_dim is not None:
+            dims.add(int(in_dim))
+        lws.append({"id": i, "alias": entry.get("alias"), "name": (sem.get("Name") or {}).get("Values")})
+    if len(tasks) != 1:
+        raise UsageError(
+            "the learnwares solve different tasks: " + ", ".join(f"{t} with {d} outputs" for t, d in sorted(tasks)),
+            hint="reuse learnwares with the same task and output dimension",
+        )
+    if len(dims) != 1:
+        raise UsageError(f"the learnwares take inputs of different widths ({sorted(dims)})" if dims else "the learnwares declare no input dimension")
+    (task, out_dim), = tasks
+    return lws, task, out_dim, dims.pop()
+
+
+# -- building ----------------------------------------------------------------
+
+
+def reuse(
+    dock: Any,
+    ids_or_search: Any,
+    method: str = "average",
+    labeled: tuple[Any, Any] | None = None,
+    *,
+    data: Any = None,
+    weights: Any = None,
+    trusted: bool = False,
+    random_state: int = 0,
+    cv: int = 5,
+    columns: list[str] | None = None,
+    **params: Any,
+) -> Ensemble:
+    """Build an ensemble of dock learnwares.
+
+    ``ids_or_search``: refs (ids, prefixes, aliases), a search result dict, or
+    its JSON file. ``labeled`` is ``(X, y)`` (needed by ensemble-pruning and
+    feature-augment); ``data`` is unlabelled user rows (the job selector
+    derives mixture weights from it when none are given). ``trusted=True``
+    runs the models in this process instead of the sandboxed runner.
+    The returned ensemble holds the model handles: close it (or use ``with``).
+    """
+    refs, search_weights = read_selection(ids_or_search)
+    lws, task, out_dim, in_dim = _describe_learnwares(dock, refs)
+    if weights is None and search_weights is not None and len(search_weights) == len(lws):
+        weights = search_weights
+    specs = None
+    if method == "job-selector":
+        from ..spec.specfile import load_spec
+
+        specs = [load_spec(dock.spec_path(lw["id"], kind="table")) for lw in lws]
+    from .execute import open_predictors
+
+    stack = contextlib.ExitStack()
+    try:
+        handles = stack.enter_context(open_predictors(dock, [lw["id"] for lw in lws], trusted=trusted))
+        ens = build_ensemble(
+            handles, method, task, out_dim if task == CLASSIFICATION else None, labeled=labeled, data=data,
+            specs=specs, weights=weights, random_state=random_state, cv=cv, n_features=in_dim,
+            learnwares=lws, columns=columns, **params,
+        )
+    except BaseException:
+        stack.close()
+        raise
+    ens._stack = stack
+    return ens
+
+
+def make_reuser(method: str, handles: list[Any], task: str, n_classes: int | None, *, specs: Any = None, weights: Any = None, random_state: int = 0, **params: Any) -> Any:
+    """An unfitted reuser for ``method`` (``params`` are its hyperparameters)."""
+    if method not in METHODS:
+        raise UsageError(f"unknown reuse method {method!r}", hint=f"choose one of {', '.join(METHODS)}")
+    cls = artifact.reuser_class(method)
+    kw: dict[str, Any] = {"learnwares": handles, "task": task, "n_classes": n_classes, **params}
+    if method == "average":
+        kw["weights"] = weights
+    elif method == "job-selector":
+        kw.update(specs=specs, weights=weights, random_state=random_state)
+    elif weights is not None:
+        logger.info("%s learns its own weights; the given weights are not used", method)
+    try:
+        return cls(**kw)
+    except TypeError as exc:
+        raise UsageError(f"bad parameter for {method}: {exc}") from None
+
+
+def build_ensemble(
+    handles: list[Any],
+    method: str,
+    task: str,
+    n_classes: int | None,
+    *,
+    labeled: tuple[Any, Any] | None = None,
+    data: Any = None,
+    specs: Any = None,
+    weights: Any = None,
+    random_state: int = 0,
+    cv: int = 5,
+    n_features: int | None = None,
+    learnwares: list[dict[str, Any]] | None = None,
+    columns: list[str] | None = None,
+    **params: Any,
+) -> Ensemble:
+    """Fit ``method`` on Predictor ``handles`` (no dock needed: tests, benchmarks, trusted models)."""
+    task = check_task(task)
+    reuser = make_reuser(method, handles, task, n_classes, specs=specs, weights=weights, random_state=random_state, **params)
+    Xl = yl = None
+    if labeled is not None:
+        Xl = check_X(labeled[0], n_features, what="labelled data")
+        yl = check_y(labeled[1], Xl.shape[0], task, n_classes)
+    elif method in DATA_DEPENDENT:
+        raise UsageError(f"{method} needs labelled data", hint="pass --labeled FILE (features + a label column)")
+    Xu = check_X(data, n_features, what="data") if data is not None else None
+    if Xl is not None and Xu is not None and Xl.shape[1] != Xu.shape[1]:
+        raise InputDataError(f"labelled data has {Xl.shape[1]} features but data has {Xu.shape[1]}")
+    report: dict[str, Any] = {}
+    if Xl is not None:
+        outs, kinds = _outputs(reuser, handles, Xl, task, n_classes)
+        if method in DATA_DEPENDENT:
+            reuser._fit_precomputed(Xl, outs, kinds, yl)
+        else:
+            reuser.fit(Xu if Xu is not None else Xl)
+        report = evaluate(reuser, Xl, yl, outs, kinds, cv=cv, random_state=random_state)
+    else:
+        reuser.fit(Xu)
+    width = int(reuser.n_features_in_)
+    if columns is not None and len(columns) != width:
+        columns = None
+    lws = learnwares or [{"id": getattr(h, "id", None) or f"learnware-{i}", "alias": None, "name": None} for i, h in enumerate(handles)]
+    schema = {"n_features": width, "dtype": "float64", "columns": columns}
+    return Ensemble(reuser, lws, schema, report)
+
+
+def _outputs(reuser: Any, handles: list[Any], X: np.ndarray, task: str, n_classes: int | None):
+    from .base import normalise_output
+
+    raws = run_learnwares(handles, X)
+    outs, kinds = [], []
+    for i, raw in enumerate(raws):
+        o, k = normalise_output(raw, X.shape[0], task, n_classes, None, str(getattr(handles[i], "id", None) or f"learnware {i}")[:12])
+        outs.append(o)
+        kinds.append(k)
+    return outs, kinds
+
+
+# -- evaluation ------------------------------------------------------------------
+
+
+def _folds(y: np.ndarray, task: str, cv: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    n = len(y)
+    k = max(2, min(int(cv), n))
+    counts = np.bincount(y)[np.bincount(y) > 0] if task == CLASSIFICATION else None
+    if counts is not None and counts.min() >= k:
+        return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(n), y))
+    return list(KFold(k, shuffle=True, random_state=seed).split(np.zeros(n)))
+
+
+def evaluate(reuser: Any, X: np.ndarray, y: np.ndarray, outs: list, kinds: list, cv: int = 5, random_state: int = 0) -> dict[str, Any]:
+    """Scores on the labelled rows: the reuser, the user-only baseline and each learnware alone.
+
+    Data-dependent reusers and the baseline are scored by ``cv``-fold cross-validation
+    (fitted on the other folds); data-free reusers and single learnwares on all rows.
+    """
+    from sklearn.base import clone
+
+    from .baseline import BaselineModel
+
+    task = reuser.task_
+    n_classes = getattr(reuser, "n_classes_", None)
+    singles = [score(y, labels_of(o, k) if task == CLASSIFICATION else o, task) for o, k in zip(outs, kinds)]
+    folds = _folds(y, task, cv, random_state) if len(y) >= 4 else []
+
+    def cross_val(make, use_outputs: bool) -> float | None:
+        preds = np.zeros(len(y), dtype=np.int64) if task == CLASSIFICATION else np.zeros((len(y),) + y.shape[1:])
+        done = np.zeros(len(y), dtype=bool)
+        for tr, te in folds:
+            est = make()
+            try:
+                if use_outputs:
+                    est._fit_precomputed(X[tr], [o[tr] for o in outs], kinds, y[tr])
+                    p, _ = est._predict_from_outputs(X[te], [o[te] for o in outs], kinds)
+                else:
+                    p = est.fit(X[tr], y[tr]).predict(X[te])
+            except InputDataError:  # e.g. a training fold with one class only
+                continue
+            preds[te] = p.reshape(preds[te].shape)
+            done[te] = True
+        return score(y[done], preds[done], task) if done.any() else None
+
+    if reuser.needs_labels:
+        reuse_score, how = cross_val(lambda: clone(reuser), True), f"{len(folds)}-fold cross-validation"
+    else:
+        reuse_score, how = score(y, reuser._predict_from_outputs(X, outs, kinds)[0], task), "all labelled rows (data-free)"
+    baseline = cross_val(lambda: BaselineModel(task=task, n_classes=n_classes), False)
+    return {
+        "metric": metric_name(task),
+        "higher_is_better": task == CLASSIFICATION,
+        "n_labeled": int(len(y)),
+        "reuse": reuse_score,
+        "reuse_scored_on": how,
+        "baseline": baseline,
+        "baseline_scored_on": f"{len(folds)}-fold cross-validation (user-only linear model)",
+        "single": singles,
+    }
+
+
+# -- loading -------------------------------------------------------------------
+
+
+def verify_learnwares(dock: Any, doc: dict[str, Any], source: str = "the ensemble") -> None:
+    """Refuse when a learnware the artifact needs is missing or its zip changed."""
+    from ..store.dock import sha256_file
+
+    for lw in doc["learnwares"]:
+        lw_id = str(lw.get("id", ""))
+        try:
+            entry = dock.get(lw_id)
+        except NotFoundError:
+            raise NotFoundError(
+                f"learnware {lw_id[:12]} needed by {source} is not in the dock",
+                hint="submit it again (same zip, same id) or rebuild the ensemble",
+            ) from None
+        if entry["id"] != lw_id:
+            raise NotFoundError(f"learnware {lw_id[:12]} needed by {source} is not in the dock")
+        blob = dock.blob_path(lw_id)
+        if not blob.is_file():
+            raise LearnwareChangedError(f"learnware {lw_id[:12]} needed by {source} has no stored zip", hint="run `lwdock doctor`")
+        actual = sha256_file(blob)
+        if actual != lw_id:
+            raise LearnwareChangedError(
+                f"learnware {lw_id[:12]} has changed since {source} was built (its zip now hashes to {actual[:12]})",
+                hint="the dock copy was modified; restore it or rebuild the ensemble",
+            )
+
+
+def load_ensemble(path: str | os.PathLike[str], dock: Any = None, *, trusted: bool = False, predictors: dict[str, Any] | None = None) -> Ensemble:
+    """Load a ``.lwe`` artifact and open its learnwares from ``dock``.
+
+    ``predictors`` (id -> Predictor) replaces the dock for trusted in-process use.
+    """
+    doc, arrays = artifact.read(path)
+    ids = [str(lw["id"]) for lw in doc["learnwares"]]
+    stack = contextlib.ExitStack()
+    if predictors is not None:
+        missing = [i for i in ids if i not in predictors]
+        if missing:
+            raise NotFoundError(f"no predictor for learnware {missing[0][:12]} needed by {path}")
+        handles = [predictors[i] for i in ids]
+    else:
+        if dock is None:
+            raise UsageError("loading an ensemble needs the dock that holds its learnwares")
+        verify_learnwares(dock, doc, str(path))
+        from .execute import open_predictors
+
+        handles = stack.enter_context(open_predictors(dock, ids, trusted=trusted)) if doc["method"] != "baseline" else []
+    try:
+        reuser = artifact.rebuild(doc, arrays, handles)
+    except BaseException:
+        stack.close()
+        raise
+    lws = [{k: lw.get(k) for k in ("id", "alias", "name")} for lw in doc["learnwares"]]
+    return Ensemble(reuser, lws, dict(doc["input_schema"]), doc.get("report") or {}, stack)

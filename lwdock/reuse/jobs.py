@@ -1,0 +1,95 @@
+"""File-level reuse jobs behind ``lwdock reuse`` and ``lwdock predict``.
+
+Each takes paths, does the whole job and returns plain data for the output sink.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from .api import METHODS, load_ensemble, reuse
+from .data import load_features, load_labeled, write_predictions
+from .execute import DEFAULT_CHUNK
+
+
+def reuse_job(
+    dock: Any,
+    selection: Any,
+    method: str = "average",
+    *,
+    labeled: str | os.PathLike[str] | None = None,
+    label_column: str | None = None,
+    data: str | os.PathLike[str] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    predictions: str | os.PathLike[str] | None = None,
+    trusted: bool = False,
+    seed: int = 0,
+    proba: bool = False,
+    chunk_size: int = DEFAULT_CHUNK,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build an ensemble; save it to ``output``; predict ``data`` when given."""
+    if method not in METHODS:
+        raise UsageError(f"unknown reuse method {method!r}", hint=f"choose one of {', '.join(METHODS)}")
+    if output is None and data is None:
+        raise UsageError("nothing to do: give -o ENSEMBLE.lwe to save the ensemble and/or --data FILE to predict")
+    t0 = time.perf_counter()
+    lab = None
+    columns = None
+    if labeled is not None:
+        Xl, yl, columns = load_labeled(labeled, label_column)
+        lab = (Xl, yl)
+    Xd, dcols = load_features(data) if data is not None else (None, None)
+    columns = columns or dcols
+    with reuse(dock, selection, method, lab, data=Xd, trusted=trusted, random_state=seed, columns=columns, **(params or {})) as ens:
+        result = ens.describe()
+        if output is not None:
+            result["output"] = str(ens.save(output))
+        if Xd is not None:
+            if proba and ens.reuser.task_ == "classification":
+                pred, pr = ens.predict_with_proba(Xd, chunk_size=chunk_size)
+            else:
+                pred, pr = ens.predict(Xd, chunk_size=chunk_size), None
+            result["n_predicted"] = int(len(pred))
+            if predictions is not None:
+                result["predictions_file"] = str(write_predictions(predictions, pred, pr))
+            else:
+                result["predictions"] = pred.tolist()
+    result["seconds"] = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def predict_job(
+    dock: Any,
+    ensemble: str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    trusted: bool = False,
+    proba: bool = False,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> dict[str, Any]:
+    """Apply a saved ``.lwe`` ensemble to ``data`` and write ``output`` (.csv or .npy)."""
+    suffix = Path(output).suffix.lower()
+    if suffix not in (".csv", ".tsv", ".txt", ".npy"):
+        raise UsageError(f"cannot write predictions as {suffix or '(no suffix)'!r}", hint="use .csv or .npy")
+    t0 = time.perf_counter()
+    X, _ = load_features(data)
+    with load_ensemble(ensemble, dock, trusted=trusted) as ens:
+        if proba and ens.reuser.task_ == "classification":
+            pred, pr = ens.predict_with_proba(X, chunk_size=chunk_size)
+        else:
+            pred, pr = ens.predict(X, chunk_size=chunk_size), None
+        path = write_predictions(output, pred, pr)
+        return {
+            "ensemble": str(ensemble),
+            "method": ens.method,
+            "learnwares": ens.ids,
+            "rows": int(X.shape[0]),
+            "output": str(path),
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
