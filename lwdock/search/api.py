@@ -89,6 +89,7 @@ def search(
     dock: Any,
     user_spec: Any = None,
     *,
+    data: str | Path | None = None,
     name: str | None = None,
     description_like: str | None = None,
     data_type: str | list[str] | None = None,
@@ -106,10 +107,15 @@ def search(
     """Semantic filters, then (with ``user_spec``) MMD ranking and the best mixture.
 
     ``user_spec``: a fitted spec, a dict with z/beta/gamma, a :class:`UserSpec`, or a path to a
-    spec file. ``prefilter``: True/False forces the RFF pre-filter on/off; None turns it on for
+    spec file. ``data``: a data file (.npy/.npz/.csv) whose spec is fitted locally with the dock's
+    gamma instead (the rows are not stored anywhere). ``prefilter``: True/False forces the RFF pre-filter on/off; None turns it on for
     more than ``prefilter.AUTO_THRESHOLD`` candidates.
     """
     _check_args(k, max_mixture, method)
+    if data is not None:
+        if user_spec is not None:
+            raise UsageError("give a user specification or a data file, not both")
+        user_spec = user_spec_from_data(data, float(dock.settings.get("gamma", 0.1)))
     if isinstance(user_spec, (str, Path)):
         user_spec = load_user_spec(user_spec)
     user = as_user_spec(user_spec) if user_spec is not None else None

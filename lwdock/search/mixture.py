@@ -8,9 +8,10 @@ For a set S with ``K_ab = <R_a, R_b>`` and ``c_a = <user, R_a>`` the weights sol
   keep the one giving the lowest MMD^2, and accept it only if that MMD^2 is at most
   :data:`GREEDY_DECAY` (0.95, the reference's value) times the current one -- i.e. it must
   cut MMD^2 by at least 5 %. Stop at ``max_mixture`` members.
-* ``auto``: one QP over all candidates; walk them by weight, descending, keeping them while the
-  cumulative weight stays <= :data:`AUTO_CUTOFF` (0.98); the one that crosses it is left out.
-  Truncate to ``max_mixture`` and solve again.
+* ``auto``: one QP over all candidates; walk them by weight, descending, and keep the shortest
+  prefix whose cumulative weight reaches :data:`AUTO_CUTOFF` (0.98). Truncate to ``max_mixture``
+  and solve again. (The reference leaves out the member that crosses the cutoff, which turns an
+  exact 50/50 mixture into a single learnware; we keep it.)
 
 A mixture of a single learnware is no mixture: ``None`` is returned (as in the reference).
 """
@@ -73,10 +74,10 @@ def auto(K: np.ndarray, c: np.ndarray, uu: float, max_mixture: int) -> Mixture |
     selected: list[int] = []
     total = 0.0
     for j in order:
-        total += float(w[j])
-        if total > AUTO_CUTOFF:
-            break
         selected.append(int(j))
+        total += float(w[j])
+        if total >= AUTO_CUTOFF:
+            break
     selected = selected[:max_mixture]
     if len(selected) < 2:
         return None

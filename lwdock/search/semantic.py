@@ -132,8 +132,13 @@ def filter_entries(
     trace: list[tuple[str, int]] = [("in the dock", len(entries))]
     allowed = {"usable", "semantic-only"} if include_unchecked else {"usable"}
     kept = [e for e in entries if e.get("status", "usable") in allowed]
-    label = "usable or semantic-only" if include_unchecked else "usable (add --include-unchecked for semantic-only ones)"
-    trace.append((label, len(kept)))
+    unchecked = sum(1 for e in entries if e.get("status") == "semantic-only")
+    invalid = sum(1 for e in entries if e.get("status") == "invalid")
+    label = "status usable or semantic-only" if include_unchecked else "status usable"
+    notes = [f"{invalid} invalid"] if invalid else []
+    if unchecked and not include_unchecked:
+        notes.append(f"{unchecked} semantic-only: add --include-unchecked to see them")
+    trace.append((label + (f" ({'; '.join(notes)})" if notes else ""), len(kept)))
     if query.ids:
         kept = [e for e in kept if _id_ok(e, query.ids)]
         trace.append((f"id/alias {','.join(query.ids)}", len(kept)))

@@ -1,0 +1,82 @@
+"""``lwdock search``: semantic filters plus statistical ranking and the best mixture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ._state import JsonOpt, open_dock, output
+
+Multi = Optional[list[str]]
+
+
+def search(
+    ctx: typer.Context,
+    spec: Annotated[Optional[Path], typer.Option("--spec", help="Your RKME specification JSON.", show_default=False)] = None,
+    data: Annotated[
+        Optional[Path],
+        typer.Option("--data", help="Your data (.npy/.npz/.csv); its spec is fitted locally, no rows are stored.",
+                     show_default=False),
+    ] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Name or description contains / fuzzily matches this.",
+                                                show_default=False)] = None,
+    description_like: Annotated[
+        Optional[str], typer.Option("--description-like", help="Description contains / fuzzily matches this.",
+                                    show_default=False)
+    ] = None,
+    data_type: Annotated[Multi, typer.Option("--data-type", help="Data class (repeatable): Table, Image, Text.",
+                                             show_default=False)] = None,
+    task: Annotated[Multi, typer.Option("--task", help="Task class (repeatable).", show_default=False)] = None,
+    library: Annotated[Multi, typer.Option("--library", help="Library class (repeatable).", show_default=False)] = None,
+    scenario: Annotated[Multi, typer.Option("--scenario", help="Scenario tag (repeatable; any may match).",
+                                            show_default=False)] = None,
+    license_: Annotated[Multi, typer.Option("--license", help="License class (repeatable).", show_default=False)] = None,
+    ids: Annotated[Multi, typer.Option("--id", help="Id, id prefix or alias (repeatable).", show_default=False)] = None,
+    k: Annotated[int, typer.Option("-k", "--top", help="How many single learnwares to list.")] = 10,
+    max_mixture: Annotated[int, typer.Option("--max-mixture", help="Most learnwares in the mixture (1: none).")] = 5,
+    method: Annotated[str, typer.Option("--method", help="Mixture search: greedy or auto.")] = "greedy",
+    prefilter: Annotated[
+        Optional[bool],
+        typer.Option("--prefilter/--no-prefilter", help="RFF pre-filter then exact re-rank (default: on for big docks).",
+                     show_default=False),
+    ] = None,
+    include_unchecked: Annotated[
+        bool, typer.Option("--include-unchecked", help="Also return semantic-only (unchecked) learnwares.")
+    ] = False,
+    fail_if_empty: Annotated[
+        bool, typer.Option("--fail-if-empty", help="Exit with code 9 when nothing is found.")
+    ] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Search the dock by semantic filters and/or your data's RKME specification."""
+    from ..errors import NoResultsError
+    from ..search.api import search as run_search
+
+    out = output(ctx, json)
+    dock = open_dock(ctx)
+    result = run_search(
+        dock, spec, data=data, name=name, description_like=description_like, data_type=data_type, task=task,
+        library=library, scenario=scenario, license=license_, ids=ids, k=k, max_mixture=max_mixture, method=method,
+        include_unchecked=include_unchecked, prefilter=prefilter,
+    ).to_dict()
+
+    def human(d: dict[str, Any]) -> None:
+        rows = [{**s, "id": s["id"][:12]} for s in d["singles"]]
+        if rows:
+            out.table(rows, ["rank", "id", "alias", "name", "status", "score", "mmd2"], title="single learnwares")
+        mix = d.get("mixture")
+        if mix:
+            parts = ", ".join(f"{i[:12]}:{w:.3f}" for i, w in zip(mix["ids"], mix["weights"]))
+            out.line(f"mixture  score {mix['score']:.4g}  mmd2 {mix['mmd2']:.4g}  {parts}")
+
+    out.result(result, human=human, ids=[s["id"] for s in result["singles"]])
+    if result["explanation"] and not fail_if_empty:
+        out.info(f"no results: {result['explanation']}")
+    if fail_if_empty and not result["singles"]:
+        raise NoResultsError(result["explanation"] or "no learnware matches")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search)

@@ -1,0 +1,155 @@
+"""Statistical search on a Gaussian market: ranking, mixture, bulk == loop, float32, prefilter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_search_fixtures import GAMMA, fit, learnware_specs, sample
+
+from lwdock.search import bulk, cache, mixture, prefilter
+from lwdock.search.api import search_cache
+from lwdock.search.scores import mmd2_to_score
+from lwdock.search.stat import as_user_spec
+
+N = 12
+
+
+@pytest.fixture(scope="module")
+def market():
+    return learnware_specs(N)
+
+
+def _stack(specs):
+    z = np.concatenate([s.z_ for s in specs])
+    beta = np.concatenate([s.beta_ for s in specs])
+    offsets = np.concatenate([[0], np.cumsum([s.beta_.size for s in specs])])
+    return z, beta, offsets
+
+
+def _cache(tmp_path, specs, dtype="float64"):
+    z, beta, offsets = _stack(specs)
+    ids = [f"lw{i:02d}" for i in range(len(specs))]
+    return cache.bulk_load(tmp_path / f"cache-{dtype}", ids, z, beta, offsets, GAMMA, dtype=dtype)
+
+
+def test_user_from_j_gets_j_first(tmp_path, market):
+    mu, specs = market
+    c = _cache(tmp_path, specs)
+    for j in (0, 5, 11):
+        user = fit(sample(mu[j], 400, seed=50 + j))
+        res = search_cache(c, user, k=3)
+        assert res.singles[0]["id"] == f"lw{j:02d}"
+        assert res.singles[0]["score"] > res.singles[1]["score"]
+
+
+def test_half_half_mixture_recovers_both_with_half_weights(tmp_path, market):
+    mu, specs = market
+    c = _cache(tmp_path, specs)
+    # the two centres farthest apart, so both halves are clearly separate
+    d = ((mu[:, None] - mu[None]) ** 2).sum(-1)
+    j, k = np.unravel_index(np.argmax(d), d.shape)
+    X = np.vstack([sample(mu[j], 300, 7), sample(mu[k], 300, 8)])
+    user = fit(X, K=40)
+    for method in ("greedy", "auto"):
+        res = search_cache(c, user, method=method)
+        mix = res.mixture
+        assert mix is not None, method
+        assert set(mix["ids"]) == {f"lw{j:02d}", f"lw{k:02d}"}, method
+        assert all(abs(w - 0.5) <= 0.1 for w in mix["weights"]), (method, mix["weights"])
+        assert mix["mmd2"] < res.singles[0]["mmd2"]
+        assert mix["score"] > res.singles[0]["score"]
+
+
+def test_bulk_equals_per_learnware_loop(tmp_path, market):
+    mu, specs = market
+    c = _cache(tmp_path, specs)
+    user = fit(sample(mu[3] + 0.7, 300, seed=99))
+    res = search_cache(c, user, k=N)
+    got = {s["id"]: s["mmd2"] for s in res.singles}
+    # the spec class's own dist(), one learnware at a time
+    want = {f"lw{i:02d}": s.dist(user) for i, s in enumerate(specs)}
+    assert set(got) == set(want)
+    for key in want:
+        assert abs(got[key] - want[key]) <= 1e-9
+    # and the batched kernels against bulk.loop_mmd2
+    z, beta, off = _stack(specs)
+    cross = bulk.cross_products(z, beta, off, user.z_, user.beta_, GAMMA)
+    selfs = bulk.self_products(z, beta, off, GAMMA)
+    loop = bulk.loop_mmd2([s.z_ for s in specs], [s.beta_ for s in specs], user.z_, user.beta_, GAMMA)
+    uu = bulk.inner(user.z_, user.beta_, user.z_, user.beta_, GAMMA)
+    np.testing.assert_allclose(selfs - 2 * cross + uu, loop, rtol=0, atol=1e-12)
+
+
+def test_float32_storage_keeps_ranking(tmp_path, market):
+    mu, specs = market
+    c64, c32 = _cache(tmp_path, specs, "float64"), _cache(tmp_path, specs, "float32")
+    user = fit(sample(mu[4], 300, seed=5))
+    r64, r32 = search_cache(c64, user, k=N), search_cache(c32, user, k=N)
+    assert [s["id"] for s in r64.singles] == [s["id"] for s in r32.singles]
+    a = np.array([s["mmd2"] for s in r64.singles])
+    b = np.array([s["mmd2"] for s in r32.singles])
+    assert np.max(np.abs(a - b)) <= 1e-5 * max(1.0, a.max())
+
+
+def test_prefilter_reranks_exactly(tmp_path):
+    # many small synthetic RKMEs so the prefilter really drops candidates
+    rng = np.random.default_rng(3)
+    n, K, d = 3000, 8, 4
+    centres = rng.uniform(-6, 6, size=(n, d))
+    z = (centres[:, None, :] + rng.normal(size=(n, K, d))).reshape(-1, d)
+    beta = np.full(n * K, 1.0 / K)
+    off = np.arange(n + 1) * K
+    c = cache.bulk_load(tmp_path / "pf", [f"x{i}" for i in range(n)], z, beta, off, GAMMA, dtype="float64")
+    user = {"z": centres[17] + rng.normal(size=(30, d)), "beta": np.full(30, 1 / 30), "gamma": GAMMA}
+    exact = search_cache(c, user, k=10, prefilter=False)
+    approx = search_cache(c, user, k=10, prefilter=True)
+    assert approx.counts["prefiltered"] and not exact.counts["prefiltered"]
+    assert exact.singles[0]["id"] == "x17"
+    overlap = len(set(exact.ids) & set(approx.ids))
+    assert overlap >= 9
+    common = {s["id"]: s["mmd2"] for s in exact.singles}
+    for s in approx.singles:  # re-ranked values are the exact ones
+        if s["id"] in common:
+            assert abs(common[s["id"]] - s["mmd2"]) < 1e-12
+
+
+def test_rff_sketch_estimates_mmd():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(50, 3)), rng.normal(loc=0.8, size=(50, 3))
+    wa, wb = np.full(50, 0.02), np.full(50, 0.02)
+    W = prefilter.frequencies(3, 0.1, m=4096)
+    sa, sb = prefilter.user_sketch(a, wa, W), prefilter.user_sketch(b, wb, W)
+    exact = bulk.inner(a, wa, a, wa, 0.1) - 2 * bulk.inner(a, wa, b, wb, 0.1) + bulk.inner(b, wb, b, wb, 0.1)
+    assert abs(float(((sa - sb) ** 2).sum()) - exact) < 0.2 * exact + 1e-3
+
+
+def test_scores_in_unit_interval_and_query_independent():
+    s = mmd2_to_score(np.array([0.0, 0.5, 2.0]), 1.0, np.array([1.0, 1.0, 1.0]))
+    assert s[0] == 1.0 and s[2] == 0.0 and 0 < s[1] < 1
+    # the same pair gets the same score whatever else is in the list
+    assert mmd2_to_score(0.5, 1.0, 1.0) == s[1]
+
+
+def test_greedy_stops_when_mmd_stops_dropping():
+    # two identical candidates: the second adds nothing, so no mixture
+    K = np.array([[1.0, 1.0], [1.0, 1.0]])
+    c = np.array([0.8, 0.8])
+    assert mixture.greedy(K, c, 1.0, 5) is None
+
+
+def test_bad_user_specs_are_rejected():
+    from lwdock.errors import InputDataError
+
+    with pytest.raises(InputDataError, match="not finite"):
+        as_user_spec({"z": [[np.nan, 1.0]], "beta": [1.0], "gamma": 0.1})
+    with pytest.raises(InputDataError, match="beta has"):
+        as_user_spec({"z": [[0.0, 1.0]], "beta": [0.5, 0.5], "gamma": 0.1})
+    with pytest.raises(InputDataError, match="not a fitted RKME"):
+        as_user_spec({"beta": [1.0]})
+
+
+def test_other_dimension_finds_no_group(tmp_path, market):
+    _, specs = market
+    c = _cache(tmp_path, specs)
+    res = search_cache(c, {"z": np.zeros((3, 7)), "beta": np.full(3, 1 / 3), "gamma": GAMMA})
+    assert res.empty and "dimension 7" in res.explanation
