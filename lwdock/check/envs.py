@@ -141,7 +141,7 @@ class EnvManager:
                  pip_timeout: float = 900.0) -> None:
         if manager not in ENV_MANAGERS:
             raise UsageError(f"unknown env manager {manager!r}", hint="use 'venv' or 'none'")
-        self.envs_dir = Path(envs_dir)
+        self.envs_dir = Path(envs_dir).absolute()  # the worker runs in another cwd
         self.manager = manager
         self.lock_timeout = lock_timeout
         self.pip_timeout = pip_timeout

@@ -36,6 +36,17 @@ _ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "OMP_NUM_THREADS", "OPENBLAS_
 _MAX_HEADER = 1 << 20
 
 
+def _widen_pipe(fd: int) -> None:
+    # 1 MiB pipes (Linux) cut the round trips of a large batch by 16x
+    import fcntl
+
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+        except OSError:
+            pass
+
+
 def _signal_name(code: int) -> str:
     try:
         return signal.Signals(-code).name
@@ -66,7 +77,8 @@ class ModelWorker:
         self.module = module
         self.class_name = class_name
         self.kwargs = dict(kwargs or {})
-        self.python = python or sys.executable
+        python = python or sys.executable
+        self.python = str(Path(python).absolute()) if os.sep in python else python
         self.timeout = timeout
         self.start_timeout = start_timeout
         self.memory_mb = memory_mb
@@ -122,8 +134,9 @@ class ModelWorker:
             raise ModelRuntimeError(f"cannot start the model worker with {self.python}: {exc.strerror or exc}") from None
         _LIVE.add(self)
         try:
-            os.set_blocking(self.proc.stdout.fileno(), False)
-            os.set_blocking(self.proc.stdin.fileno(), False)
+            for f in (self.proc.stdout, self.proc.stdin):
+                os.set_blocking(f.fileno(), False)
+                _widen_pipe(f.fileno())
             msg, _ = self._recv(time.monotonic() + self.start_timeout, "start")
             if not msg.get("ok"):
                 self._kill()
@@ -139,7 +152,7 @@ class ModelWorker:
         proc = self.proc
         if proc is not None and proc.poll() is None:
             try:
-                self._send({"op": "shutdown"}, b"", time.monotonic() + 2)
+                self._send({"op": "shutdown"}, [], time.monotonic() + 2)
                 proc.wait(timeout=2)
             except (ModelRuntimeError, subprocess.TimeoutExpired, OSError):
                 pass
@@ -187,7 +200,7 @@ class ModelWorker:
         """
         import numpy as np
 
-        from .worker import decode_array, encode_array
+        from .worker import decode_array, encode_parts
 
         self._require()
         X = np.asarray(X)
@@ -200,7 +213,7 @@ class ModelWorker:
         for start in range(0, max(n, 1), step):
             chunk = X[start : start + step] if X.ndim else X
             deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-            self._send({"op": "predict"}, encode_array(np.ascontiguousarray(chunk)), deadline)
+            self._send({"op": "predict"}, encode_parts(chunk), deadline)
             msg, payload = self._recv(deadline, "predict")
             if not msg.get("ok"):
                 raise ModelRuntimeError(f"model predict failed: {msg.get('error', 'unknown error')}",
@@ -227,33 +240,36 @@ class ModelWorker:
         if self.proc.poll() is not None:
             raise ModelRuntimeError(f"the model worker has exited ({self._exit_text()})", hint=self._hint())
 
-    def _send(self, msg: dict, payload: bytes, deadline: float) -> None:
+    def _send(self, msg: dict, parts: list[Any], deadline: float) -> None:
         assert self.proc is not None and self.proc.stdin is not None
-        if payload:
-            msg = dict(msg, nbytes=len(payload))
-        data = memoryview(json.dumps(msg).encode() + b"\n" + payload)
+        n = sum(len(p) for p in parts)
+        if n:
+            msg = dict(msg, nbytes=n)
         fd = self.proc.stdin.fileno()
-        while data:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self._fail_timeout("sending input")
-            _, w, _ = select.select([], [fd], [], min(left, 1.0))
-            if not w:
-                if self.proc.poll() is not None:
+        for part in [json.dumps(msg).encode() + b"\n", *parts]:
+            data = memoryview(part).cast("B")
+            while data:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._fail_timeout("sending input")
+                _, w, _ = select.select([], [fd], [], min(left, 1.0))
+                if not w:
+                    if self.proc.poll() is not None:
+                        self._fail_died("sending input")
+                    continue
+                try:
+                    k = os.write(fd, data[: 1 << 20])
+                except BlockingIOError:
+                    continue
+                except OSError:  # broken pipe: the worker is gone
                     self._fail_died("sending input")
-                continue
-            try:
-                n = os.write(fd, data[: 1 << 20])
-            except BlockingIOError:
-                continue
-            except (BrokenPipeError, OSError):
-                self._fail_died("sending input")
-            data = data[n:]
+                data = data[k:]
 
-    def _fill(self, need: int, deadline: float, what: str) -> None:
+    def _read_into(self, view: memoryview, deadline: float, what: str) -> None:
+        """Fill ``view`` from the worker's pipe before ``deadline``."""
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
-        while len(self._buf) < need:
+        while len(view):
             left = deadline - time.monotonic()
             if left <= 0:
                 self._fail_timeout(what)
@@ -261,14 +277,14 @@ class ModelWorker:
             if not r:
                 continue
             try:
-                chunk = os.read(fd, max(need - len(self._buf), 1 << 16))
+                k = os.readv(fd, [view])
             except BlockingIOError:
                 continue
-            if not chunk:
+            if k == 0:
                 self._fail_died(what)
-            self._buf += chunk
+            view = view[k:]
 
-    def _recv(self, deadline: float, what: str) -> tuple[dict, bytes]:
+    def _recv(self, deadline: float, what: str) -> tuple[dict, bytearray]:
         while True:
             nl = self._buf.find(b"\n")
             if nl >= 0:
@@ -276,7 +292,9 @@ class ModelWorker:
             if len(self._buf) > _MAX_HEADER:
                 self._kill()
                 raise ModelRuntimeError("model worker broke the protocol (header too long)")
-            self._fill(len(self._buf) + 1, deadline, what)
+            chunk = bytearray(1 << 16)
+            view = memoryview(chunk)
+            self._read_some(view, deadline, what, chunk)
         line = bytes(self._buf[:nl])
         del self._buf[: nl + 1]
         try:
@@ -290,10 +308,31 @@ class ModelWorker:
         if nbytes > self.max_output_bytes:
             self._kill()
             raise ModelRuntimeError(f"model output of {nbytes} bytes exceeds the {self.max_output_bytes} byte limit")
-        self._fill(nbytes, deadline, what)
-        payload = bytes(self._buf[:nbytes])
-        del self._buf[:nbytes]
+        payload = bytearray(nbytes)
+        have = min(nbytes, len(self._buf))
+        payload[:have] = self._buf[:have]
+        del self._buf[:have]
+        self._read_into(memoryview(payload)[have:], deadline, what)
         return msg, payload
+
+    def _read_some(self, view: memoryview, deadline: float, what: str, chunk: bytearray) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._fail_timeout(what)
+            r, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if not r:
+                continue
+            try:
+                k = os.readv(fd, [view])
+            except BlockingIOError:
+                continue
+            if k == 0:
+                self._fail_died(what)
+            self._buf += chunk[:k]
+            return
 
     def _fail_timeout(self, what: str) -> None:
         self._kill()

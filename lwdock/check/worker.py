@@ -38,18 +38,47 @@ COMPAT_DIR = Path(__file__).resolve().parent / "compat"
 # -- framing (shared with the client) ---------------------------------------------
 
 
-def encode_array(arr: Any) -> bytes:
+def encode_parts(arr: Any) -> list[Any]:
+    """``arr`` as .npy bytes, in parts (header, data) so the data is not copied."""
     import numpy as np
+    from numpy.lib import format as npy
 
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return buf.getvalue()
+    arr = np.asarray(arr)
+    if arr.dtype.hasobject:
+        raise TypeError("object arrays are never sent")
+    if not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr)
+    head = io.BytesIO()
+    npy.write_array_header_1_0(head, npy.header_data_from_array_1_0(arr))
+    return [head.getvalue(), memoryview(arr.reshape(-1)).cast("B") if arr.size else b""]
+
+
+def encode_array(arr: Any) -> bytes:
+    return b"".join(bytes(p) for p in encode_parts(arr))
 
 
 def decode_array(data: bytes | bytearray | memoryview) -> Any:
+    """Read .npy bytes without copying them; object arrays are refused (no pickle, ever)."""
     import numpy as np
+    from numpy.lib import format as npy
 
-    return np.load(io.BytesIO(data), allow_pickle=False)
+    bio = io.BytesIO(data)
+    version = npy.read_magic(bio)
+    if version == (1, 0):
+        shape, fortran, dtype = npy.read_array_header_1_0(bio)
+    elif version == (2, 0):
+        shape, fortran, dtype = npy.read_array_header_2_0(bio)
+    else:
+        raise ValueError(f"unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
+    count = 1
+    for n in shape:
+        count *= n
+    if len(data) - bio.tell() != count * dtype.itemsize:
+        raise ValueError("array data size does not match its header")
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=bio.tell())
+    return arr.reshape(shape, order="F" if fortran else "C")
 
 
 # -- model loading -----------------------------------------------------------------
@@ -128,22 +157,23 @@ class _Server:
         self.rfile = rfile
         self.wfile = wfile
 
-    def send(self, msg: dict, payload: bytes = b"") -> None:
-        if payload:
-            msg = dict(msg, nbytes=len(payload))
+    def send(self, msg: dict, parts: list[Any] | None = None) -> None:
+        n = sum(len(p) for p in parts or ())
+        if n:
+            msg = dict(msg, nbytes=n)
         self.wfile.write(json.dumps(msg).encode() + b"\n")
-        if payload:
-            self.wfile.write(payload)
+        for p in parts or ():
+            self.wfile.write(p)
         self.wfile.flush()
 
-    def recv(self) -> tuple[dict | None, bytes]:
+    def recv(self) -> tuple[dict | None, bytes | bytearray]:
         line = self.rfile.readline(MAX_LINE)
         if not line:
             return None, b""
         msg = json.loads(line)
         n = int(msg.get("nbytes", 0))
-        payload = self.rfile.read(n) if n else b""
-        if len(payload) != n:
+        payload = bytearray(n)  # writable: a model may change its input in place
+        if n and self.rfile.readinto(payload) != n:
             return None, b""
         return msg, payload
 
@@ -240,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                 out = _as_array(raw)
                 pytype = f"{type(raw).__module__}.{type(raw).__qualname__}"
                 server.send({"ok": True, "shape": list(out.shape), "dtype": out.dtype.str, "pytype": pytype,
-                             "predict_s": took}, encode_array(out))
+                             "predict_s": took}, encode_parts(out))
             else:
                 server.send({"ok": False, "error": f"unknown op {op!r}"})
         except BrokenPipeError:
