@@ -291,6 +291,10 @@ def build_ensemble(
         report = evaluate(reuser, Xl, yl, outs, kinds, cv=cv, random_state=random_state)
     else:
         reuser.fit(Xu)
+    if not hasattr(reuser, "n_features_in_"):  # data-free and fitted without data: the dock knows the width
+        if n_features is None:
+            raise UsageError(f"{method} without data cannot tell the input width", hint="pass --data FILE")
+        reuser.n_features_in_ = int(n_features)
     width = int(reuser.n_features_in_)
     if columns is not None and len(columns) != width:
         columns = None

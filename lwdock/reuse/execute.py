@@ -108,46 +108,60 @@ def _load_trusted_model(package: Any, id: str) -> Any:
         raise PackageError(f"learnware {id[:12]}: model could not be created: {type(exc).__name__}: {exc}") from exc
 
 
-def _runner_class() -> Any:
+def _runner_available() -> bool:
     try:
-        from ..check.runner import ModelWorker
+        from ..check import envs, runner  # noqa: F401
     except ImportError:
-        return None
-    return ModelWorker
+        return False
+    return True
 
 
 @contextlib.contextmanager
-def open_predictors(dock: Any, ids: Sequence[str], trusted: bool = False) -> Iterator[list[Any]]:
+def open_predictors(dock: Any, ids: Sequence[str], trusted: bool = False, env_manager: str = "venv", timeout: float = 600.0) -> Iterator[list[Any]]:
     """One handle per learnware id, closed on exit.
 
-    ``trusted=False`` (the default) runs each model in the sandboxed runner;
-    ``trusted=True`` imports the model code into this process.
+    ``trusted=False`` (the default) runs each model in the sandboxed runner, in the
+    learnware's cached environment; ``trusted=True`` imports the model code into this process.
+    ``timeout`` bounds one batch round trip in a worker.
     """
     from .base import InProcessPredictor
 
+    if not trusted and not _runner_available():
+        raise UsageError(
+            "the sandboxed model runner is not available in this installation",
+            hint="pass --trusted (trusted=True) to run learnware code in this process",
+        )
+    packages = [dock.package(id) for id in ids]
+    if trusted:
+        yield [InProcessPredictor(_load_trusted_model(p, id), id=id) for p, id in zip(packages, ids)]
+        return
     with contextlib.ExitStack() as stack:
-        handles: list[Any] = []
-        worker_cls = None if trusted else _runner_class()
-        if not trusted and worker_cls is None:
-            raise UsageError(
-                "the sandboxed model runner is not available in this installation",
-                hint="pass --trusted (trusted=True) to run learnware code in this process",
-            )
-        for id in ids:
-            package = dock.package(id)
-            if trusted:
-                handles.append(InProcessPredictor(_load_trusted_model(package, id), id=id))
-            else:
-                worker = stack.enter_context(_make_worker(worker_cls, dock, id, package))
-                handles.append(WorkerPredictor(worker, id))
-        yield handles
+        # workers start in parallel: each start waits on a subprocess importing its model
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(ids)))) as pool:
+            futures = [pool.submit(_start_worker, dock, p, env_manager, timeout) for p in packages]
+            errors = []
+            workers = []
+            for f in futures:
+                try:
+                    w = f.result()
+                except BaseException as exc:  # noqa: BLE001 - re-raised below after the others are closed
+                    errors.append(exc)
+                    continue
+                stack.callback(w.close)
+                workers.append(w)
+        if errors:
+            raise errors[0]
+        yield [WorkerPredictor(w, id) for w, id in zip(workers, ids)]
 
 
-def _make_worker(worker_cls: Any, dock: Any, id: str, package: Any) -> Any:
-    # the runner owns its signature; try the forms it documents, most specific first
-    for args in ((dock, id), (package,), (Path(package.root),)):
-        try:
-            return worker_cls(*args)
-        except TypeError:
-            continue
-    raise UsageError(f"cannot start a runner for learnware {id[:12]}")
+def _start_worker(dock: Any, package: Any, env_manager: str, timeout: float) -> Any:
+    from ..check.envs import EnvManager
+    from ..check.runner import ModelWorker
+
+    manager = EnvManager(dock.layout.envs, env_manager)
+    env = manager.ensure(list(package.requirements or []))
+    worker = ModelWorker(package.root, module=package.model_module, class_name=package.model_class,
+                         kwargs=package.model_kwargs, python=env.python, timeout=timeout)
+    return worker.start()
