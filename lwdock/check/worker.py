@@ -255,7 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, OSError):
             return 4
         if msg is None or msg.get("op") == "shutdown":
-            return 0
+            try:
+                sys.stdout.flush()
+            except OSError:
+                pass
+            os._exit(0)  # skip interpreter teardown: nothing of the model's needs finalising
         op = msg.get("op")
         try:
             if op == "info":
