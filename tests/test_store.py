@@ -155,7 +155,9 @@ def test_doctor_removes_orphans_and_rebuilds_index(dock, tmp_path):
     assert orphan.exists()  # dry run changes nothing
     assert dock.doctor()["ok"] and not orphan.exists()
     # losing the index entirely: rebuild from blobs + manifests, without resurrecting removals
-    dock.layout.index_file.unlink()
+    import shutil
+
+    shutil.rmtree(dock.layout.index_dir)
     report = dock.doctor(rebuild_index=True)
     assert report["ok"] and report["learnwares"] == 1
     assert dock.resolve(kept["id"][:8]) == kept["id"]
@@ -163,7 +165,8 @@ def test_doctor_removes_orphans_and_rebuilds_index(dock, tmp_path):
 
 def test_corrupt_index_gives_a_clear_error(dock, tmp_path):
     _submit(dock, tmp_path, seed=14)
-    dock.layout.index_file.write_text('{"learnwares": {"1": {"id": "ab')
+    shard = next(dock.layout.index_dir.glob("[0-9a-f][0-9a-f].json"))
+    shard.write_text('{"learnwares": {"1": {"id": "ab')
     with pytest.raises(DockError, match="corrupt"):
         dock.entries()
     report = dock.doctor(rebuild_index=True)
@@ -172,8 +175,30 @@ def test_corrupt_index_gives_a_clear_error(dock, tmp_path):
 
 def test_index_holds_metadata_only(dock, tmp_path):
     e = _submit(dock, tmp_path, seed=15)
-    data = json.loads(dock.layout.index_file.read_text())
+    data = json.loads((dock.layout.index_dir / f"{e['id'][:2]}.json").read_text())
     stored = next(iter(data["learnwares"].values()))
     assert stored["id"] == e["id"]
     assert "z" not in json.dumps(stored["specs"])  # spec arrays stay in the blob
     assert stored["specs"][0]["dim"] == 2
+
+
+def test_index_is_sharded_by_id_and_alias_map_is_repaired(dock, tmp_path):
+    a = _submit(dock, tmp_path, seed=16, alias="keep")
+    b = _submit(dock, tmp_path, seed=17)
+    files = {p.name for p in dock.layout.index_dir.glob("*.json")}
+    assert {"meta.json", f"{a['id'][:2]}.json", f"{b['id'][:2]}.json"} <= files
+    # a crash between meta and shard writes can leave a dangling alias: lookups ignore it, doctor fixes it
+    from lwdock.store.index import open_index
+
+    with dock.lock(), open_index(dock.layout.index_dir) as idx:
+        meta = idx._meta_doc()
+        meta["aliases"]["ghost"] = "0" * 64
+        idx._set_meta(meta)
+    with pytest.raises(NotFoundError):
+        dock.resolve("ghost")
+    report = dock.doctor(repair=False)
+    assert not report["ok"] and any("alias map" in p for p in report["problems"])
+    assert dock.doctor()["ok"]
+    assert dock.resolve("keep") == a["id"]
+    dock.set_alias(b["id"], "ghost")  # the name is free again
+    assert dock.resolve("ghost") == b["id"]

@@ -131,7 +131,7 @@ class Dock:
 
     @contextmanager
     def _index(self) -> Iterator[Index]:
-        with self.lock(), open_index(self.layout.index_file) as idx:
+        with self.lock(), open_index(self.layout.index_dir) as idx:
             yield idx
 
     def generation(self) -> int:
@@ -188,7 +188,7 @@ class Dock:
 
     def get(self, ref: str) -> dict[str, Any]:
         with self._index() as idx:
-            return _find(idx.all(), ref)
+            return _resolve(idx, ref)
 
     def blob_path(self, ref: str) -> Path:
         return self.layout.blob(self.resolve(ref))
@@ -303,7 +303,7 @@ class Dock:
         with self._index() as idx:
             if idx.get(lw_id) is not None:
                 raise ConflictError(f"learnware {lw_id[:12]} is already in the dock")
-            if entry["alias"] and any(e.get("alias") == entry["alias"] for e in idx.all()):
+            if entry["alias"] and idx.get(idx.alias_target(entry["alias"]) or "--") is not None:
                 raise ConflictError(f"alias {entry['alias']!r} is already in use")
             blob = lay.blob(lw_id)
             blob.parent.mkdir(parents=True, exist_ok=True)
@@ -331,8 +331,9 @@ class Dock:
         if alias is not None:
             _check_alias(alias)
         with self._index() as idx:
-            entry = _find(idx.all(), ref)
-            if alias and any(e.get("alias") == alias and e["id"] != entry["id"] for e in idx.all()):
+            entry = _resolve(idx, ref)
+            owner = idx.alias_target(alias) if alias else None
+            if owner and owner != entry["id"] and idx.get(owner) is not None:
                 raise ConflictError(f"alias {alias!r} is already in use")
             idx.update(entry["id"], {"alias": alias})
             entry["alias"] = alias
@@ -343,7 +344,7 @@ class Dock:
         """Remove a learnware. The index entry goes first; files follow."""
         lay = self.layout
         with self._index() as idx:
-            entry = _find(idx.all(), ref)
+            entry = _resolve(idx, ref)
             if dry_run:
                 return entry
             lw_id = entry["id"]
@@ -395,6 +396,18 @@ def _check_alias(alias: str) -> None:
             f"invalid alias {alias!r}: use a letter first, then letters, digits, '.', '_' or '-' "
             "(at most 64), and not a hex string that could be an id prefix"
         )
+
+
+def _resolve(idx: Index, ref: str) -> dict[str, Any]:
+    """Alias first, then id prefix; reads the alias map and one shard, not the whole index."""
+    ref = ref.strip()
+    target = idx.alias_target(ref) if ref else None
+    entry = idx.get(target) if target else None
+    if entry is not None:
+        return entry
+    low = ref.lower()
+    candidates = idx.with_prefix(low) if len(low) >= 2 and _HEX_RE.match(low) else []
+    return _find(candidates, ref)
 
 
 def _find(entries: list[dict[str, Any]], ref: str) -> dict[str, Any]:

@@ -50,18 +50,24 @@ def run_doctor(dock: Dock, *, repair: bool = True, rebuild_index: bool = False) 
                 if m is None or m.get("removed") or m.get("id") != lw_id:
                     continue
                 entries.append(m)
-            if lay.index_file.exists():  # keep the old (maybe corrupt) index for inspection
-                lay.index_file.replace(lay.index_file.with_name("index.json.bak"))
-            with open_index(lay.index_file) as idx:
+            backup = lay.root / "index.bak"  # keep the old (maybe corrupt) index for inspection
+            shutil.rmtree(backup, ignore_errors=True)
+            if lay.index_dir.exists():
+                lay.index_dir.replace(backup)
+            with open_index(lay.index_dir) as idx:
                 idx.replace_all(entries)
             repaired.append(f"rebuilt the index from {len(entries)} stored learnwares")
         try:
-            with open_index(lay.index_file) as idx:
+            with open_index(lay.index_dir) as idx:
                 entries = idx.all()
+                aliases = idx._meta_doc().get("aliases") or {}
         except LwdockError as exc:
             problems.append(str(exc))
             return {"ok": False, "problems": problems, "leftovers": leftovers, "repaired": repaired, "learnwares": None}
         known = {e["id"]: e for e in entries}
+        want_aliases = {e["alias"]: e["id"] for e in entries if e.get("alias")}
+        if aliases != want_aliases:
+            fix("alias map disagrees with the entries", lambda: _reset_aliases(lay.index_dir, want_aliases))
 
         for lw_id, entry in known.items():
             blob = lay.blob(lw_id)
@@ -96,7 +102,7 @@ def run_doctor(dock: Dock, *, repair: bool = True, rebuild_index: bool = False) 
             if _owner_alive(t.name):
                 continue  # a submit in another process is still working here
             fix(f"leftover scratch {t.name}", lambda t=t: _rm(t), garbage=True)
-        for t in list(lay.root.glob(".*.tmp")) + list(lay.objects.glob("*/.*.tmp")):
+        for t in list(lay.index_dir.glob(".*.tmp")) + list(lay.objects.glob("*/.*.tmp")):
             fix(f"leftover temp file {t.name}", lambda t=t: t.unlink(missing_ok=True), garbage=True)
 
         try:
@@ -145,3 +151,10 @@ def _owner_alive(name: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _reset_aliases(index_dir: Path, aliases: dict[str, str]) -> None:
+    with open_index(index_dir) as idx:
+        meta = idx._meta_doc()
+        meta["aliases"] = aliases
+        idx._set_meta(meta)

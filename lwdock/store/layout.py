@@ -2,7 +2,7 @@
 
     <dock>/LAYOUT_VERSION          layout version (an integer), for later migrations
     <dock>/dock.json               dock settings (kernel gamma, creation time)
-    <dock>/index.json              TinyDB index (metadata only; rebuildable)
+    <dock>/index/                  TinyDB index, sharded by id (metadata only; rebuildable)
     <dock>/objects/sha256/ab/<id>.zip   immutable learnware blobs, named by content hash
     <dock>/objects/sha256/ab/<id>.json  manifest beside each blob (used to rebuild the index)
     <dock>/unpacked/<id>/          unpacked cache (rebuilt from the blob when missing)
@@ -35,8 +35,8 @@ class Layout:
         return self.root / "dock.json"
 
     @property
-    def index_file(self) -> Path:
-        return self.root / "index.json"
+    def index_dir(self) -> Path:
+        return self.root / "index"
 
     @property
     def objects(self) -> Path:
@@ -72,7 +72,7 @@ class Layout:
         return self.unpacked / lw_id
 
     def make_dirs(self) -> None:
-        for d in (self.objects, self.unpacked, self.envs, self.search, self.lock_file.parent, self.tmp):
+        for d in (self.index_dir, self.objects, self.unpacked, self.envs, self.search, self.lock_file.parent, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
 
 
