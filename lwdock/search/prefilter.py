@@ -3,16 +3,17 @@
 With ``w ~ N(0, 2*gamma*I)`` and ``phi(x) = [cos(x.W), sin(x.W)] / sqrt(m)`` (m frequencies),
 ``phi(x).phi(y)`` is an unbiased estimate of the RBF kernel ``exp(-gamma |x-y|^2)``. An RKME's
 sketch is ``s_R = sum_j beta_j phi(z_j)``, a fixed 2m-vector, and
-``|s_u - s_R|^2`` estimates MMD^2(u, R). Search then scores all N sketches with one
-matrix-vector product (brute force, O(N m)), keeps the best ``candidates`` and re-ranks them
-exactly. The sketches live in the search cache (float32), computed once per learnware.
+``s_u . s_R`` estimates ``<u, R>``. Search scores all N learnwares with one matrix-vector
+product (brute force, O(N m)) as ``<R,R> - 2 s_u.s_R`` -- the exact, precomputed self product
+plus the sketched cross term, which is less noisy than ``|s_u - s_R|^2`` -- keeps the best
+``candidates`` and re-ranks them exactly. The sketches live in the search cache (float32), computed once per learnware.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_FREQUENCIES = 256
+DEFAULT_FREQUENCIES = 512
 AUTO_THRESHOLD = 20_000  # eligible learnwares above which prefilter=None turns it on
 MIN_CANDIDATES = 1_000
 
@@ -68,5 +69,6 @@ def candidates(approx: np.ndarray, count: int) -> np.ndarray:
     return np.argpartition(approx, count)[:count]
 
 
-def candidate_count(k: int, max_mixture: int) -> int:
-    return max(MIN_CANDIDATES, 50 * k, 4 * max_mixture * max_mixture)
+def candidate_count(k: int, max_mixture: int, n: int = 0) -> int:
+    """Exact re-rank budget: at least 1,000, 50 per requested result, and 2 % of the dock."""
+    return max(MIN_CANDIDATES, 50 * k, 4 * max_mixture * max_mixture, n // 50)

@@ -132,11 +132,12 @@ def rank(
         return empty
     uu = user.self_product
     pf = use_prefilter if use_prefilter is not None else considered > prefilter.AUTO_THRESHOLD
-    n_cand = prefilter.candidate_count(k, max_mixture)
+    n_cand = prefilter.candidate_count(k, max_mixture, considered)
     if pf and considered > n_cand:
         us = prefilter.user_sketch(user.z, user.beta, group.rff)
+        # exact self products, sketched cross term only: less noise than |s_u - s_R|^2
         approx = np.concatenate([
-            prefilter.approx_mmd2(group.segments[si].sketch, group.segments[si].sketch_norms, us)[pos]
+            group.segments[si].self_[pos] - 2.0 * (np.asarray(group.segments[si].sketch) @ us)[pos]
             for si, pos, _ in picks
         ])
         keep = np.sort(prefilter.candidates(approx, n_cand))
