@@ -31,8 +31,7 @@ samples: install
 	$(BIN)/python sample_learnwares/build.py
 
 lint: install
-	$(BIN)/python -m compileall -q lwdock tests benchmarks examples sample_learnwares
-	$(BIN)/python -m pyflakes lwdock tests benchmarks examples sample_learnwares 2>/dev/null || true
+	$(BIN)/ruff check lwdock tests benchmarks examples sample_learnwares
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

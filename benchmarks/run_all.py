@@ -5,7 +5,6 @@ Usage: python benchmarks/run_all.py [name ...]   (names without the bench_ prefi
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import time

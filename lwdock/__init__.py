@@ -18,8 +18,8 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .spec.rkme_table import RKMETableSpec
-    from .store.dock import Dock
+    from .spec.rkme_table import RKMETableSpec  # noqa: F401
+    from .store.dock import Dock  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:
