@@ -9,7 +9,6 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 from _factory import learnware_files, semantic_dict, spec_dict, write_zip
 
@@ -43,7 +42,6 @@ class Model(BaseModel):
 '''
 HOSTILE = '''
 import os, sys, time
-import numpy as np
 
 
 class Model:
