@@ -42,6 +42,7 @@ class Model(BaseModel):
 '''
 HOSTILE = '''
 import os, sys, time
+import numpy as np
 
 
 class Model:
