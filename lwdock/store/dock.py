@@ -450,19 +450,13 @@ def _spec_summaries(pkg: Package) -> list[dict[str, Any]]:
 def _run_checks(
     pkg: Package, semantic: dict[str, Any], dock: Dock, *, timeout: float | None = None, **kw: Any
 ) -> dict[str, Any]:
-    try:
-        from ..check.checks import run_checks
-    except ImportError:  # the check layer is not installed yet: static checks only
-        return _static_checks(pkg)
+    from ..check.checks import run_checks
+
     if timeout is not None:
         kw["timeout"] = timeout
     report = run_checks(pkg, semantic, envs_dir=dock.layout.envs, **kw)
     return report.to_dict() if hasattr(report, "to_dict") else report
 
-
-def _static_checks(pkg: Package) -> dict[str, Any]:
-    checks = [{"name": "semantic", "ok": True, "reason": "valid"}, {"name": "files", "ok": True, "reason": "present"}]
-    return {"status": "semantic-only", "checks": checks}
 
 
 def _search_hook(name: str, dock: Dock, **kw: Any) -> None:
