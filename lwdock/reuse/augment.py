@@ -121,14 +121,6 @@ class FeatureAugmentReuser(ReuserBase):
         pred, proba = predict_linear(F, self.head_, self.task_, getattr(self, "n_classes_", None))
         return self._finish(pred, self.task_), proba
 
-    def predict(self, X: Any) -> np.ndarray:
-        return self._predict_both(X)[0]
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        if self.task_ != CLASSIFICATION:
-            raise UsageError("predict_proba is only meaningful for classification")
-        return self._predict_both(X)[1]
-
     def _get_state(self):
         meta, arrays = super()._get_state()
         meta["include_X"] = bool(self.include_X)

@@ -74,15 +74,6 @@ class AveragingReuser(ReuserBase):
         pred, proba, self.combined_as_ = self._combine(outs, kinds, self.weights_)
         return self._finish(pred, self.task_), proba
 
-    def predict(self, X: Any) -> np.ndarray:
-        return self._predict_both(X)[0]
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Mean probabilities; in vote mode, the weighted share of votes per class."""
-        if self.task_ != CLASSIFICATION:
-            raise UsageError("predict_proba is only meaningful for classification")
-        return self._predict_both(X)[1]
-
     def _get_state(self):
         meta, arrays = super()._get_state()
         meta["mode"] = self.mode

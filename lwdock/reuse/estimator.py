@@ -83,6 +83,19 @@ class ReuserBase(BaseEstimator):
     def _combine(self, outs: list[np.ndarray], kinds: list[str], weights: np.ndarray):
         return combine(outs, kinds, weights, self.task_, self._n_classes())
 
+    # -- prediction: subclasses implement _predict_both(X) -> (pred, proba) ----
+    def predict(self, X: Any) -> np.ndarray:
+        return self._predict_both(X)[0]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (classification only); see each reuser for how they are formed."""
+        if self.task_ != CLASSIFICATION:
+            raise UsageError("predict_proba is only meaningful for classification")
+        return self._predict_both(X)[1]
+
+    def _predict_both(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        raise NotImplementedError
+
     @staticmethod
     def _finish(pred: np.ndarray, task: str) -> np.ndarray:
         if task == CLASSIFICATION:

@@ -201,15 +201,6 @@ class JobSelectorReuser(ReuserBase):
             pred[rows] = out
         return self._finish(pred, self.task_), None
 
-    def predict(self, X: Any) -> np.ndarray:
-        return self._predict_both(X)[0]
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """The chosen learnware's probabilities (one-hot where it returns labels)."""
-        if self.task_ != CLASSIFICATION:
-            raise UsageError("predict_proba is only meaningful for classification")
-        return self._predict_both(X)[1]
-
     def _get_state(self):
         meta, arrays = super()._get_state()
         meta.update(selector=self.selector, n_neighbors=int(self.n_neighbors), herding_num=int(self.herding_num))

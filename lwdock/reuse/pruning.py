@@ -111,15 +111,6 @@ class EnsemblePruningReuser(ReuserBase):
         pred, proba, _ = self._combine([outs[i] for i in sel], [kinds[i] for i in sel], self.weights_[sel])
         return self._finish(pred, self.task_), proba
 
-    def predict(self, X: Any) -> np.ndarray:
-        return self._predict_both(X)[0]
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Weighted mean probabilities, or weighted vote shares when some learnware returns labels."""
-        if self.task_ != CLASSIFICATION:
-            raise UsageError("predict_proba is only meaningful for classification")
-        return self._predict_both(X)[1]
-
     def _get_state(self):
         meta, arrays = super()._get_state()
         meta["validation_score"] = float(self.validation_score_)
