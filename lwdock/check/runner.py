@@ -265,11 +265,11 @@ class ModelWorker:
                     self._fail_died("sending input")
                 data = data[k:]
 
-    def _read_into(self, view: memoryview, deadline: float, what: str) -> None:
-        """Fill ``view`` from the worker's pipe before ``deadline``."""
+    def _read_once(self, view: memoryview, deadline: float, what: str) -> int:
+        """Wait for the worker's pipe, then read what is there into ``view`` (at least 1 byte)."""
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
-        while len(view):
+        while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 self._fail_timeout(what)
@@ -282,7 +282,12 @@ class ModelWorker:
                 continue
             if k == 0:
                 self._fail_died(what)
-            view = view[k:]
+            return k
+
+    def _read_into(self, view: memoryview, deadline: float, what: str) -> None:
+        """Fill ``view`` from the worker's pipe before ``deadline``."""
+        while len(view):
+            view = view[self._read_once(view, deadline, what) :]
 
     def _recv(self, deadline: float, what: str) -> tuple[dict, bytearray]:
         while True:
@@ -316,23 +321,7 @@ class ModelWorker:
         return msg, payload
 
     def _read_some(self, view: memoryview, deadline: float, what: str, chunk: bytearray) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self._fail_timeout(what)
-            r, _, _ = select.select([fd], [], [], min(left, 1.0))
-            if not r:
-                continue
-            try:
-                k = os.readv(fd, [view])
-            except BlockingIOError:
-                continue
-            if k == 0:
-                self._fail_died(what)
-            self._buf += chunk[:k]
-            return
+        self._buf += chunk[: self._read_once(view, deadline, what)]
 
     def _fail_timeout(self, what: str) -> None:
         self._kill()
