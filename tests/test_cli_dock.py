@@ -117,3 +117,9 @@ def test_help_does_not_import_heavy_modules():
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert p.stdout.strip() == ""
+
+
+def test_closed_stdout_is_quiet(lwdock_bin):
+    # `lwdock ... | head -1`: no "internal error" when the reader goes away early
+    p = subprocess.run(f"'{lwdock_bin}' reuse --help | head -c 10", shell=True, capture_output=True, text=True)
+    assert "error" not in p.stderr

@@ -23,8 +23,8 @@ class _Group(TyperGroup):
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort):
-            raise
+        except (typer.Exit, typer.Abort, BrokenPipeError):
+            raise  # Click itself quiets a closed stdout (`lwdock list -q | head -1`)
         except Exception as exc:  # noqa: BLE001 - this is the one place that maps errors
             if _is_click_signal(exc):
                 raise
