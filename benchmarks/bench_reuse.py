@@ -24,53 +24,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import report  # noqa: E402
 
-N_CLASSES, DIM = 10, 20
-MODEL_CODE = '''
-import os
-import numpy as np
-
-
-class Model:
-    def __init__(self, n_classes=10):
-        here = os.path.dirname(os.path.abspath(__file__))
-        with np.load(os.path.join(here, "params.npz"), allow_pickle=False) as z:
-            self.coef, self.intercept, self.classes = z["coef"], z["intercept"], z["classes"]
-        self.input_shape = (self.coef.shape[1],)
-        self.output_shape = (n_classes,)
-        self.n_classes = n_classes
-
-    def predict(self, X):
-        z = np.asarray(X, dtype=float) @ self.coef.T + self.intercept
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        out = np.zeros((len(z), self.n_classes))
-        out[:, self.classes] = e / e.sum(axis=1, keepdims=True)
-        return out
-'''
-
-
-class Market:
-    def __init__(self, seed=0, n_learnwares=8, per=500):
-        from sklearn.linear_model import LogisticRegression
-
-        self.rng = np.random.default_rng(seed)
-        self.means = self.rng.normal(0.0, 0.9, size=(N_CLASSES, DIM))
-        self.models, self.train = [], []
-        for _ in range(n_learnwares):
-            classes = self.rng.choice(N_CLASSES, size=4, replace=False)
-            X, y = self.draw(classes, [0.4, 0.4, 0.1, 0.1], per)
-            self.models.append(LogisticRegression(max_iter=2000).fit(X, y))
-            self.train.append(X)
-
-    def draw(self, classes, ratios, n):
-        counts = np.round(np.asarray(ratios) * n).astype(int)
-        y = np.concatenate([np.full(c, k) for k, c in zip(classes, counts)])
-        X = self.means[y] + self.rng.normal(size=(len(y), DIM))
-        order = self.rng.permutation(len(y))
-        return X[order], y[order]
-
-    def user(self, n):
-        return self.draw(self.rng.choice(N_CLASSES, size=6, replace=False), [0.3, 0.3, 0.1, 0.1, 0.1, 0.1], n)
+# the benchmark uses the same market and model code as the reuse tests
+sys.path.insert(0, str(HERE.parent / "tests"))
+from test_reuse_dock import MODEL_CODE  # noqa: E402
+from test_reuse_market import DIM, N_CLASSES, Market  # noqa: E402
 
 
 class Proba:
