@@ -25,11 +25,15 @@ from ..errors import NotFoundError, SpecFileError
 
 SCHEMA_VERSION = 1
 TABLE_TYPES = ("RKMETableSpecification", "RKMEStatSpecification")  # the second is the reference's legacy alias
+IMAGE_TYPE = "RKMEImageSpecification"
+TEXT_TYPE = "RKMETextSpecification"
 CORE_KEYS = ("z", "beta", "gamma", "num_points", "type")
+IMAGE_CORE_KEYS = ("RKME_IMAGE_VERSION", "z", "beta", "n_models", "model_config", "type")
+TEXT_CORE_KEYS = (*CORE_KEYS, "language", "embedder", "embedding_dim")
 
 
-def checksum(data: dict[str, Any]) -> str:
-    core = {k: data.get(k) for k in CORE_KEYS}
+def checksum(data: dict[str, Any], keys: tuple[str, ...] = CORE_KEYS) -> str:
+    core = {k: data.get(k) for k in keys}
     blob = json.dumps(core, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -55,8 +59,15 @@ def _fail(msg: str, source: str) -> SpecFileError:
     return SpecFileError(f"{source}: {msg}", hint="rebuild it with `lwdock spec table DATA -o SPEC`")
 
 
-def table_from_dict(data: Any, cls=None, source: str = "specification"):  # type: ignore[no-untyped-def]
-    """Validate ``data`` and build a fitted table spec from it."""
+def _check_version(data: dict[str, Any], source: str) -> None:
+    version = data.get("schema_version")
+    if version is not None and (not isinstance(version, int) or version > SCHEMA_VERSION or version < 1):
+        raise _fail(f"schema_version {version!r} is not supported (this lwdock reads up to {SCHEMA_VERSION})", source)
+
+
+def table_from_dict(data: Any, cls=None, source: str = "specification", *, types: tuple[str, ...] = TABLE_TYPES,
+                    keys: tuple[str, ...] = CORE_KEYS):  # type: ignore[no-untyped-def]
+    """Validate ``data`` and build a fitted table spec from it (``types``/``keys``: the text spec reuses this)."""
     import numpy as np
 
     if cls is None:
@@ -66,11 +77,9 @@ def table_from_dict(data: Any, cls=None, source: str = "specification"):  # type
     missing = [k for k in CORE_KEYS if k not in data]
     if missing:
         raise _fail(f"missing key(s) {', '.join(missing)}", source)
-    if data["type"] not in TABLE_TYPES:
-        raise _fail(f"type is {data['type']!r}, expected 'RKMETableSpecification'", source)
-    version = data.get("schema_version")
-    if version is not None and (not isinstance(version, int) or version > SCHEMA_VERSION or version < 1):
-        raise _fail(f"schema_version {version!r} is not supported (this lwdock reads up to {SCHEMA_VERSION})", source)
+    if data["type"] not in types:
+        raise _fail(f"type is {data['type']!r}, expected {types[0]!r}", source)
+    _check_version(data, source)
     if data.get("dtype", "float64") not in ("float64", "float32"):
         raise _fail(f"dtype {data.get('dtype')!r} is not supported", source)
     try:
@@ -91,7 +100,7 @@ def table_from_dict(data: Any, cls=None, source: str = "specification"):  # type
     n = data["num_points"]
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise _fail(f"num_points must be a positive integer, got {n!r}", source)
-    if "checksum" in data and data["checksum"] != checksum(data):
+    if "checksum" in data and data["checksum"] != checksum(data, keys):
         raise _fail("checksum mismatch: the file was altered or damaged", source)
     params = data.get("params") if isinstance(data.get("params"), dict) else {}
     known = cls().get_params()
@@ -140,10 +149,147 @@ def read_dict(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_spec(path: str | Path):  # type: ignore[no-untyped-def]
-    """Load any known specification file, dispatching on its ``type``."""
-    data = read_dict(path)
-    kind = data.get("type")
+def spec_from_dict(data: Any, source: str = "specification"):  # type: ignore[no-untyped-def]
+    """Build a fitted spec of the right class from a parsed file, dispatching on its ``type``."""
+    kind = data.get("type") if isinstance(data, dict) else None
     if kind in TABLE_TYPES:
-        return table_from_dict(data, source=str(path))
-    raise _fail(f"unknown specification type {kind!r}", str(path))
+        return table_from_dict(data, source=source)
+    if kind == IMAGE_TYPE:
+        return image_from_dict(data, source=source)
+    if kind == TEXT_TYPE:
+        return text_from_dict(data, source=source)
+    raise _fail(f"unknown specification type {kind!r}", source)
+
+
+def load_spec(path: str | Path):  # type: ignore[no-untyped-def]
+    """Load any known specification file (table, image, text), dispatching on its ``type``."""
+    return spec_from_dict(read_dict(path), source=str(path))
+
+
+# -- image ---------------------------------------------------------------------------
+
+
+def _short_float32(values) -> list:  # type: ignore[no-untyped-def]
+    # shortest decimal that reads back as the same float32 (z is float32, as in the reference)
+    import numpy as np
+
+    flat = [float(np.format_float_positional(v, unique=True, trim="0")) for v in np.asarray(values, np.float32).ravel()]
+    return np.array(flat, dtype=np.float64).reshape(np.shape(values)).tolist()
+
+
+def image_to_dict(spec) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    spec._check_fitted()
+    data: dict[str, Any] = {
+        "RKME_IMAGE_VERSION": spec.VERSION,
+        "msg": None,
+        "z": _short_float32(spec.z_),
+        "beta": spec.beta_.tolist(),
+        "n_models": int(spec.n_models),
+        "model_config": dict(getattr(spec, "model_config_", None) or model_config(spec)),
+        "type": spec.type,
+        "num_points": int(spec.num_points_),
+        "schema_version": SCHEMA_VERSION,
+        "dtype": "float32",
+        "params": {k: v for k, v in spec.get_params().items() if k != "n_threads"},
+        "preprocess": getattr(spec, "preprocess_", None),
+    }
+    data["checksum"] = checksum(data, IMAGE_CORE_KEYS)
+    return data
+
+
+def model_config(spec) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The reference's ``model_config``: channels = k * net_width; only net_depth matters for the kernel."""
+    return {"k": 1, "mu": 0, "sigma": None, "net_width": int(spec.net_width), "net_depth": 3}
+
+
+def _image_fail(msg: str, source: str) -> SpecFileError:
+    return SpecFileError(f"{source}: {msg}", hint="rebuild it with `lwdock spec image DATA.npy -o SPEC`")
+
+
+def image_from_dict(data: Any, cls=None, source: str = "specification"):  # type: ignore[no-untyped-def]
+    """Validate an image spec (ours or the reference's) and build a fitted :class:`RKMEImageSpec`."""
+    import numpy as np
+
+    if cls is None:
+        from .rkme_image import RKMEImageSpec as cls  # noqa: N813
+    if not isinstance(data, dict):
+        raise _image_fail("not a JSON object", source)
+    missing = [k for k in ("z", "beta", "type") if k not in data]
+    if missing:
+        raise _image_fail(f"missing key(s) {', '.join(missing)}", source)
+    if data["type"] != IMAGE_TYPE:
+        raise _image_fail(f"type is {data['type']!r}, expected {IMAGE_TYPE!r}", source)
+    _check_version(data, source)
+    try:
+        z = np.array(data["z"], dtype=np.float32)
+        beta = np.array(data["beta"], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise _image_fail("z and beta must be numeric arrays", source) from None
+    if z.ndim != 4 or z.shape[0] == 0 or z.shape[2:] != (32, 32) or z.shape[1] < 1:
+        raise _image_fail(f"z must be a non-empty K x C x 32 x 32 array, got shape {z.shape}", source)
+    if beta.ndim != 1 or beta.shape[0] != z.shape[0]:
+        raise _image_fail(f"beta has shape {beta.shape} but z has {z.shape[0]} images", source)
+    if not (np.all(np.isfinite(z)) and np.all(np.isfinite(beta))):
+        raise _image_fail("z or beta contains NaN or Inf", source)
+    config = data.get("model_config") if isinstance(data.get("model_config"), dict) else {}
+    depth = config.get("net_depth", 3)
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 3:
+        raise _image_fail(f"model_config.net_depth must be 1, 2 or 3 for 32x32 images, got {depth!r}", source)
+    n = data.get("num_points")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise _image_fail(f"num_points must be a positive integer, got {n!r}", source)
+    if "checksum" in data and data["checksum"] != checksum(data, IMAGE_CORE_KEYS):
+        raise _image_fail("checksum mismatch: the file was altered or damaged", source)
+    params = data.get("params") if isinstance(data.get("params"), dict) else {}
+    known = cls().get_params()
+    spec = cls(**{k: v for k, v in params.items() if k in known})
+    if isinstance(data.get("n_models"), int) and "n_models" not in params:
+        spec.n_models = int(data["n_models"])
+    spec.z_ = z
+    spec.beta_ = beta
+    spec.num_points_ = int(n) if n is not None else 0  # reference files do not record it
+    spec.model_config_ = dict(config) if config else model_config(spec)
+    spec.preprocess_ = data.get("preprocess")
+    spec._self_inner = None
+    return spec
+
+
+# -- text ----------------------------------------------------------------------------
+
+
+def text_to_dict(spec) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    data = table_to_dict(spec)
+    data.pop("checksum")
+    data["language"] = list(spec.language_)
+    data["embedder"] = spec.embedder_
+    data["embedding_dim"] = int(spec.embedding_dim_)
+    data["params"] = {k: v for k, v in spec.get_params().items() if k != "n_threads"}
+    data["checksum"] = checksum(data, TEXT_CORE_KEYS)
+    return data
+
+
+def text_from_dict(data: Any, cls=None, source: str = "specification"):  # type: ignore[no-untyped-def]
+    """Validate a text spec (ours or the reference's) and build a fitted :class:`RKMETextSpec`.
+
+    A reference file has no ``embedder``: it was made with the reference's multilingual MiniLM,
+    recorded as :data:`lwdock.spec.embedders.REFERENCE_EMBEDDER`, so comparing it with ours fails clearly.
+    """
+    if cls is None:
+        from .rkme_text import RKMETextSpec as cls  # noqa: N813
+    from .embedders import REFERENCE_EMBEDDER
+
+    spec = table_from_dict(data, cls, source, types=(TEXT_TYPE,), keys=TEXT_CORE_KEYS)
+    language = data.get("language", [])
+    if not isinstance(language, list) or not all(isinstance(x, str) for x in language):
+        raise _fail(f"language must be a list of strings, got {language!r}", source)
+    embedder = data.get("embedder", REFERENCE_EMBEDDER)
+    if not isinstance(embedder, str) or not embedder:
+        raise _fail(f"embedder must be a name, got {embedder!r}", source)
+    dim = data.get("embedding_dim", spec.dim)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim != spec.dim:
+        raise _fail(f"embedding_dim {dim!r} does not match z's {spec.dim} columns", source)
+    spec.language_ = list(language)
+    spec.embedder_ = embedder
+    spec.embedding_dim_ = int(dim)
+    spec.embedder = embedder
+    return spec

@@ -1,0 +1,110 @@
+"""Text RKME: a table RKME fitted on sentence embeddings.
+
+The embedder is named in the spec (``embedder_``, ``embedding_dim_``); two text specs are
+comparable only when both were made by the same embedder. Language detection is not done:
+``language_`` is always ``[]`` (the reference's langdetect is unseeded and needs an extra package).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputDataError
+from .embedders import DEFAULT_EMBEDDER, get_embedder
+from .rkme_table import RKMETableSpec
+
+
+def as_texts(X: Any) -> list[str]:
+    """``X`` as a list of str (a list/tuple/array of strings); anything else is an error."""
+    if isinstance(X, str):
+        raise InputDataError("text data must be a list of strings, not one string")
+    if isinstance(X, np.ndarray):
+        if X.dtype.kind not in "US" and not (X.dtype.kind == "O" and all(isinstance(x, str) for x in X.ravel())):
+            raise InputDataError(f"text data must hold strings, got dtype {X.dtype}")
+        X = X.ravel().tolist()
+    try:
+        texts = list(X)
+    except TypeError:
+        raise InputDataError(f"text data must be a list of strings, got {type(X).__name__}") from None
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise InputDataError(f"text item {bad} is {type(texts[bad]).__name__}, not str")
+    if not texts:
+        raise InputDataError("the text data is empty")
+    return texts
+
+
+class RKMETextSpec(RKMETableSpec):
+    """RKME text specification: the table RKME (all its hyperparameters) on embeddings.
+
+    Extra parameters: ``embedder`` (registry name, default ``all-MiniLM-L6-v2``; ``hashing-384``
+    needs no extra package) and ``batch_size`` for the embedder. ``gamma`` keeps the reference's
+    0.1; embeddings are L2-normalised, so squared distances are at most 4.
+    """
+
+    type = "RKMETextSpecification"
+
+    def __init__(self, gamma: float = 0.1, K: int = 100, steps: int = 5, embedder: str = DEFAULT_EMBEDDER,
+                 batch_size: int = 64, **kwargs: Any) -> None:
+        super().__init__(gamma=gamma, K=K, steps=steps, **kwargs)
+        self.embedder = embedder
+        self.batch_size = batch_size
+
+    def embed(self, texts: Any, progress=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+        """The ``n x dim`` float64 embeddings of ``texts`` under this spec's embedder."""
+        texts = as_texts(texts)
+        kwargs = {"device": str(self.device or "cpu"), "batch_size": int(self.batch_size)} \
+            if self.embedder in (DEFAULT_EMBEDDER, "minilm") else {}
+        emb = get_embedder(self.embedder, **kwargs)
+        E = emb.encode(texts, progress=progress)
+        self.embedder_ = emb.name
+        self.embedding_dim_ = int(emb.dim)
+        return E
+
+    def fit(self, X, progress=None) -> RKMETextSpec:  # type: ignore[no-untyped-def,override]
+        """Embed the strings ``X`` and fit the table RKME on the embeddings."""
+        E = self.embed(X, progress=progress)
+        super().fit(E)
+        self.language_: list[str] = []
+        return self
+
+    def _check_embedder(self, other: Any) -> None:
+        if not isinstance(other, RKMETextSpec):
+            raise InputDataError(f"cannot compare a text specification with {type(other).__name__}")
+        a, b = getattr(self, "embedder_", None), getattr(other, "embedder_", None)
+        if a != b:
+            raise InputDataError(
+                f"text specifications made by different embedders ({a!r} vs {b!r}) live in different "
+                "embedding spaces and cannot be compared",
+                hint=f"rebuild one of them with --embedder {a or b}",
+            )
+
+    def inner_prod(self, other: RKMETableSpec) -> float:
+        self._check_embedder(other)
+        return super().inner_prod(other)
+
+    def dist(self, other: RKMETableSpec) -> float:
+        self._check_embedder(other)
+        return super().dist(other)
+
+    def get_params(self) -> dict[str, Any]:
+        params = super().get_params()
+        params.update(embedder=self.embedder, batch_size=self.batch_size)
+        return params
+
+    def to_dict(self) -> dict[str, Any]:
+        from .specfile import text_to_dict
+
+        return text_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RKMETextSpec:
+        from .specfile import text_from_dict
+
+        return text_from_dict(data, cls)
+
+    def __repr__(self) -> str:
+        state = f"K={self.z_.shape[0]}, d={self.z_.shape[1]}" if hasattr(self, "z_") else "unfitted"
+        return f"RKMETextSpec(embedder={getattr(self, 'embedder_', self.embedder)!r}, {state})"
