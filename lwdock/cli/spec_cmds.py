@@ -1,4 +1,4 @@
-"""Statistical specification commands: ``lwdock spec table`` and ``lwdock spec show``."""
+"""Statistical specification commands: ``lwdock spec table|image|text`` and ``lwdock spec show``."""
 
 from __future__ import annotations
 
@@ -46,6 +46,59 @@ def table(
     out.result(result, human=human)
 
 
+def _wrote(out: Any, what: str):  # type: ignore[no-untyped-def]
+    def human(d: dict[str, Any]) -> None:
+        out.line(f"wrote {d['path']}: {what.format(**d)} from {d['num_points']} items in {d['fit_seconds']:.3g}s")
+
+    return human
+
+
+def image(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Argument(help="Images: N x C x H x W (or N x H x W grey) in .npy or .npz.")],
+    out_path: Annotated[Path, typer.Option("--output", "-o", help="Where to write the spec JSON.")],
+    k: Annotated[int, typer.Option("--K", "-K", help="Number of synthetic images.")] = 50,
+    steps: Annotated[int, typer.Option("--steps", help="Optimisation rounds.")] = 30,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    max_samples: Annotated[
+        int, typer.Option("--max-samples", help="Fit on at most this many images (seeded subsample).")
+    ] = 5000,
+    no_whitening: Annotated[bool, typer.Option("--no-whitening", help="Skip ZCA whitening (C > 1).")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Build an image RKME specification from N x C x H x W images and write it to -o."""
+    from ..spec.api import build_image_spec
+
+    out = output(ctx, json)
+    result = build_image_spec(data, out_path, K=k, steps=steps, random_state=seed, device=device,
+                              max_samples=max_samples, whitening=not no_whitening)
+    out.result(result, human=_wrote(out, "K={K} shape={shape}"))
+
+
+def text(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Argument(help="Texts: .txt (one per line), .jsonl (--field) or .csv (--column).")],
+    out_path: Annotated[Path, typer.Option("--output", "-o", help="Where to write the spec JSON.")],
+    field: Annotated[Optional[str], typer.Option("--field", help="JSONL field holding the text.")] = None,
+    column: Annotated[Optional[str], typer.Option("--column", help="CSV column (header name) holding the text.")] = None,
+    k: Annotated[int, typer.Option("--K", "-K", help="Reduced-set size.")] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    embedder: Annotated[
+        str, typer.Option("--embedder", help="all-MiniLM-L6-v2 (needs lwdock[text]) or hashing-384 (built in, lower quality).")
+    ] = "all-MiniLM-L6-v2",
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda (embedding and fit).")] = "cpu",
+    json: JsonOpt = False,
+) -> None:
+    """Build a text RKME specification (sentence embeddings + table RKME) and write it to -o."""
+    from ..spec.api import build_text_spec
+
+    out = output(ctx, json)
+    result = build_text_spec(data, out_path, field=field, column=column, K=k, random_state=seed,
+                             embedder=embedder, device=device)
+    out.result(result, human=_wrote(out, "K={K} d={dim} embedder={embedder}"))
+
+
 def show(
     ctx: typer.Context,
     spec: Annotated[Path, typer.Argument(help="Spec JSON file.")],
@@ -61,8 +114,10 @@ def show(
     result = describe_spec(spec, data)
 
     def human(d: dict[str, Any]) -> None:
-        for key in ("path", "type", "dim", "K", "gamma", "num_points", "beta_min", "beta_max", "beta_nonzero",
-                    "self_inner"):
+        for key in ("path", "type", "dim", "shape", "K", "gamma", "kernel", "whitened", "embedder", "embedding_dim",
+                    "num_points", "beta_min", "beta_max", "beta_nonzero", "self_inner"):
+            if key not in d:
+                continue
             v = d.get(key)
             out.line(f"{key:<13} {v:.6g}" if isinstance(v, float) else f"{key:<13} {v}")
         leak = d.get("leak")
@@ -79,5 +134,7 @@ def show(
 
 def register(app: typer.Typer) -> None:
     spec_app.command("table")(table)
+    spec_app.command("image")(image)
+    spec_app.command("text")(text)
     spec_app.command("show")(show)
     app.add_typer(spec_app, name="spec")

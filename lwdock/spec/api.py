@@ -10,7 +10,7 @@ from ..errors import InputDataError
 
 
 def summary(spec: Any, path: str | Path | None = None) -> dict[str, Any]:
-    """Plain-data description of a fitted table spec."""
+    """Plain-data description of a fitted spec (table, image or text)."""
     import numpy as np
 
     beta = np.asarray(spec.beta_)
@@ -18,13 +18,22 @@ def summary(spec: Any, path: str | Path | None = None) -> dict[str, Any]:
         "type": spec.type,
         "dim": spec.dim,
         "K": int(spec.z_.shape[0]),
-        "gamma": float(spec.gamma),
         "num_points": int(spec.num_points_),
         "beta_min": float(beta.min()),
         "beta_max": float(beta.max()),
         "beta_nonzero": int((beta > 1e-12).sum()),
         "self_inner": float(spec.inner_prod(spec)),
     }
+    if hasattr(spec, "gamma"):
+        out["gamma"] = float(spec.gamma)
+    if spec.type == "RKMEImageSpecification":
+        out["shape"] = list(spec.shape)
+        out["kernel"] = f"NNGP (depth {spec.depth})"
+        out["whitened"] = bool((getattr(spec, "preprocess_", None) or {}).get("whitened", False))
+    if spec.type == "RKMETextSpecification":
+        out["embedder"] = spec.embedder_
+        out["embedding_dim"] = int(spec.embedding_dim_)
+        out["language"] = list(spec.language_)
     if path is not None:
         out["path"] = str(path)
     return out
@@ -48,6 +57,46 @@ def build_table_spec(data_path: str | Path, out_path: str | Path, **params: Any)
     return out
 
 
+def build_image_spec(data_path: str | Path, out_path: str | Path, *, max_samples: int | None = None,
+                     **params: Any) -> dict[str, Any]:
+    """Read N x C x H x W images, fit an :class:`RKMEImageSpec`, write it; return a summary.
+
+    ``max_samples`` is the spec's ``sample_size`` (a seeded subsample).
+    """
+    from .data import load_images
+    from .rkme_image import RKMEImageSpec
+
+    X = load_images(data_path)
+    if max_samples is not None:
+        params["sample_size"] = int(max_samples)
+    t0 = time.perf_counter()
+    spec = RKMEImageSpec(**params).fit(X)
+    seconds = time.perf_counter() - t0
+    spec.save(out_path)
+    out = summary(spec, out_path)
+    out["fit_seconds"] = round(seconds, 4)
+    return out
+
+
+def build_text_spec(data_path: str | Path, out_path: str | Path, *, field: str | None = None,
+                    column: str | None = None, **params: Any) -> dict[str, Any]:
+    """Read texts (.txt lines, .jsonl field, .csv column), fit an :class:`RKMETextSpec`, write it."""
+    from ..progress import bar
+    from .data import load_texts
+    from .rkme_text import RKMETextSpec
+
+    texts = load_texts(data_path, field=field, column=column)
+    t0 = time.perf_counter()
+    spec = RKMETextSpec(**params)
+    with bar(len(texts) if len(texts) >= 1000 else None, "embedding texts") as progress:
+        spec.fit(texts, progress=progress.advance)
+    seconds = time.perf_counter() - t0
+    spec.save(out_path)
+    out = summary(spec, out_path)
+    out["fit_seconds"] = round(seconds, 4)
+    return out
+
+
 def describe_spec(spec_path: str | Path, data_path: str | Path | None = None, threshold: float = 0.01) -> dict[str, Any]:
     """Summary of a spec file; with ``data_path``, also its raw-row leak figure against that data."""
     from .specfile import load_spec
@@ -59,6 +108,8 @@ def describe_spec(spec_path: str | Path, data_path: str | Path | None = None, th
         from .data import load_data
         from .leak import leak_report
 
+        if spec.type != "RKMETableSpecification":
+            raise InputDataError("--data (the raw-row leak figure) applies to table specifications only")
         X = load_data(data_path)
         if X.shape[1] != spec.dim:
             raise InputDataError(f"the data has {X.shape[1]} columns but the specification has dimension {spec.dim}")

@@ -115,3 +115,72 @@ def _load_csv(path: Path) -> np.ndarray:
             bad = next(f for f in row if not _is_number(f))
             raise InputDataError(f"{path}: line {i + 1 + header} has a non-numeric value {bad.strip()!r}") from None
     return out
+
+
+def load_images(path: str | Path) -> np.ndarray:
+    """An N x C x H x W numeric array from ``.npy`` (memory-mapped) or ``.npz`` (its array, or ``X``).
+
+    A 3-D N x H x W array is read as grey images (C = 1).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"image file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        arr = _load_npy(path)
+    elif suffix == ".npz":
+        arr = _load_npz(path)
+    else:
+        raise InputDataError(f"{path}: unsupported image format {suffix or '(none)'!r}",
+                             hint="save the images as an N x C x H x W array in .npy or .npz")
+    if arr.dtype.kind not in "biuf":
+        raise InputDataError(f"{path}: images must be numeric, got dtype {arr.dtype}")
+    if arr.ndim == 3:
+        arr = arr[:, None]
+    if arr.ndim != 4 or min(arr.shape) == 0:
+        raise InputDataError(f"{path}: images must be an N x C x H x W array, got shape {arr.shape}")
+    return arr
+
+
+def load_texts(path: str | Path, field: str | None = None, column: str | None = None) -> list[str]:
+    """Texts from ``.txt`` (one per non-empty line), ``.jsonl`` (``field``) or ``.csv`` (``column``, by header name)."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"text file {str(path)!r} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputDataError(f"{path}: not a UTF-8 text file") from None
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        if not field:
+            raise InputDataError(f"{path}: give the JSON field that holds the text (--field)")
+        out = []
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                raise InputDataError(f"{path}: line {i} is not valid JSON") from None
+            value = rec.get(field) if isinstance(rec, dict) else None
+            if not isinstance(value, str):
+                raise InputDataError(f"{path}: line {i} has no string field {field!r}")
+            out.append(value)
+    elif suffix in (".csv", ".tsv"):
+        if not column:
+            raise InputDataError(f"{path}: give the CSV column that holds the text (--column)")
+        delim = "\t" if suffix == ".tsv" else ","
+        rows = list(csv.reader(io.StringIO(text), delimiter=delim))
+        if not rows or column not in rows[0]:
+            raise InputDataError(f"{path}: no column {column!r} in the header",
+                                 hint=f"columns: {', '.join(rows[0]) if rows else '(none)'}")
+        j = rows[0].index(column)
+        out = [r[j] for r in rows[1:] if len(r) > j and r[j].strip()]
+    else:
+        out = [ln for ln in text.splitlines() if ln.strip()]
+    if not out:
+        raise InputDataError(f"{path}: no text found")
+    return out
