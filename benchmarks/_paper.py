@@ -190,7 +190,8 @@ def evaluate_user(dock: Any, ids: list[str], market_preds: list[np.ndarray], X: 
     by_id = dict(zip(ids, losses))
     spec = RKMETableSpec(gamma=gamma, K=100, random_state=seed).fit(X)  # unlabelled user rows only
     res = search(dock, spec, task=task.capitalize(), k=10, max_mixture=5)
-    found = res.to_dict()
+    # a result without a mixture means "the top single" (read_selection misses the "singles" key: see report)
+    found = res.to_dict() if res.mixture else res.ids[:1]
     ranked = [s["id"] for s in res.singles]
     out = {
         "mean": float(losses.mean()),

@@ -68,7 +68,7 @@ def run_user(dock, ids, gamma, task, X_test, y_test, draw, seed):
     nc = 10 if task == "classification" else None
     spec = RKMETableSpec(gamma=gamma, K=100, random_state=seed).fit(X_test)  # the user's unlabelled rows
     res = search(dock, spec, task=task.capitalize(), k=5)
-    with reuse(dock, res.to_dict(), "job-selector", data=X_test, trusted=True, random_state=seed) as ens:
+    with reuse(dock, res.to_dict() if res.mixture else res.ids[:1], "job-selector", data=X_test, trusted=True, random_state=seed) as ens:
         js = _paper.loss(task, y_test, ens.predict(X_test))
     curves = {m: {n: [] for n in SIZES} for m in METHODS}
     rng = np.random.default_rng(seed)

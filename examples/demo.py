@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                       title=f"best mixture (MMD² {m['mmd2']:.4f}, score {m['score']:.4f})")
         else:
             out.line("no mixture beats the best single learnware")
-        found = res.to_dict()
+        found = res.to_dict() if res.mixture else res.ids[:1]  # no mixture: reuse the top single
         top1 = label(res.singles[0])
 
         # 5a. job selector: route each row to the mixture learnware whose spec explains it
