@@ -78,3 +78,13 @@ def test_selection_forms():
     assert read_selection({"single": [{"id": "s", "score": 1}], "mixture": {"ids": []}}) == (["s"], None)
     with pytest.raises(UsageError):
         read_selection({"single": [], "mixture": {}})
+
+
+def test_read_selection_reads_the_search_json_schema():
+    # the real `lwdock search --json` shape: no mixture -> the top single result
+    from lwdock.search.api import SearchResult
+
+    found = SearchResult(singles=[{"rank": 1, "id": "top1"}, {"rank": 2, "id": "second"}], mixture=None)
+    assert read_selection(found.to_dict()) == (["top1"], None)
+    found.mixture = {"ids": ["a", "b"], "weights": [0.25, 0.75], "mmd2": 0.1}
+    assert read_selection(found.to_dict()) == (["a", "b"], [0.25, 0.75])

@@ -120,7 +120,7 @@ def read_selection(source: Any) -> tuple[list[str], list[float] | None]:
     """Learnware refs and optional weights from ids, a search result (dict) or its JSON file.
 
     A search result's ``mixture`` (ids and weights) is used when it is not
-    empty, else its top ``single`` result, as the reference does.
+    empty, else its top ``singles`` result, as the reference does.
     """
     if isinstance(source, (str, os.PathLike)) and str(source).endswith(".json"):
         path = Path(source)
@@ -138,7 +138,8 @@ def read_selection(source: Any) -> tuple[list[str], list[float] | None]:
         if ids:
             w = mix.get("weights")
             return ids, [float(x) for x in w] if w is not None and len(w) == len(ids) else None
-        single = source.get("single") or source.get("results") or []
+        # "singles" is the key `lwdock search --json` writes (schema lwdock.search/1)
+        single = source.get("singles") or source.get("single") or []
         if single:
             first = single[0]
             return [str(first["id"] if isinstance(first, dict) else first)], None
