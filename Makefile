@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(TORCH)
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -e '.[dev,text]'
 	touch $(STAMP)
 
 test: install
@@ -24,7 +24,7 @@ demo: install
 	$(BIN)/python examples/demo.py
 
 bench: install
-	$(PIP) install -e '.[dev,bench]'
+	$(PIP) install -e '.[dev,text,bench]'
 	$(BIN)/python benchmarks/run_all.py
 
 samples: install
