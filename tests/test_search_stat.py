@@ -153,3 +153,80 @@ def test_other_dimension_finds_no_group(tmp_path, market):
     c = _cache(tmp_path, specs)
     res = search_cache(c, {"z": np.zeros((3, 7)), "beta": np.full(3, 1 / 3), "gamma": GAMMA})
     assert res.empty and "dimension 7" in res.explanation
+
+
+def test_float32_arithmetic_within_documented_tolerance():
+    # float32 storage computes kernels in float32; MMD^2 stays within 1e-6 x (<u,u> + <R,R>)
+    rng = np.random.default_rng(11)
+    n, K, d = 200, 20, 8
+    z = (rng.normal(size=(n, 1, d)) + rng.normal(size=(n, K, d))).reshape(-1, d)
+    beta = rng.dirichlet(np.ones(K), size=n).ravel()
+    off = np.arange(n + 1) * K
+    uz, ub = rng.normal(size=(30, d)), np.full(30, 1 / 30)
+    gamma = 1.0 / (2 * d)
+    c64 = bulk.cross_products(z, beta, off, uz, ub, gamma)
+    c32 = bulk.cross_products(z.astype(np.float32), beta, off, uz, ub, gamma)
+    z32 = z.astype(np.float32).astype(np.float64)  # the same stored points, float64 arithmetic
+    c32_exact = bulk.cross_products(z32, beta, off, uz, ub, gamma)
+    selfs = bulk.self_products(z32, beta, off, gamma)
+    uu = bulk.inner(uz, ub, uz, ub, gamma)
+    assert np.max(np.abs(2 * (c32 - c32_exact)) / (uu + selfs)) <= 1e-6
+    assert np.max(np.abs(c64 - c32) / c64) <= 1e-5
+    # float64 storage really is float64 arithmetic
+    loop = np.array([bulk.inner(z[off[i]:off[i + 1]], beta[off[i]:off[i + 1]], uz, ub, gamma) for i in range(n)])
+    np.testing.assert_allclose(c64, loop, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_greedy_equals_straightforward_greedy(seed):
+    rng = np.random.default_rng(seed)
+    # RKME-like Gram matrices: mean embeddings of random point sets
+    m, K, d = 25, 15, 3
+    pts = rng.normal(size=(m, 1, d)) * 1.5 + rng.normal(size=(m, K, d))
+    w = rng.dirichlet(np.ones(K), size=m)
+    Z, B = pts.reshape(-1, d), w.ravel()
+    offs = np.arange(m + 1) * K
+    G = np.array([bulk.gram_row(Z, B, offs, i, 0.3) for i in range(m)])
+    G = 0.5 * (G + G.T)
+    # a user that mixes 2-4 of them plus noise
+    k = int(rng.integers(2, 5))
+    mix = rng.choice(m, k, replace=False)
+    uz = np.concatenate([pts[i] for i in mix]) + 0.1 * rng.normal(size=(k * K, d))
+    ub = np.concatenate([w[i] for i in mix]) / k
+    c = np.array([bulk.inner(uz, ub, pts[i], w[i], 0.3) for i in range(m)])
+    uu = bulk.inner(uz, ub, uz, ub, 0.3)
+    want = mixture.greedy_reference(G, c, uu, 5)
+    lazy = mixture.Gram(np.diag(G).copy(), lambda i: G[i])
+    for K_ in (G, lazy):
+        got = mixture.greedy(K_, c, uu, 5)
+        assert (got is None) == (want is None)
+        if want is not None:
+            assert got.members == want.members
+            np.testing.assert_allclose(got.weights, want.weights, atol=1e-6)
+            assert abs(got.mmd2 - want.mmd2) <= 1e-9 * max(1.0, want.mmd2)
+
+
+def test_screen_matches_cvxopt_per_candidate():
+    from lwdock.spec.qp import solve_simplex_qp
+
+    rng = np.random.default_rng(5)
+    A = rng.normal(size=(8, 30))
+    K = A @ A.T / 30
+    c = rng.normal(size=8) * 0.3
+    P = [2, 5, 6]
+    prev = solve_simplex_qp(K[np.ix_(P, P)], c[P])[1]
+    cand = [0, 1, 3, 4, 7]
+    got = mixture.screen(K[np.ix_(P, P)], K[np.ix_(cand, P)], K[cand, cand], c[P], c[cand], prev)
+    want = [solve_simplex_qp(K[np.ix_(P + [j], P + [j])], c[P + [j]])[1] for j in cand]
+    np.testing.assert_allclose(got, want, atol=1e-8)
+
+
+def test_partial_top_k_equals_stable_sort():
+    from lwdock.search.stat import _smallest
+
+    rng = np.random.default_rng(2)
+    d = rng.integers(0, 20, size=500).astype(float)  # many ties
+    d[[3, 77]] = np.inf
+    want = np.argsort(np.where(np.isfinite(d), d, np.inf), kind="stable")[:30]
+    np.testing.assert_array_equal(_smallest(d, 30), want)
+    assert list(_smallest(d, 1000)) == list(np.argsort(d, kind="stable")[:498])

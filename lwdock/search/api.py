@@ -156,9 +156,10 @@ def search(
 
 def search_cache(
     cache: SearchCache, user_spec: Any, *, k: int = 10, max_mixture: int = 5, method: str = "greedy",
-    prefilter: bool | None = None, allowed: set[str] | None = None,
+    prefilter: bool | None = None, allowed: set[str] | None = None, rerank: int | None = None,
 ) -> SearchResult:
-    """Statistical search on a bare cache (no dock, no semantic filter)."""
+    """Statistical search on a bare cache (no dock, no semantic filter); ``rerank`` overrides
+    the pre-filter's exact re-rank budget (benchmarks)."""
     _check_args(k, max_mixture, method)
     user = as_user_spec(user_spec)
     group = find_group(cache, user)
@@ -167,7 +168,8 @@ def search_cache(
     if group is None:
         result.explanation = f"the cache holds no table learnwares of dimension {user.dim} and gamma {user.gamma}"
         return result
-    stat = rank(group, user, allowed, k=k, max_mixture=max_mixture, method=method, use_prefilter=prefilter)
+    stat = rank(group, user, allowed, k=k, max_mixture=max_mixture, method=method, use_prefilter=prefilter,
+                rerank=rerank)
     _fill(result, stat, user, {})
     return result
 

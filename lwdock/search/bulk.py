@@ -8,8 +8,10 @@ one row of ``Z`` (M x d), ``beta`` (M,) holds their weights and ``offsets``
 
 is one matrix product (rows x user points), one exp, one matrix-vector product
 and one segment sum (``np.add.reduceat``) -- no Python loop over learnwares.
-Rows are processed in chunks so memory stays bounded; storage may be float32
-(the cache's default), the arithmetic is float64.
+Rows are processed in cache-sized blocks split across threads. With float32 storage (the
+cache's default) the kernel values are computed in float32 and accumulated per learnware in
+float64 (MMD^2 within ~1e-6 relative of float64 storage, see ``docs/search.md``); with float64
+storage everything is float64.
 """
 
 from __future__ import annotations
@@ -19,8 +21,38 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-# ~32 MiB of float64 kernel values per chunk
+# Rows per block of the exact pass: the block's kernel values (rows x user points) stay in the
+# L2 cache between the matrix product, the exp and the matrix-vector product.
+BLOCK_ELEMENTS = 1 << 18
+# self_products / sketches: ~32 MiB of float64 per batch
 CHUNK_ELEMENTS = 1 << 22
+PART_ROWS = 250_000
+
+_POOL: ThreadPoolExecutor | None = None
+_CONTROLLER = None
+
+
+def one_blas_thread():  # type: ignore[no-untyped-def]
+    """Context limiting BLAS to one thread: we split the work ourselves, and a multi-threaded
+    BLAS on small blocks collapses when another process holds a core (measured 15x slower)."""
+    global _CONTROLLER
+    try:
+        if _CONTROLLER is None:
+            from threadpoolctl import ThreadpoolController
+
+            _CONTROLLER = ThreadpoolController()
+        return _CONTROLLER.limit(limits=1, user_api="blas")
+    except Exception:  # noqa: BLE001 - without threadpoolctl, run as configured
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None or _POOL._max_workers < threads:  # noqa: SLF001 - size check only
+        _POOL = ThreadPoolExecutor(threads, thread_name_prefix="lwdock-search")
+    return _POOL
 
 
 def sq_dists(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -37,23 +69,40 @@ def rbf(A: np.ndarray, B: np.ndarray, gamma: float) -> np.ndarray:
     return np.exp(d, out=d)
 
 
-def _row_values(z: np.ndarray, beta: np.ndarray, uz: np.ndarray, ubeta: np.ndarray, gamma: float) -> np.ndarray:
-    """beta_j * sum_l k(z_j, u_l) b_l for a block of rows.
+def _user_side(uz: np.ndarray, ubeta: np.ndarray, gamma: float, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(d+2, Ku) right-hand matrix and weights so that [z, 1, -g|z|^2] @ U = -g|z-u|^2."""
+    uz = np.asarray(uz, dtype=np.float64)
+    U = np.empty((uz.shape[1] + 2, uz.shape[0]))
+    U[:-2] = (2.0 * gamma) * uz.T
+    U[-2] = -gamma * np.einsum("ij,ij->i", uz, uz)
+    U[-1] = 1.0
+    return np.ascontiguousarray(U, dtype=dtype), np.asarray(ubeta, dtype=dtype)
 
-    The exponent -g|z-u|^2 = 2g z.u - g|z|^2 - g|u|^2 is built from one matrix
-    product in the *storage* dtype (float32 storage: a float32 product, ~6x
-    faster; float64 storage: exact to rounding), then float64 from there on.
+
+def _rows_into(z: np.ndarray, U: np.ndarray, ub: np.ndarray, gamma: float, out: np.ndarray, rows: int) -> None:
+    """out[r] = sum_l k(z_r, u_l) b_l for the rows of ``z``, block by block.
+
+    The exponent comes out of one matrix product with the augmented rows [z, 1, -g|z|^2]
+    (no separate passes for the two norm terms). The dtype of ``U`` is the arithmetic dtype:
+    float32 for float32 storage (float32 exp and row sums over the user's points, all terms
+    positive), float64 otherwise (exact to rounding, the same expansion as the reference).
     """
-    zc = np.asarray(z)
-    u = uz.astype(zc.dtype, copy=False)
-    g = zc @ ((2.0 * gamma) * u).T.astype(zc.dtype, copy=False)
-    g = g.astype(np.float64, copy=False)
-    z64 = zc.astype(np.float64, copy=False)
-    np.subtract(g, gamma * np.einsum("ij,ij->i", z64, z64)[:, None], out=g)
-    np.subtract(g, gamma * np.einsum("ij,ij->i", uz, uz)[None, :], out=g)
-    np.minimum(g, 0.0, out=g)
-    np.exp(g, out=g)
-    return (g @ ubeta) * np.asarray(beta, dtype=np.float64)
+    d = z.shape[1]
+    dt = U.dtype
+    aug = np.empty((rows, d + 2), dtype=dt)
+    aug[:, d] = 1.0
+    buf = np.empty((rows, U.shape[1]), dtype=dt)
+    for s in range(0, z.shape[0], rows):
+        e = min(s + rows, z.shape[0])
+        n = e - s
+        a, b = aug[:n], buf[:n]
+        a[:, :d] = z[s:e]
+        np.einsum("ij,ij->i", a[:, :d], a[:, :d], out=a[:, d + 1])
+        a[:, d + 1] *= -gamma
+        np.matmul(a, U, out=b)
+        # no clamp at 0: a rounding-positive exponent gives exp <= 1 + 1e-6 (as in the reference)
+        np.exp(b, out=b)
+        np.matmul(b, ub, out=out[s:e])
 
 
 def cross_products(
@@ -65,31 +114,39 @@ def cross_products(
     gamma: float,
     threads: int = 2,
 ) -> np.ndarray:
-    """<user, R_i> for every stacked learnware i; returns (N,) float64."""
+    """<user, R_i> for every stacked learnware i; returns (N,) float64.
+
+    Arithmetic follows the storage dtype of ``z``: float32 storage computes the kernel values
+    and their sum over the user's points in float32, then weights and per-learnware sums in
+    float64; any other storage computes everything in float64.
+    """
     offsets = np.asarray(offsets, dtype=np.int64)
     n = offsets.size - 1
     if n <= 0:
         return np.zeros(0)
-    uz = np.asarray(uz, dtype=np.float64)
-    ubeta = np.asarray(ubeta, dtype=np.float64)
-    m = int(offsets[-1])
-    rows = max(1024, CHUNK_ELEMENTS // max(1, uz.shape[0]))
-    starts = list(range(int(offsets[0]), m, rows))
-    values = np.empty(m - int(offsets[0]))
-    base = int(offsets[0])
-
-    def work(s: int) -> None:
-        e = min(s + rows, m)
-        values[s - base : e - base] = _row_values(z[s:e], beta[s:e], uz, ubeta, gamma)
-
-    if threads > 1 and len(starts) > 1:
-        # numpy releases the GIL in BLAS and ufuncs, so threads overlap the exp
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(work, starts))
-    else:
-        for s in starts:
-            work(s)
-    return np.add.reduceat(values, offsets[:-1] - base)
+    dt = np.dtype(np.float32) if np.asarray(z[:0]).dtype == np.float32 else np.dtype(np.float64)
+    U, ub = _user_side(uz, ubeta, gamma, dt)
+    base, m = int(offsets[0]), int(offsets[-1])
+    total = m - base
+    rows = max(64, BLOCK_ELEMENTS // max(1, U.shape[1]))
+    values = np.empty(total, dtype=dt)
+    # threads only for big passes: below ~250k rows their start-up costs more than they save
+    parts = max(1, min(threads, total // PART_ROWS))
+    with one_blas_thread():
+        if parts > 1:
+            # numpy releases the GIL in BLAS and ufuncs, so the parts run in parallel
+            bounds = np.linspace(base, m, parts + 1).astype(np.int64)
+            futs = [
+                _pool(parts).submit(_rows_into, z[lo:hi], U, ub, gamma, values[lo - base : hi - base], rows)
+                for lo, hi in zip(bounds[:-1], bounds[1:])
+            ]
+            for f in futs:
+                f.result()
+        else:
+            _rows_into(z[base:m], U, ub, gamma, values, rows)
+    weighted = values.astype(np.float64)
+    weighted *= np.asarray(beta[base:m], dtype=np.float64)
+    return np.add.reduceat(weighted, offsets[:-1] - base)
 
 
 def self_products(z: np.ndarray, beta: np.ndarray, offsets: np.ndarray, gamma: float) -> np.ndarray:
@@ -127,6 +184,13 @@ def pair_matrix(zs: Sequence[np.ndarray], betas: Sequence[np.ndarray], gamma: fl
     k = np.add.reduceat(k, starts, axis=0)
     k = np.add.reduceat(k, starts, axis=1)
     return 0.5 * (k + k.T)
+
+
+def gram_row(Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, i: int, gamma: float) -> np.ndarray:
+    """<R_i, R_b> for every b of a few stacked learnwares (float64): one row of their Gram matrix."""
+    s, e = int(offsets[i]), int(offsets[i + 1])
+    k = rbf(Z[s:e], Z, gamma)
+    return np.add.reduceat(np.asarray(B[s:e], dtype=np.float64) @ k * B, np.asarray(offsets[:-1], dtype=np.int64))
 
 
 def inner(za: np.ndarray, ba: np.ndarray, zb: np.ndarray, bb: np.ndarray, gamma: float) -> float:

@@ -33,25 +33,44 @@ def features(x: np.ndarray, W: np.ndarray) -> np.ndarray:
     return out
 
 
-def sketches(z: np.ndarray, beta: np.ndarray, offsets: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """(N, 2m) float32 sketches of stacked learnwares."""
+def sketches(z: np.ndarray, beta: np.ndarray, offsets: np.ndarray, W: np.ndarray, threads: int = 2) -> np.ndarray:
+    """(N, 2m) float32 sketches of stacked learnwares (learnwares split across ``threads``)."""
+    from .bulk import _pool, one_blas_thread
+
     offsets = np.asarray(offsets, dtype=np.int64)
     n = offsets.size - 1
     out = np.zeros((n, 2 * W.shape[1]), dtype=np.float32)
     if n == 0:
         return out
-    rows = max(1, (1 << 21) // (2 * W.shape[1]))
-    # chunks end on learnware boundaries so each segment sum is complete
-    i = 0
+    parts = max(1, min(threads, n // 1000))
+    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+    with one_blas_thread():
+        futs = [_pool(parts).submit(_sketch_range, z, beta, offsets, W, out, int(a), int(b))
+                for a, b in zip(bounds[:-1], bounds[1:])]
+        for f in futs:
+            f.result()
+    return out
+
+
+def _sketch_range(z: np.ndarray, beta: np.ndarray, offsets: np.ndarray, W: np.ndarray, out: np.ndarray, i: int, n: int) -> None:
+    m = W.shape[1]
+    Wt = np.ascontiguousarray(W.T, dtype=np.float32)
+    scale = np.float32(1.0 / np.sqrt(m))
+    rows = max(1, (1 << 21) // (2 * m))
+    # chunks end on learnware boundaries so each segment sum is complete; features are laid out
+    # (2m, rows) so the per-learnware sums run along contiguous memory (reduceat along axis 0
+    # of a (rows, 2m) array was 75 % of the build time)
     while i < n:
         j = int(np.searchsorted(offsets, offsets[i] + rows, side="right")) - 1
         j = min(max(j, i + 1), n)
         s, e = int(offsets[i]), int(offsets[j])
-        phi = features(z[s:e], W)
-        phi *= np.asarray(beta[s:e], dtype=np.float32)[:, None]
-        out[i:j] = np.add.reduceat(phi, offsets[i:j] - s, axis=0)
+        proj = Wt @ np.asarray(z[s:e], dtype=np.float32).T
+        phi = np.empty((2 * m, e - s), dtype=np.float32)
+        np.cos(proj, out=phi[:m])
+        np.sin(proj, out=phi[m:])
+        phi *= np.asarray(beta[s:e], dtype=np.float32) * scale
+        out[i:j] = np.add.reduceat(phi, offsets[i:j] - s, axis=1).T
         i = j
-    return out
 
 
 def user_sketch(uz: np.ndarray, ubeta: np.ndarray, W: np.ndarray) -> np.ndarray:

@@ -33,7 +33,8 @@ class UserSpec:
     @property
     def self_product(self) -> float:
         if self._self is None:
-            self._self = bulk.inner(self.z, self.beta, self.z, self.beta, self.gamma)
+            with bulk.one_blas_thread():
+                self._self = bulk.inner(self.z, self.beta, self.z, self.beta, self.gamma)
         return self._self
 
     def describe(self) -> dict[str, Any]:
@@ -117,8 +118,20 @@ def rank(
     max_mixture: int = 5,
     method: str = "greedy",
     use_prefilter: bool | None = None,
+    rerank: int | None = None,
 ) -> StatResult:
-    """Rank the group's live learnwares (restricted to ``allowed`` ids) against ``user``."""
+    """Rank the group's live learnwares (restricted to ``allowed`` ids) against ``user``.
+
+    ``rerank``: the pre-filter's exact re-rank budget (default :func:`prefilter.candidate_count`).
+    """
+    with bulk.one_blas_thread():
+        return _rank(group, user, allowed, k, max_mixture, method, use_prefilter, rerank)
+
+
+def _rank(
+    group: Group, user: UserSpec, allowed: set[str] | None, k: int, max_mixture: int, method: str,
+    use_prefilter: bool | None, rerank: int | None,
+) -> StatResult:
     allowed_arr = np.array(sorted(a.encode() for a in allowed), dtype=bytes) if allowed is not None else None
     picks: list[tuple[int, np.ndarray, bool]] = []  # (segment, positions, whole segment?)
     for si, seg in enumerate(group.segments):
@@ -132,15 +145,15 @@ def rank(
         return empty
     uu = user.self_product
     pf = use_prefilter if use_prefilter is not None else considered > prefilter.AUTO_THRESHOLD
-    n_cand = prefilter.candidate_count(k, max_mixture, considered)
-    if pf and considered > n_cand:
+    budget = rerank if rerank is not None else prefilter.candidate_count(k, max_mixture, considered)
+    if pf and considered > budget:
         us = prefilter.user_sketch(user.z, user.beta, group.rff)
         # exact self products, sketched cross term only: less noise than |s_u - s_R|^2
         approx = np.concatenate([
             group.segments[si].self_[pos] - 2.0 * (np.asarray(group.segments[si].sketch) @ us)[pos]
             for si, pos, _ in picks
         ])
-        keep = np.sort(prefilter.candidates(approx, n_cand))
+        keep = np.sort(prefilter.candidates(approx, budget))
         bounds = np.cumsum([0] + [p[1].size for p in picks])
         picks = [
             (si, pos[keep[(keep >= lo) & (keep < hi)] - lo], False)
@@ -149,7 +162,7 @@ def rank(
         picks = [p for p in picks if p[1].size]
     else:
         pf = False
-    seg_of, pos_of, mmd2, selfs = [], [], [], []
+    seg_of, pos_of, mmd2, selfs, crosses = [], [], [], [], []
     for si, pos, whole in picks:
         seg = group.segments[si]
         cross = _exact(seg, pos, user, whole)
@@ -158,29 +171,41 @@ def rank(
         pos_of.append(pos)
         mmd2.append(np.maximum(s - 2.0 * cross + uu, 0.0))
         selfs.append(s)
+        crosses.append(cross)
     seg_all, pos_all = np.concatenate(seg_of), np.concatenate(pos_of)
-    d_all, s_all = np.concatenate(mmd2), np.concatenate(selfs)
-    finite = np.isfinite(d_all)
-    order = np.nonzero(finite)[0][np.argsort(d_all[finite], kind="stable")]
+    d_all, s_all, c_all = np.concatenate(mmd2), np.concatenate(selfs), np.concatenate(crosses)
+    n_cand = max(2, max_mixture * max_mixture) if max_mixture >= 2 else 0
+    order = _smallest(d_all, max(k, n_cand))
 
     def ident(j: int) -> str:
         return group.segments[int(seg_all[j])].ids[int(pos_all[j])].decode()
 
     top = order[:k]
     result = StatResult([ident(j) for j in top], d_all[top], s_all[top], considered, pf)
-    cand = order[: max(2, max_mixture * max_mixture)]
+    cand = order[:n_cand]
     if max_mixture >= 2 and cand.size >= 2 and d_all[cand[0]] > 0:
+        # c and the diagonal come from the ranking (no recomputation); K rows on demand
         arrays = [group.segments[int(seg_all[j])].rows(int(pos_all[j])) for j in cand]
-        K = bulk.pair_matrix([a[0] for a in arrays], [a[1] for a in arrays], user.gamma)
+        Z = np.concatenate([a[0] for a in arrays])
+        B = np.concatenate([a[1] for a in arrays])
         offs = np.concatenate([[0], np.cumsum([a[1].size for a in arrays])])
-        c = bulk.cross_products(
-            np.concatenate([a[0] for a in arrays]), np.concatenate([a[1] for a in arrays]), offs, user.z, user.beta, user.gamma
-        )
-        mix = mixture.find(K, c, uu, max_mixture, method)
+        gram = mixture.Gram(s_all[cand], lambda i: bulk.gram_row(Z, B, offs, i, user.gamma))
+        mix = mixture.find(gram, c_all[cand], uu, max_mixture, method)
         if mix is not None:
-            sub = K[np.ix_(mix.members, mix.members)]
+            sub = gram.sub(mix.members)
             result.mixture_ids = [ident(int(cand[m])) for m in mix.members]
             result.mixture_weights = mix.weights
             result.mixture_mmd2 = mix.mmd2
             result.mixture_self = float(mix.weights @ sub @ mix.weights)
     return result
+
+
+def _smallest(d: np.ndarray, count: int) -> np.ndarray:
+    """Positions of the ``count`` smallest finite values, ascending (ties: lower position first)."""
+    finite = np.nonzero(np.isfinite(d))[0]
+    if count < finite.size:
+        part = np.argpartition(d[finite], count - 1)[:count]
+        # keep every value equal to the cut so ties resolve by position, as a stable sort would
+        cut = d[finite][part].max()
+        finite = finite[d[finite] <= cut]
+    return finite[np.argsort(d[finite], kind="stable")][:count]
