@@ -226,7 +226,8 @@ def image_from_dict(data: Any, cls=None, source: str = "specification"):  # type
     except (TypeError, ValueError):
         raise _image_fail("z and beta must be numeric arrays", source) from None
     if z.ndim != 4 or z.shape[0] == 0 or z.shape[2:] != (32, 32) or z.shape[1] < 1:
-        raise _image_fail(f"z must be a non-empty K x C x 32 x 32 array, got shape {z.shape}", source)
+        raise _image_fail(f"z has shape {z.shape}, but type {IMAGE_TYPE!r} needs a non-empty K x C x 32 x 32 array",
+                          source)
     if beta.ndim != 1 or beta.shape[0] != z.shape[0]:
         raise _image_fail(f"beta has shape {beta.shape} but z has {z.shape[0]} images", source)
     if not (np.all(np.isfinite(z)) and np.all(np.isfinite(beta))):
