@@ -202,3 +202,17 @@ def test_index_is_sharded_by_id_and_alias_map_is_repaired(dock, tmp_path):
     assert dock.resolve("keep") == a["id"]
     dock.set_alias(b["id"], "ghost")  # the name is free again
     assert dock.resolve("ghost") == b["id"]
+
+
+def test_modified_unpacked_files_are_restored_from_the_blob(dock, tmp_path):
+    e = _submit(dock, tmp_path, seed=18)
+    root = dock.unpacked_dir(e["id"])
+    original = (root / "__init__.py").read_text()
+    (root / "__init__.py").write_text(original + "\nimport os  # tampered\n")
+    (root / "extra.py").write_text("print('planted')\n")
+    report = dock.doctor(repair=False)
+    assert not report["ok"] and any("modified" in p for p in report["problems"])
+    restored = dock.unpacked_dir(e["id"])  # models are loaded from here: it must be the zip's content
+    assert (restored / "__init__.py").read_text() == original
+    assert not (restored / "extra.py").exists()
+    assert dock.doctor(repair=False)["ok"]

@@ -194,10 +194,18 @@ class Dock:
         return self.layout.blob(self.resolve(ref))
 
     def unpacked_dir(self, ref: str) -> Path:
-        """The unpacked cache of a learnware, rebuilt from its blob when missing."""
+        """The unpacked cache of a learnware, rebuilt from its blob when missing or modified.
+
+        Models are loaded from here, so every file is compared (size, mtime)
+        with the stamp written when it was unpacked; any difference, or an
+        extra or missing file, means the cache is re-extracted from the blob.
+        """
         lw_id = self.resolve(ref)
         target = self.layout.unpacked_dir(lw_id)
         if not (target / "learnware.yaml").is_file():
+            self._rebuild_unpacked(lw_id)
+        elif not _stamp_matches(target, self.layout.unpacked_stamp(lw_id)):
+            logger.warning("unpacked files of learnware %s were modified; restoring them from its zip", lw_id[:12])
             self._rebuild_unpacked(lw_id)
         return target
 
@@ -222,6 +230,7 @@ class Dock:
             if target.exists():
                 shutil.rmtree(target, ignore_errors=True)
             os.replace(scratch / "pkg", target)
+            _write_stamp(target, self.layout.unpacked_stamp(lw_id))
         shutil.rmtree(scratch, ignore_errors=True)
 
     # -- submit ------------------------------------------------------------------
@@ -321,6 +330,7 @@ class Dock:
             if target.exists():
                 shutil.rmtree(target)
             os.replace(scratch / "pkg", target)
+            _write_stamp(target, lay.unpacked_stamp(lw_id))
             fault_point("submit:before-index")
             idx.insert(entry)
             _search_hook("on_change", self, added=[entry], removed=[])
@@ -354,7 +364,7 @@ class Dock:
             idx.remove(lw_id)
             _search_hook("on_change", self, added=[], removed=[lw_id])
         with self.lock():
-            for p in (lay.blob(lw_id), lay.manifest(lw_id)):
+            for p in (lay.blob(lw_id), lay.manifest(lw_id), lay.unpacked_stamp(lw_id)):
                 p.unlink(missing_ok=True)
             shutil.rmtree(lay.unpacked_dir(lw_id), ignore_errors=True)
         return entry
@@ -390,6 +400,29 @@ class Dock:
 
 
 # -- helpers -----------------------------------------------------------------------
+def _file_stamps(root: Path) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]  # bytecode Python may write
+        for name in filenames:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            out[p.relative_to(root).as_posix()] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def _write_stamp(root: Path, stamp: Path) -> None:
+    write_atomic(stamp, json.dumps(_file_stamps(root), separators=(",", ":")).encode())
+
+
+def _stamp_matches(root: Path, stamp: Path) -> bool:
+    try:
+        want = json.loads(stamp.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return _file_stamps(root) == want
+
+
 def _check_alias(alias: str) -> None:
     if not _ALIAS_RE.match(alias) or (_HEX_RE.match(alias) and len(alias) >= MIN_PREFIX):
         raise UsageError(

@@ -28,7 +28,7 @@ def _manifest(path: Path) -> dict[str, Any] | None:
 
 
 def run_doctor(dock: Dock, *, repair: bool = True, rebuild_index: bool = False) -> dict[str, Any]:
-    from .dock import sha256_file
+    from .dock import _stamp_matches, sha256_file
 
     lay = dock.layout
     problems: list[str] = []  # the index and the files disagree
@@ -84,6 +84,8 @@ def run_doctor(dock: Dock, *, repair: bool = True, rebuild_index: bool = False) 
             unpacked = lay.unpacked_dir(lw_id)
             if not (unpacked / "learnware.yaml").is_file():
                 fix(f"unpacked cache of {lw_id[:12]} is missing", lambda i=lw_id: dock._rebuild_unpacked(i))
+            elif not _stamp_matches(unpacked, lay.unpacked_stamp(lw_id)):
+                fix(f"unpacked files of {lw_id[:12]} were modified", lambda i=lw_id: dock._rebuild_unpacked(i))
 
         for lw_id, blob in blobs.items():
             if lw_id not in known:
@@ -96,8 +98,8 @@ def run_doctor(dock: Dock, *, repair: bool = True, rebuild_index: bool = False) 
             if man.stem not in blobs and man.stem not in known:
                 fix(f"orphan manifest {man.stem[:12]}", lambda m=man: m.unlink(missing_ok=True), garbage=True)
         for d in lay.unpacked.iterdir() if lay.unpacked.exists() else ():
-            if d.name not in known:
-                fix(f"stale unpacked directory {d.name[:12]}", lambda d=d: shutil.rmtree(d, ignore_errors=True), garbage=True)
+            if d.name.split(".")[0] not in known:
+                fix(f"stale unpacked cache {d.name[:12]}", lambda d=d: _rm(d), garbage=True)
         for t in lay.tmp.iterdir() if lay.tmp.exists() else ():
             if _owner_alive(t.name):
                 continue  # a submit in another process is still working here

@@ -5,7 +5,8 @@
     <dock>/index/                  TinyDB index, sharded by id (metadata only; rebuildable)
     <dock>/objects/sha256/ab/<id>.zip   immutable learnware blobs, named by content hash
     <dock>/objects/sha256/ab/<id>.json  manifest beside each blob (used to rebuild the index)
-    <dock>/unpacked/<id>/          unpacked cache (rebuilt from the blob when missing)
+    <dock>/unpacked/<id>/          unpacked cache (rebuilt from the blob when missing or modified)
+    <dock>/unpacked/<id>.stamp.json  sizes and mtimes of the unpacked files
     <dock>/envs/                   cached virtualenvs for running learnwares
     <dock>/search/                 search cache
     <dock>/locks/dock.lock         the cross-process dock lock
@@ -70,6 +71,10 @@ class Layout:
 
     def unpacked_dir(self, lw_id: str) -> Path:
         return self.unpacked / lw_id
+
+    def unpacked_stamp(self, lw_id: str) -> Path:
+        """Sizes and mtimes of the unpacked files, to notice later changes."""
+        return self.unpacked / f"{lw_id}.stamp.json"
 
     def make_dirs(self) -> None:
         for d in (self.index_dir, self.objects, self.unpacked, self.envs, self.search, self.lock_file.parent, self.tmp):
