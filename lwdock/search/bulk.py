@@ -26,7 +26,7 @@ import numpy as np
 BLOCK_ELEMENTS = 1 << 18
 # self_products / sketches: ~32 MiB of float64 per batch
 CHUNK_ELEMENTS = 1 << 22
-PART_ROWS = 250_000
+PART_ROWS = 25_000
 
 _POOL: ThreadPoolExecutor | None = None
 _CONTROLLER = None
@@ -130,7 +130,7 @@ def cross_products(
     total = m - base
     rows = max(64, BLOCK_ELEMENTS // max(1, U.shape[1]))
     values = np.empty(total, dtype=dt)
-    # threads only for big passes: below ~250k rows their start-up costs more than they save
+    # threads only for passes of at least 2 x 25k rows: below that their start-up costs more than they save
     parts = max(1, min(threads, total // PART_ROWS))
     with one_blas_thread():
         if parts > 1:

@@ -61,9 +61,9 @@ def read_spec_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, float, str]:
     from ..spec.specfile import load_spec
 
     spec = load_spec(path)
-    z = np.asarray(getattr(spec, "z_"), dtype=np.float64)
+    z = np.asarray(spec.z_, dtype=np.float64)
     z = z.reshape(z.shape[0], -1)
-    return z, np.asarray(getattr(spec, "beta_"), dtype=np.float64).ravel(), float(spec.gamma), str(spec.type)
+    return z, np.asarray(spec.beta_, dtype=np.float64).ravel(), float(spec.gamma), str(spec.type)
 
 
 def eligible(entry: dict[str, Any]) -> bool:
