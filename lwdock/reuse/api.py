@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import DockError, InputDataError, NotFoundError, UsageError
 from . import artifact
-from .base import CLASSIFICATION, check_task, check_X, check_y, labels_of, metric_name, score, task_from_semantic
+from .base import CLASSIFICATION, check_input, check_task, check_y, labels_of, metric_name, score, task_from_semantic
 from .execute import DEFAULT_CHUNK, run_learnwares, stream
 
 logger = logging.getLogger("lwdock")
@@ -58,7 +58,10 @@ class Ensemble:
         return t
 
     def _check(self, X: Any) -> np.ndarray:
-        return check_X(X, int(self.input_schema["n_features"]), what="data")
+        s = self.input_schema
+        kind = s.get("kind", "table")
+        shape = tuple(s["shape"]) if kind == "image" and s.get("shape") else None
+        return check_input(X, kind, shape, int(s["n_features"]) if kind != "text" else None, what="data")
 
     def predict(self, X: Any, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
         """Predictions for ``X``, streamed in chunks of ``chunk_size`` rows."""
@@ -155,15 +158,35 @@ def read_selection(source: Any) -> tuple[list[str], list[float] | None]:
     raise UsageError(f"cannot read learnware ids from {type(source).__name__}")
 
 
-def _describe_learnwares(dock: Any, refs: list[str]) -> tuple[list[dict[str, Any]], str, int, int]:
+def input_kind(entry: dict[str, Any]) -> str:
+    """What a learnware takes: "image" or "text" (from its spec kind, else its semantic Data), else "table"."""
+    kinds = {s.get("kind") for s in entry.get("specs") or []}
+    for k in ("image", "text"):
+        if k in kinds:
+            return k
+    data = ((entry.get("semantic") or {}).get("Data") or {}).get("Values") or []
+    return str(data[0]).lower() if data and str(data[0]).lower() in ("image", "text") else "table"
+
+
+def selection_input_kind(dock: Any, ids_or_search: Any) -> str:
+    """The input kind ("table", "image", "text") of the learnwares a selection names."""
+    refs, _ = read_selection(ids_or_search)
+    kinds = {input_kind(dock.get(dock.resolve(r))) for r in refs}
+    if len(kinds) != 1:
+        raise UsageError(f"the learnwares take different kinds of input ({', '.join(sorted(kinds))})")
+    return kinds.pop()
+
+
+def _describe_learnwares(dock: Any, refs: list[str]) -> tuple[list[dict[str, Any]], str, int, int | None, str]:
     ids: list[str] = []
     for ref in refs:
         i = dock.resolve(ref)
         if i not in ids:
             ids.append(i)
-    lws, tasks, dims = [], set(), set()
+    lws, tasks, dims, kinds = [], set(), set(), set()
     for i in ids:
         entry = dock.get(i)
+        kinds.add(input_kind(entry))
         sem = entry.get("semantic") or {}
         task, out_dim = task_from_semantic(sem)
         tasks.add((task, out_dim))
@@ -177,10 +200,16 @@ def _describe_learnwares(dock: Any, refs: list[str]) -> tuple[list[dict[str, Any
             "the learnwares solve different tasks: " + ", ".join(f"{t} with {d} outputs" for t, d in sorted(tasks)),
             hint="reuse learnwares with the same task and output dimension",
         )
+    if len(kinds) != 1:
+        raise UsageError(f"the learnwares take different kinds of input ({', '.join(sorted(kinds))})")
+    kind = kinds.pop()
+    if kind == "text":  # texts have no width
+        (task, out_dim), = tasks
+        return lws, task, out_dim, None, kind
     if len(dims) != 1:
         raise UsageError(f"the learnwares take inputs of different widths ({sorted(dims)})" if dims else "the learnwares declare no input dimension")
     (task, out_dim), = tasks
-    return lws, task, out_dim, dims.pop()
+    return lws, task, out_dim, dims.pop(), kind
 
 
 # -- building ----------------------------------------------------------------
@@ -210,14 +239,14 @@ def reuse(
     The returned ensemble holds the model handles: close it (or use ``with``).
     """
     refs, search_weights = read_selection(ids_or_search)
-    lws, task, out_dim, in_dim = _describe_learnwares(dock, refs)
+    lws, task, out_dim, in_dim, kind = _describe_learnwares(dock, refs)
     if weights is None and search_weights is not None and len(search_weights) == len(lws):
         weights = search_weights
     specs = None
     if method == "job-selector":
         from ..spec.specfile import load_spec
 
-        specs = [load_spec(dock.spec_path(lw["id"], kind="table")) for lw in lws]
+        specs = [load_spec(dock.spec_path(lw["id"], kind=kind)) for lw in lws]
     from .execute import open_predictors
 
     stack = contextlib.ExitStack()
@@ -226,7 +255,7 @@ def reuse(
         ens = build_ensemble(
             handles, method, task, out_dim if task == CLASSIFICATION else None, labeled=labeled, data=data,
             specs=specs, weights=weights, random_state=random_state, cv=cv, n_features=in_dim,
-            learnwares=lws, columns=columns, **params,
+            learnwares=lws, columns=columns, input_kind=kind, **params,
         )
     except BaseException:
         stack.close()
@@ -268,20 +297,26 @@ def build_ensemble(
     n_features: int | None = None,
     learnwares: list[dict[str, Any]] | None = None,
     columns: list[str] | None = None,
+    input_kind: str | None = None,
     **params: Any,
 ) -> Ensemble:
-    """Fit ``method`` on Predictor ``handles`` (no dock needed: tests, benchmarks, trusted models)."""
+    """Fit ``method`` on Predictor ``handles`` (no dock needed: tests, benchmarks, trusted models).
+
+    ``input_kind``: "table", "image" (N x C x H x W arrays) or "text" (lists of str); detected
+    from the data when None.
+    """
     task = check_task(task)
     reuser = make_reuser(method, handles, task, n_classes, specs=specs, weights=weights, random_state=random_state, **params)
     Xl = yl = None
     if labeled is not None:
-        Xl = check_X(labeled[0], n_features, what="labelled data")
+        Xl = check_input(labeled[0], input_kind, None, n_features, what="labelled data")
         yl = check_y(labeled[1], Xl.shape[0], task, n_classes)
+        input_kind = input_kind or _kind_of(Xl)
     elif method in DATA_DEPENDENT:
         raise UsageError(f"{method} needs labelled data", hint="pass --labeled FILE (features + a label column)")
-    Xu = check_X(data, n_features, what="data") if data is not None else None
-    if Xl is not None and Xu is not None and Xl.shape[1] != Xu.shape[1]:
-        raise InputDataError(f"labelled data has {Xl.shape[1]} features but data has {Xu.shape[1]}")
+    Xu = check_input(data, input_kind, None, n_features, what="data") if data is not None else None
+    if Xl is not None and Xu is not None and Xl.shape[1:] != Xu.shape[1:]:
+        raise InputDataError(f"labelled data has shape {Xl.shape[1:]} per row but data has {Xu.shape[1:]}")
     report: dict[str, Any] = {}
     if Xl is not None:
         outs, kinds = _outputs(reuser, handles, Xl, task, n_classes)
@@ -293,15 +328,28 @@ def build_ensemble(
     else:
         reuser.fit(Xu)
     if not hasattr(reuser, "n_features_in_"):  # data-free and fitted without data: the dock knows the width
-        if n_features is None:
+        if n_features is None and input_kind != "text":
             raise UsageError(f"{method} without data cannot tell the input width", hint="pass --data FILE")
-        reuser.n_features_in_ = int(n_features)
+        reuser.n_features_in_ = int(n_features) if n_features is not None else 1
+        reuser.input_kind_ = input_kind or "table"
+        reuser.input_shape_ = (int(n_features),) if input_kind in (None, "table") else None
     width = int(reuser.n_features_in_)
-    if columns is not None and len(columns) != width:
+    kind = getattr(reuser, "input_kind_", "table")
+    if columns is not None and (len(columns) != width or kind != "table"):
         columns = None
     lws = learnwares or [{"id": getattr(h, "id", None) or f"learnware-{i}", "alias": None, "name": None} for i, h in enumerate(handles)]
-    schema = {"n_features": width, "dtype": "float64", "columns": columns}
+    schema: dict[str, Any] = {"n_features": width, "dtype": "float64", "columns": columns}
+    if kind != "table":  # table schemas stay as they were; image/text ones name their kind
+        shape = getattr(reuser, "input_shape_", None)
+        schema.update(kind=kind, dtype="str" if kind == "text" else "numeric",
+                      shape=list(shape) if kind == "image" and shape else None)
     return Ensemble(reuser, lws, schema, report)
+
+
+def _kind_of(X: Any) -> str:
+    from .base import input_kind_of
+
+    return input_kind_of(X)
 
 
 def _outputs(reuser: Any, handles: list[Any], X: np.ndarray, task: str, n_classes: int | None):
@@ -366,7 +414,14 @@ def evaluate(reuser: Any, X: np.ndarray, y: np.ndarray, outs: list, kinds: list,
         reuse_score, how = cross_val(lambda: clone(reuser), True), f"{len(folds)}-fold cross-validation"
     else:
         reuse_score, how = score(y, reuser._predict_from_outputs(X, outs, kinds)[0], task), "all labelled rows (data-free)"
-    baseline = cross_val(lambda: BaselineModel(task=task, n_classes=n_classes), False)
+    # the user-only baseline is a linear model on table features; images are flattened, texts have none
+    kind = _kind_of(X)
+    Xb = X.reshape(X.shape[0], -1).astype(np.float64) if kind == "image" else X
+    baseline = None
+    if kind != "text":
+        X, X_orig = Xb, X
+        baseline = cross_val(lambda: BaselineModel(task=task, n_classes=n_classes), False)
+        X = X_orig
     return {
         "metric": metric_name(task),
         "higher_is_better": task == CLASSIFICATION,

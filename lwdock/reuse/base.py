@@ -110,6 +110,65 @@ def check_X(X: Any, n_features: int | None = None, what: str = "X") -> np.ndarra
     return arr
 
 
+INPUT_KINDS = ("table", "image", "text")
+
+
+def input_kind_of(X: Any) -> str:
+    """``"text"`` for strings (a list of str or a string array), ``"image"`` for a 4-D numeric
+    array (N x C x H x W), ``"table"`` for anything else (checked by :func:`check_X`)."""
+    if isinstance(X, (list, tuple)) and X and all(isinstance(x, str) for x in X):
+        return "text"
+    arr = X if isinstance(X, np.ndarray) else None
+    if arr is None and not isinstance(X, (list, tuple)):
+        arr = np.asarray(X) if X is not None else None
+    if arr is not None:
+        if arr.dtype.kind in "US" or (arr.dtype == object and arr.size and all(isinstance(x, str) for x in arr.ravel())):
+            return "text"
+        if arr.ndim == 4:
+            return "image"
+    return "table"
+
+
+def check_input(X: Any, kind: str | None = None, shape: tuple[int, ...] | None = None, n_features: int | None = None,
+                what: str = "X") -> np.ndarray:
+    """Check user input of any kind; ``kind`` None means "detect it".
+
+    - table: :func:`check_X` (a 2-D float64 table, ``n_features`` wide);
+    - image: a finite numeric N x C x H x W array (``shape`` = (C, H, W) when known; else
+      ``n_features`` = C*H*W when known), dtype kept (uint8 images stay small on the wire);
+    - text: a 1-D array of str (what the sandboxed worker hands the model as a list of str).
+    """
+    got = input_kind_of(X)
+    kind = kind or got
+    if kind == "table":
+        return check_X(X, n_features, what=what)
+    if kind == "text":
+        if got != "text":
+            raise InputDataError(f"{what} must be a list of strings: the learnwares take text",
+                                 hint="one text per line in a .txt file, or a .jsonl field / .csv column")
+        from ..spec.rkme_text import as_texts
+
+        return np.asarray(as_texts(X), dtype=str)
+    if kind != "image":
+        raise UsageError(f"unknown input kind {kind!r}")
+    if got != "image":
+        raise InputDataError(f"{what} must be an N x C x H x W image array: the learnwares take images",
+                             hint="save the images as a 4-D .npy array")
+    arr = np.asarray(X)
+    if arr.dtype.kind not in "biuf":
+        raise InputDataError(f"{what} has dtype {arr.dtype}; images must be numeric")
+    if arr.shape[0] == 0:
+        raise InputDataError(f"{what} has no images")
+    if shape is not None and tuple(arr.shape[1:]) != tuple(shape):
+        raise InputDataError(f"{what} holds images of shape {tuple(arr.shape[1:])}; the learnwares expect {tuple(shape)}")
+    if shape is None and n_features is not None and int(np.prod(arr.shape[1:])) != int(n_features):
+        raise InputDataError(f"{what} holds images of {int(np.prod(arr.shape[1:]))} values (shape {tuple(arr.shape[1:])}); "
+                             f"the learnwares expect {n_features} (C x H x W)")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise InputDataError(f"{what} contains NaN or infinite pixel values")
+    return arr
+
+
 def check_y(y: Any, n_rows: int, task: str, n_classes: int | None) -> np.ndarray:
     """Labels that match the task: integer classes in range, or finite targets."""
     if y is None:

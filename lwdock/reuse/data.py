@@ -38,6 +38,20 @@ def load_features(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str] |
     return X, cols
 
 
+def load_input(path: str | os.PathLike[str], kind: str = "table", text_field: str | None = None) -> tuple[Any, list[str] | None]:
+    """User inputs for learnwares of ``kind``: table rows (:func:`load_features`), images
+    (N x C x H x W ``.npy``/``.npz``) or texts (``.txt`` lines, ``.jsonl`` field, ``.csv`` column)."""
+    if kind == "image":
+        from ..spec.data import load_images
+
+        return np.asarray(load_images(path)), None
+    if kind == "text":
+        from ..spec.data import load_texts
+
+        return load_texts(path, field=text_field, column=text_field), None
+    return load_features(path)
+
+
 def load_labeled(path: str | os.PathLike[str], label_column: str | None = None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     """``(X, y, feature names)``. The label is the last column unless ``label_column`` names one.
 

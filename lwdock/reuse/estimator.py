@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from ..errors import UsageError
-from .base import CLASSIFICATION, check_task, check_X, combine, normalise_output
+from .base import CLASSIFICATION, check_input, check_task, combine, normalise_output
 from .execute import run_learnwares
 
 
@@ -41,11 +41,26 @@ class ReuserBase(BaseEstimator):
             raise UsageError(f"n_classes must be at least 2, got {self.n_classes}")
 
     def _check_X(self, X: Any, fitting: bool) -> np.ndarray:
+        """Table rows, images (N x C x H x W) or texts; the kind and shape are fixed by the first fit."""
+        kind = None if fitting else getattr(self, "input_kind_", "table")
+        shape = None if fitting else getattr(self, "input_shape_", None)
         expected = None if fitting else getattr(self, "n_features_in_", None)
-        Xa = check_X(X, expected)
+        if kind == "image" and shape is not None:
+            expected = None
+        Xa = check_input(X, kind, tuple(shape) if shape is not None else None, expected)
         if fitting:
-            self.n_features_in_ = Xa.shape[1]
+            self._set_input(Xa)
         return Xa
+
+    def _set_input(self, Xa: np.ndarray) -> None:
+        from .base import input_kind_of
+
+        self.input_kind_ = input_kind_of(Xa)
+        if self.input_kind_ != "table" and self.method in ("feature-augment", "ensemble-pruning", "baseline"):
+            raise UsageError(f"{self.method} works on table inputs only, not {self.input_kind_}",
+                             hint="use the average reuser (or the job selector for text)")
+        self.input_shape_ = tuple(int(s) for s in Xa.shape[1:])
+        self.n_features_in_ = int(np.prod(Xa.shape[1:])) if self.input_kind_ != "text" else 1
 
     def _run(self, X: np.ndarray, rows: np.ndarray | None = None, which: list[int] | None = None):
         """Outputs of the learnwares ``which`` (all by default) on ``X``; records their kinds on first use."""
@@ -107,7 +122,7 @@ class ReuserBase(BaseEstimator):
         from .base import check_y
 
         self._check_params()
-        self.n_features_in_ = Xa.shape[1]
+        self._set_input(Xa)
         self.output_kinds_ = list(kinds)
         ya = check_y(y, Xa.shape[0], self.task_, self.n_classes) if self.needs_labels else None
         self._set_classes(outs, kinds, ya)
@@ -122,6 +137,8 @@ class ReuserBase(BaseEstimator):
         meta: dict[str, Any] = {
             "task": self.task_,
             "n_features_in": int(self.n_features_in_),
+            "input_kind": getattr(self, "input_kind_", "table"),
+            "input_shape": list(getattr(self, "input_shape_", None) or [int(self.n_features_in_)]),
             "output_kinds": list(getattr(self, "output_kinds_", None) or []),
         }
         if self.task_ == CLASSIFICATION:
@@ -131,6 +148,8 @@ class ReuserBase(BaseEstimator):
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.task_ = meta["task"]
         self.n_features_in_ = int(meta["n_features_in"])
+        self.input_kind_ = meta.get("input_kind", "table")  # artifacts before image/text support: tables
+        self.input_shape_ = tuple(int(s) for s in meta.get("input_shape") or [self.n_features_in_])
         self.n_learnwares_ = len(self.learnwares or [])
         kinds = meta.get("output_kinds") or []
         self.output_kinds_ = kinds if kinds else None

@@ -15,6 +15,17 @@ same selector with no training and no randomness. ``"logistic"`` (multinomial
 logistic regression, stored as its coefficients) is the linear alternative.
 Gradient-boosted trees would route similarly but can only be stored by
 retraining at load, which ties the routing to the scikit-learn version.
+
+Text (the reference's text path, through embeddings): the specs are text RKMEs, so the herded
+points live in the embedding space of the specs' embedder. The selector is trained there; each
+user text is embedded with that same embedder (``RKMETextSpec(embedder=...).embed``) to be
+routed, and the chosen learnware receives the raw string. The mixture weights come from a text
+RKME of the user's texts made with the same embedder.
+
+Images are refused: image RKME points live in the spec's standardised (and whitened) space,
+not in pixel space, and the reference's image selector (trained on those points, applied to raw
+pixels, mixing RBF and NNGP products) is unreliable; the reference's own image experiment does
+not use it. Use the average reuser for images.
 """
 
 from __future__ import annotations
@@ -25,19 +36,40 @@ import numpy as np
 
 from ..errors import UsageError
 from ..spec.qp import solve_simplex_qp
-from .base import CLASSIFICATION, check_weights, check_X, labels_of
+from .base import CLASSIFICATION, check_weights, check_X, input_kind_of, labels_of
 from .estimator import ReuserBase
 
+
 SELECTORS = ("knn", "logistic")
+TEXT_HERDING_NOISE = 0.02  # embeddings are unit vectors: the table default (0.25 per axis) would swamp them
+TEXT_HERDING_PER_POINT = 10
 
 
-def mixture_weights(specs: list[Any], X: np.ndarray, random_state: int = 0) -> np.ndarray:
+def _text_embedder(specs: list[Any]) -> str:
+    names = {str(getattr(s, "embedder_", None) or getattr(s, "embedder", "")) for s in specs}
+    if len(names) != 1:
+        raise UsageError(f"the learnwares' text specs were made by different embedders ({', '.join(sorted(names))}); "
+                         "the job selector needs one embedding space")
+    return names.pop()
+
+
+def embed_texts(texts: Any, embedder: str) -> np.ndarray:
+    """User texts embedded by the learnware specs' embedder (the selector's input space)."""
+    from ..spec.rkme_text import RKMETextSpec
+
+    return RKMETextSpec(embedder=embedder).embed(texts)
+
+
+def mixture_weights(specs: list[Any], X: Any, random_state: int = 0) -> np.ndarray:
     """Simplex mixture weights that best explain the user's rows by the learnwares' RKMEs."""
     m = len(specs)
     if m == 1:
         return np.ones(1)
     first = specs[0]
-    user = type(first)(gamma=getattr(first, "gamma", 0.1), random_state=random_state).fit(X)
+    if str(getattr(first, "type", "")) == "RKMETextSpecification":
+        user = type(first)(gamma=first.gamma, embedder=_text_embedder(specs), random_state=random_state).fit(list(X))
+    else:
+        user = type(first)(gamma=getattr(first, "gamma", 0.1), random_state=random_state).fit(X)
     T = np.array([[specs[i].inner_prod(specs[j]) for j in range(m)] for i in range(m)])
     v = np.array([user.inner_prod(s) for s in specs])
     w, _ = solve_simplex_qp(T, v)
@@ -97,7 +129,22 @@ class JobSelectorReuser(ReuserBase):
         if int(self.herding_num) < 1 or int(self.min_per_learnware) < 1:
             raise UsageError("herding_num and min_per_learnware must be positive")
         seed = 0 if self.random_state is None else int(self.random_state)
+        types = {str(getattr(s, "type", "")) for s in specs}
+        if "RKMEImageSpecification" in types or (X is not None and input_kind_of(X) == "image"):
+            raise UsageError(
+                "the job selector does not support image learnwares: image RKME points live in the specs' "
+                "standardised/whitened space, not in pixel space, so a selector trained on them cannot route "
+                "raw images (the reference's image path is unreliable for the same reason)",
+                hint="use --method average for images",
+            )
+        self.embedder_ = _text_embedder(specs) if "RKMETextSpecification" in types else None
+        if self.embedder_ is not None and len(types) > 1:
+            raise UsageError("the job selector needs specs of one kind; got " + ", ".join(sorted(types)))
         Xa = self._check_X(X, fitting=True) if X is not None else None
+        if self.embedder_ is not None and Xa is not None and self.input_kind_ != "text":
+            raise UsageError("these learnwares take text: pass a list of strings")
+        if self.embedder_ is not None and Xa is None:
+            self.input_kind_, self.input_shape_, self.n_features_in_ = "text", (), 1
         if self.weights is not None:
             self.weights_ = check_weights(self.weights, self.n_learnwares_)
         elif Xa is not None:
@@ -117,8 +164,13 @@ class JobSelectorReuser(ReuserBase):
 
     def _fit_selector(self, specs: list[Any], seed: int) -> None:
         counts = [max(int(self.min_per_learnware), int(round(self.herding_num * w))) for w in self.weights_]
-        points = [np.asarray(s.herding(n, random_state=seed + i), dtype=np.float64) for i, (s, n) in enumerate(zip(specs, counts))]
-        Z = check_X(np.concatenate(points, axis=0), getattr(self, "n_features_in_", None), what="herded samples")
+        text = getattr(self, "embedder_", None) is not None
+        kw = {"noise_std": TEXT_HERDING_NOISE, "per_point": TEXT_HERDING_PER_POINT} if text else {}
+        points = [np.asarray(s.herding(n, random_state=seed + i, **kw), dtype=np.float64)
+                  for i, (s, n) in enumerate(zip(specs, counts))]
+        # text: the herded points are embeddings, not inputs, so they are not checked against the input width
+        Z = check_X(np.concatenate(points, axis=0), None if text else getattr(self, "n_features_in_", None),
+                    what="herded samples")
         if not hasattr(self, "n_features_in_"):
             self.n_features_in_ = Z.shape[1]
         labels = np.concatenate([np.full(len(p), i, dtype=np.int64) for i, p in enumerate(points)])
@@ -155,7 +207,8 @@ class JobSelectorReuser(ReuserBase):
         Xa = self._check_X(X, fitting=False)
         if self.selector_ is None:
             return np.full(Xa.shape[0], int(self.herded_labels_[0]), dtype=np.int64)
-        Zs = (Xa - self.center_) / self.scale_
+        E = embed_texts(Xa, self.embedder_) if getattr(self, "embedder_", None) else Xa
+        Zs = (E - self.center_) / self.scale_
         if self.selector_ == "logistic":
             logits = Zs @ self.coef_.T + self.intercept_
             pick = (logits[:, 0] > 0).astype(np.int64) if logits.shape[1] == 1 else np.argmax(logits, axis=1)
@@ -203,7 +256,8 @@ class JobSelectorReuser(ReuserBase):
 
     def _get_state(self):
         meta, arrays = super()._get_state()
-        meta.update(selector=self.selector, n_neighbors=int(self.n_neighbors), herding_num=int(self.herding_num))
+        meta.update(selector=self.selector, n_neighbors=int(self.n_neighbors), herding_num=int(self.herding_num),
+                    embedder=getattr(self, "embedder_", None))
         arrays.update(
             weights=self.weights_,
             center=self.center_,
@@ -218,6 +272,7 @@ class JobSelectorReuser(ReuserBase):
 
     def _set_state(self, meta, arrays):
         super()._set_state(meta, arrays)
+        self.embedder_ = meta.get("embedder")
         for key in ("weights", "center", "scale", "herded", "herded_labels", "herding_counts"):
             setattr(self, key + "_", np.asarray(arrays[key]))
         if "coef" in arrays:

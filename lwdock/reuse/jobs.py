@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from .api import METHODS, load_ensemble, reuse
-from .data import load_features, load_labeled, write_predictions
+from .api import METHODS, load_ensemble, reuse, selection_input_kind
+from .data import load_input, load_labeled, write_predictions
 from .execute import DEFAULT_CHUNK
 
 
@@ -31,8 +31,13 @@ def reuse_job(
     proba: bool = False,
     chunk_size: int = DEFAULT_CHUNK,
     params: dict[str, Any] | None = None,
+    text_field: str | None = None,
 ) -> dict[str, Any]:
-    """Build an ensemble; save it to ``output``; predict ``data`` when given."""
+    """Build an ensemble; save it to ``output``; predict ``data`` when given.
+
+    ``data`` is read as the learnwares' input kind: table rows, images (N x C x H x W .npy)
+    or texts (.txt lines; ``text_field`` names the .jsonl field or .csv column).
+    """
     if method not in METHODS:
         raise UsageError(f"unknown reuse method {method!r}", hint=f"choose one of {', '.join(METHODS)}")
     if output is None and data is None:
@@ -43,7 +48,8 @@ def reuse_job(
     if labeled is not None:
         Xl, yl, columns = load_labeled(labeled, label_column)
         lab = (Xl, yl)
-    Xd, dcols = load_features(data) if data is not None else (None, None)
+    kind = selection_input_kind(dock, selection) if data is not None else "table"
+    Xd, dcols = load_input(data, kind, text_field) if data is not None else (None, None)
     columns = columns or dcols
     with reuse(dock, selection, method, lab, data=Xd, trusted=trusted, random_state=seed, columns=columns, **(params or {})) as ens:
         result = ens.describe()
@@ -72,14 +78,15 @@ def predict_job(
     trusted: bool = False,
     proba: bool = False,
     chunk_size: int = DEFAULT_CHUNK,
+    text_field: str | None = None,
 ) -> dict[str, Any]:
     """Apply a saved ``.lwe`` ensemble to ``data`` and write ``output`` (.csv or .npy)."""
     suffix = Path(output).suffix.lower()
     if suffix not in (".csv", ".tsv", ".txt", ".npy"):
         raise UsageError(f"cannot write predictions as {suffix or '(no suffix)'!r}", hint="use .csv or .npy")
     t0 = time.perf_counter()
-    X, _ = load_features(data)
     with load_ensemble(ensemble, dock, trusted=trusted) as ens:
+        X, _ = load_input(data, ens.input_schema.get("kind", "table"), text_field)
         if proba and ens.reuser.task_ == "classification":
             pred, pr = ens.predict_with_proba(X, chunk_size=chunk_size)
         else:
@@ -89,7 +96,7 @@ def predict_job(
             "ensemble": str(ensemble),
             "method": ens.method,
             "learnwares": ens.ids,
-            "rows": int(X.shape[0]),
+            "rows": int(len(X)),
             "output": str(path),
             "seconds": round(time.perf_counter() - t0, 3),
         }
