@@ -244,7 +244,7 @@ class DenseCache:
         unreadable = {i: r for i, r in self.manifest["unreadable"].items() if live is None or i in live}
         from ..progress import track
 
-        for e in track(missing, "dense search cache") if len(missing) > 20 else missing:
+        for e in track(missing, len(missing), "dense search cache") if len(missing) > 20 else missing:
             try:
                 spec = _load_entry_spec(self.dock, e, self.kind)
                 kind, meta = _meta_of(spec)
