@@ -175,3 +175,29 @@ def test_text_search_with_minilm(tmp_path):
         texts, _ = market.user([g], n_per_class=20, seed=400 + j)
         res = dense.stat_search_dense(dock, market.user_spec(texts), dock.entries(), k=3, max_mixture=1)
         assert res.ids[0] == ids[j]
+
+
+def test_cli_search_with_text_and_image_data(text_dock, image_dock, tmp_path):
+    """`lwdock search --data` fits an image or text spec locally and ranks through the dense path."""
+    from typer.testing import CliRunner
+
+    from lwdock.cli import app
+
+    dock, ids, market = text_dock
+    texts, _ = market.user([GROUPS[1]], seed=301)
+    (tmp_path / "user.txt").write_text("\n".join(texts) + "\n")
+    args = ["--dock", str(dock.path), "search", "--data", str(tmp_path / "user.txt"), "--embedder", "hashing-384",
+            "--include-unchecked", "--json"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["singles"][0]["id"] == ids[1]
+
+    dock, ids, market = image_dock
+    X, _ = market.user(2, seed=302)
+    np.save(tmp_path / "user.npy", X)
+    args = ["--dock", str(dock.path), "search", "--data", str(tmp_path / "user.npy"), "--include-unchecked", "--json"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["query"]["user_spec"]["type"] == "RKMEImageSpecification"
+    assert out["singles"][0]["id"] == ids[2]

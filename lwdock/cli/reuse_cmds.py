@@ -16,6 +16,11 @@ TrustedOpt = Annotated[
 ChunkOpt = Annotated[int, typer.Option("--chunk-size", help="Rows per batch sent to the learnwares.")]
 
 
+FieldOpt = Annotated[
+    Optional[str], typer.Option("--field", help="Text data: .jsonl field or .csv column holding the text.")
+]
+
+
 def reuse_cmd(
     ctx: typer.Context,
     ids: Annotated[Optional[str], typer.Option("--ids", help="Learnware ids, prefixes or aliases, comma-separated.")] = None,
@@ -38,6 +43,7 @@ def reuse_cmd(
     trusted: TrustedOpt = False,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (herding, folds).")] = 0,
     chunk_size: ChunkOpt = 20_000,
+    field: FieldOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Combine learnwares into an ensemble for your task; save it (-o) and/or predict (--data)."""
@@ -49,6 +55,7 @@ def reuse_cmd(
     result = reuse_job(
         open_dock(ctx), ids if ids is not None else from_search, method, labeled=labeled, label_column=label_column,
         data=data, output=out_path, predictions=preds, trusted=trusted, seed=seed, proba=proba, chunk_size=chunk_size,
+        text_field=field,
     )
 
     def human(d: dict[str, Any]) -> None:
@@ -73,18 +80,21 @@ def reuse_cmd(
 def predict_cmd(
     ctx: typer.Context,
     ensemble: Annotated[Path, typer.Argument(help="Ensemble artifact written by `lwdock reuse -o`.")],
-    data: Annotated[Path, typer.Argument(help="Rows to predict: .csv, .npy or .npz.")],
+    data: Annotated[Path, typer.Argument(help="Rows to predict: .csv/.npy/.npz tables, N x C x H x W .npy images, or texts (.txt/.jsonl/.csv).")],
     out_path: Annotated[Path, typer.Option("--output", "-o", help="Predictions file: .csv or .npy.")],
     proba: Annotated[bool, typer.Option("--proba", help="Write class probabilities too (.npy: probabilities only).")] = False,
     trusted: TrustedOpt = False,
     chunk_size: ChunkOpt = 20_000,
+    field: FieldOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Apply a saved ensemble to DATA. Refuses if a learnware it needs is missing or changed."""
     from ..reuse.jobs import predict_job
 
     out = output(ctx, json)
-    result = predict_job(open_dock(ctx), ensemble, data, out_path, trusted=trusted, proba=proba, chunk_size=chunk_size)
+    result = predict_job(
+        open_dock(ctx), ensemble, data, out_path, trusted=trusted, proba=proba, chunk_size=chunk_size, text_field=field
+    )
     out.result(
         result,
         human=lambda d: out.line(f"wrote {d['rows']} predictions to {d['output']} ({d['method']}, {d['seconds']:.3g}s)"),

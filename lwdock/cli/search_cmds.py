@@ -48,9 +48,20 @@ def search(
     fail_if_empty: Annotated[
         bool, typer.Option("--fail-if-empty", help="Exit with code 9 when nothing is found.")
     ] = False,
+    embedder: Annotated[
+        str, typer.Option("--embedder", help="Text data: sentence embedder (must match the learnwares' specs).")
+    ] = "all-MiniLM-L6-v2",
+    field: Annotated[
+        Optional[str], typer.Option("--field", help="Text data: .jsonl field or .csv column holding the text.")
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Search the dock by semantic filters and/or your data's RKME specification."""
+    """Search the dock by semantic filters and/or your data's RKME specification.
+
+    --data takes a table (.csv/.npy/.npz), images (N x C x H x W .npy) or texts
+    (.txt one per line, .jsonl/.csv with --field); --data-type picks the kind when
+    the file alone does not tell.
+    """
     from ..errors import NoResultsError
     from ..search.api import search as run_search
 
@@ -59,7 +70,7 @@ def search(
     result = run_search(
         dock, spec, data=data, name=name, description_like=description_like, data_type=data_type, task=task,
         library=library, scenario=scenario, license=license_, ids=ids, k=k, max_mixture=max_mixture, method=method,
-        include_unchecked=include_unchecked, prefilter=prefilter,
+        include_unchecked=include_unchecked, prefilter=prefilter, embedder=embedder, text_field=field,
     ).to_dict()
 
     def human(d: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from . import dense as _dense
 from . import mixture as _mixture
 from .cache import SearchCache, ensure_current, eligible
 from .scores import mmd2_to_score
@@ -57,7 +58,27 @@ def load_user_spec(path: str | Path) -> UserSpec:
     """Read a user specification file (any type the spec package knows); clear errors on bad files."""
     from ..spec.specfile import load_spec
 
-    return as_user_spec(load_spec(path), source=str(path))
+    spec = load_spec(path)
+    if _dense.is_dense(spec):  # image / text: ranked by lwdock.search.dense
+        return _dense.as_dense_user(spec, source=str(path))  # type: ignore[return-value]
+    return as_user_spec(spec, source=str(path))
+
+
+def data_kind(path: str | Path, data_type: list[str]) -> str:
+    """table, image or text: from --data-type when it names one kind, else from the file."""
+    kinds = {t.lower() for t in data_type} & {"table", "image", "text"}
+    if len(kinds) == 1:
+        return kinds.pop()
+    suffix = Path(path).suffix.lower()
+    if suffix in (".txt", ".jsonl"):
+        return "text"
+    if suffix == ".npy":
+        try:
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        except (OSError, ValueError):
+            return "table"  # the table loader reports what is wrong with the file
+        return "image" if len(shape) == 4 else "table"
+    return "table"
 
 
 def user_spec_from_data(path: str | Path, gamma: float, *, K: int = 100, random_state: int = 0) -> UserSpec:
@@ -103,22 +124,31 @@ def search(
     method: str = "greedy",
     include_unchecked: bool = False,
     prefilter: bool | None = None,
+    embedder: str = "all-MiniLM-L6-v2",
+    text_field: str | None = None,
 ) -> SearchResult:
     """Semantic filters, then (with ``user_spec``) MMD ranking and the best mixture.
 
     ``user_spec``: a fitted spec, a dict with z/beta/gamma, a :class:`UserSpec`, or a path to a
     spec file. ``data``: a data file (.npy/.npz/.csv) whose spec is fitted locally with the dock's
     gamma instead (the rows are not stored anywhere). ``prefilter``: True/False forces the RFF pre-filter on/off; None turns it on for
-    more than ``prefilter.AUTO_THRESHOLD`` candidates.
+    more than ``prefilter.AUTO_THRESHOLD`` candidates. Image (N x C x H x W .npy) and text
+    (.txt/.jsonl/.csv with ``text_field``) data get image/text specs; ``embedder`` picks the
+    sentence embedder for text.
     """
     _check_args(k, max_mixture, method)
     if data is not None:
         if user_spec is not None:
             raise UsageError("give a user specification or a data file, not both")
-        user_spec = user_spec_from_data(data, float(dock.settings.get("gamma", 0.1)))
+        kind = data_kind(data, _listify(data_type))
+        if kind == "table":
+            user_spec = user_spec_from_data(data, float(dock.settings.get("gamma", 0.1)))
+        else:
+            user_spec = _dense.user_spec_from_data(data, kind, embedder=embedder, text_field=text_field)
     if isinstance(user_spec, (str, Path)):
         user_spec = load_user_spec(user_spec)
-    user = as_user_spec(user_spec) if user_spec is not None else None
+    dense_user = _dense.as_dense_user(user_spec) if user_spec is not None and _dense.is_dense(user_spec) else None
+    user = dense_user if dense_user is not None else (as_user_spec(user_spec) if user_spec is not None else None)
     query = SemanticQuery(
         name=name, description_like=description_like, data_type=_listify(data_type), task=_listify(task),
         library=_listify(library), scenario=_listify(scenario), license=_listify(license), ids=_listify(ids),
@@ -126,7 +156,7 @@ def search(
     with dock.lock():
         entries = dock.entries()
         generation = dock.generation()
-        cache = ensure_current(dock, entries) if user is not None else None
+        cache = ensure_current(dock, entries) if user is not None and dense_user is None else None
         group = find_group(cache, user) if cache is not None and user is not None else None
     kept, trace = filter_entries(entries, query, include_unchecked)
     result = SearchResult(
@@ -141,6 +171,13 @@ def search(
         return result
     if user is None:
         result.singles = [_single(i + 1, e, None, None) for i, e in enumerate(kept[:k])]
+        return result
+    if dense_user is not None:
+        dstat = _dense.stat_search_dense(dock, dense_user, kept, k=k, max_mixture=max_mixture, method=method)
+        if dstat.considered == 0:
+            result.explanation = dstat.explanation
+            return result
+        _fill(result, dstat, dense_user, by_id)  # type: ignore[arg-type]  # DenseUser has the UserSpec fields used
         return result
     stat_ok = [e for e in kept if eligible(e)]
     if user.type not in TABLE_TYPES:
