@@ -10,13 +10,13 @@ always image j, so ``beta_[j]`` is the weight of ``z_[j]``. Comparison uses the 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputDataError
 from . import _image
+from ._filemixin import SpecFileMixin
 from .nngp import DEPTH, nngp_kernel, torch_threads, weighted_inner_many
 from .qp import solve_simplex_qp
 
@@ -25,7 +25,7 @@ logger = logging.getLogger("lwdock")
 PROGRESS_IMAGES = 500  # show a progress bar from this many images up
 
 
-class RKMEImageSpec:
+class RKMEImageSpec(SpecFileMixin):
     """RKME image specification (estimator style).
 
     Parameters
@@ -46,6 +46,10 @@ class RKMEImageSpec:
     init_std: Z starts as seeded N(0, init_std^2) noise (reference 1.0).
     n_threads: torch threads while fitting and comparing (None: 1; see docs/spec.md).
     """
+
+    _codec = "image"
+    _param_names = ("K", "steps", "step_size", "whitening", "random_state", "device", "n_models", "net_width",
+                    "sample_size", "batch_size", "inner_steps", "init_std", "n_threads")
 
     type = "RKMEImageSpecification"
     VERSION = 1  # RKME_IMAGE_VERSION in files
@@ -246,33 +250,6 @@ class RKMEImageSpec:
         """
         return self.sample(int(T), random_state=random_state, noise_std=noise_std)
 
-    # -- files -----------------------------------------------------------------
-    def get_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (
-            "K", "steps", "step_size", "whitening", "random_state", "device", "n_models", "net_width",
-            "sample_size", "batch_size", "inner_steps", "init_std", "n_threads")}
-
-    def to_dict(self) -> dict[str, Any]:
-        from .specfile import image_to_dict
-
-        return image_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RKMEImageSpec:
-        from .specfile import image_from_dict
-
-        return image_from_dict(data, cls)
-
-    def save(self, path: str | Path) -> None:
-        from .specfile import save_dict
-
-        save_dict(self.to_dict(), path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> RKMEImageSpec:
-        from .specfile import read_dict
-
-        return cls.from_dict(read_dict(path))
 
     def __repr__(self) -> str:
         state = f"K={self.z_.shape[0]}, shape={self.shape}" if hasattr(self, "z_") else "unfitted"

@@ -44,6 +44,9 @@ class RKMETextSpec(RKMETableSpec):
     0.1; embeddings are L2-normalised, so squared distances are at most 4.
     """
 
+    _codec = "text"
+    _param_names = (*RKMETableSpec._param_names, "embedder", "batch_size")
+
     type = "RKMETextSpecification"
 
     def __init__(self, gamma: float = 0.1, K: int = 100, steps: int = 5, embedder: str = DEFAULT_EMBEDDER,
@@ -88,22 +91,6 @@ class RKMETextSpec(RKMETableSpec):
     def dist(self, other: RKMETableSpec) -> float:
         self._check_embedder(other)
         return super().dist(other)
-
-    def get_params(self) -> dict[str, Any]:
-        params = super().get_params()
-        params.update(embedder=self.embedder, batch_size=self.batch_size)
-        return params
-
-    def to_dict(self) -> dict[str, Any]:
-        from .specfile import text_to_dict
-
-        return text_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RKMETextSpec:
-        from .specfile import text_from_dict
-
-        return text_from_dict(data, cls)
 
     def __repr__(self) -> str:
         state = f"K={self.z_.shape[0]}, d={self.z_.shape[1]}" if hasattr(self, "z_") else "unfitted"
