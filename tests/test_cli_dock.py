@@ -132,3 +132,23 @@ def test_closed_stdout_is_quiet(tmp_path, lwdock_bin):
     finally:
         os.close(w)
     assert p.returncode != 0 and "error" not in p.stderr
+
+
+def test_every_command_has_help_and_is_in_the_readme():
+    from pathlib import Path
+
+    import typer
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    root = typer.main.get_command(app)
+    seen = []
+    stack = [("", root)]
+    while stack:
+        prefix, cmd = stack.pop()
+        for name, sub in getattr(cmd, "commands", {}).items():
+            full = f"{prefix}{name}"
+            assert (sub.help or "").strip(), f"`lwdock {full}` has no help text"
+            stack.append((full + " ", sub))
+            seen.append(full)
+    missing = [c for c in seen if f"lwdock {c}" not in readme]
+    assert not missing, f"commands missing from README: {missing}"
