@@ -201,3 +201,85 @@ def test_cli_search_with_text_and_image_data(text_dock, image_dock, tmp_path):
     out = json.loads(r.stdout)
     assert out["query"]["user_spec"]["type"] == "RKMEImageSpecification"
     assert out["singles"][0]["id"] == ids[2]
+
+
+def _sketch_rows(dock):
+    _, manifest = dense.cache_paths(dock, "image")
+    m = json.loads(manifest.read_text())
+    with np.load(manifest.parent / f"dense-image-{m['token']}.npz") as f:
+        S = f["sketch"]
+    return m, S
+
+
+def test_image_cache_sketches_follow_remove_and_resubmit(image_dock, tmp_path):
+    dock, ids, market = image_dock
+    entries = dock.entries()
+    dense.stat_search_dense(dock, market.specs[0], entries, k=1, max_mixture=1)
+
+    def check():
+        m, S = _sketch_rows(dock)
+        live = {e["id"] for e in dock.entries()}
+        assert set(m["items"]) == live and S.shape[0] == len(live)
+        assert sorted(it["srow"] for it in m["items"].values()) == list(range(len(live)))
+        cache = dense.DenseCache(dock, "image")
+        for i in live:  # each stored row is that learnware's own sketch
+            z, b = cache.get(i)
+            want = dense.image_sketch(z, b, m["items"][i]["meta"])
+            np.testing.assert_allclose(S[m["items"][i]["srow"], : want.size], want, rtol=1e-5, atol=1e-7)
+
+    check()
+    dock.remove(ids[0])
+    dense.stat_search_dense(dock, market.specs[1], dock.entries(), k=1, max_mixture=1)
+    check()
+    dock.submit(market.zips(tmp_path)[0], alias="img0", run_model=False)
+    res = dense.stat_search_dense(dock, market.specs[0], dock.entries(), k=3, max_mixture=1, prefilter=True, rerank=2)
+    check()
+    assert res.ids[0] == ids[0] and res.prefiltered
+
+
+def test_image_prefilter_on_and_off_agree(image_dock):
+    dock, ids, market = image_dock
+    entries = dock.entries()
+    for j in range(len(ids)):
+        u = market.user_spec(market.user(j, seed=40 + j)[0], seed=j)
+        off = dense.stat_search_dense(dock, u, entries, k=3, max_mixture=2, prefilter=False)
+        on = dense.stat_search_dense(dock, u, entries, k=3, max_mixture=2, prefilter=True, rerank=2)
+        assert not off.prefiltered and on.prefiltered and on.considered == off.considered == len(ids)
+        assert on.ids[0] == off.ids[0] == ids[j]
+        assert len(on.ids) == 2 and on.mmd2[0] == pytest.approx(off.mmd2[0], rel=1e-5)  # exact (float32 GEMM blocking aside)
+        # the approximate scores are close enough to pick the right learnware on their own
+        approx = dense.approx_mmd2(dense.DenseCache(dock, "image"), dense.as_dense_user(u), ids)
+        assert int(np.argmin(approx)) == j
+    auto = dense.stat_search_dense(dock, market.specs[0], entries, k=3, max_mixture=1)
+    assert not auto.prefiltered  # 3 learnwares: below IMAGE_PREFILTER_AUTO
+
+
+def test_rerank_count_grows_with_k_and_n():
+    assert dense.rerank_count(10, 5, 1000) == 50
+    assert dense.rerank_count(10, 5, 40) == 40
+    assert dense.rerank_count(30, 5, 200) == 150
+    assert dense.rerank_count(1, 1, 10_000) == 500
+
+
+def test_fast_nngp_equals_the_reference_implementation():
+    from lwdock.spec import nngp
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((9, 3, 32, 32))
+    B = rng.standard_normal((13, 3, 32, 32))
+    ref = nngp.nngp_kernel_reference(A, B, dtype="float64")
+    np.testing.assert_allclose(nngp.nngp_kernel(A, B, dtype="float64", pair_budget=20), ref, rtol=1e-12, atol=1e-14)
+    # float32 maps: within 1e-6 of the largest value (docs/spec.md); threads do not change values
+    f32 = nngp.nngp_kernel(A, B, n_threads=2, pair_budget=20)
+    assert np.abs(f32 - ref).max() <= 1e-6 * np.abs(ref).max()
+    np.testing.assert_array_equal(f32, nngp.nngp_kernel(A, B, n_threads=1, pair_budget=20))
+    for depth in (1, 2):
+        np.testing.assert_allclose(nngp.nngp_kernel(A[:3], B[:4], depth=depth, dtype="float64"),
+                                   nngp.nngp_kernel_reference(A[:3], B[:4], depth=depth, dtype="float64"), rtol=1e-12)
+    grey = rng.standard_normal((5, 1, 32, 32))
+    np.testing.assert_allclose(nngp.nngp_kernel(grey, dtype="float64"),
+                               nngp.nngp_kernel_reference(grey, grey, dtype="float64"), rtol=1e-12, atol=1e-14)
+    wa, wb = rng.random(9), rng.random(13)
+    many = nngp.weighted_inner_many(A, wa, [(B[:6], wb[:6]), (B[6:], wb[6:])], n_threads=2, pair_budget=30)
+    want = [wa @ ref[:, :6] @ wb[:6], wa @ ref[:, 6:] @ wb[6:]]
+    np.testing.assert_allclose(many, want, rtol=1e-6)
