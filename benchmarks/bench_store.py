@@ -108,7 +108,7 @@ def main() -> None:
            ["case", "median_s", "max_s", "goal"],
            notes="The 10,000 existing entries are clones of a real entry written straight into the index. "
                  "Submit = hash, safe unpack, semantic + file + spec checks, blob/manifest/cache writes, "
-                 "one locked index read and one atomic index write.")  # fmt: skip
+                 "under the dock lock, one read and one atomic rewrite of the small meta file and of one of the 256 index shards.")  # fmt: skip
 
 
 if __name__ == "__main__":
