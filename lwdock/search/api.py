@@ -173,7 +173,9 @@ def search(
         result.singles = [_single(i + 1, e, None, None) for i, e in enumerate(kept[:k])]
         return result
     if dense_user is not None:
-        dstat = _dense.stat_search_dense(dock, dense_user, kept, k=k, max_mixture=max_mixture, method=method)
+        dstat = _dense.stat_search_dense(
+            dock, dense_user, kept, k=k, max_mixture=max_mixture, method=method, prefilter=prefilter
+        )
         if dstat.considered == 0:
             result.explanation = dstat.explanation
             return result
