@@ -147,10 +147,10 @@ def reference_single(specs: list, user: tuple, gamma: float) -> list:
 def template_entry(tmp: Path) -> dict:
     from _factory import learnware_zip
 
-    from lwdock.store.dock import Dock
+    from lwdock.store.dock import Dock, index_entry
 
     seed = Dock.init(tmp / "seed-dock")
-    return seed.submit(learnware_zip(tmp / "seed.zip", seed=0), run_model=False)
+    return index_entry(seed.submit(learnware_zip(tmp / "seed.zip", seed=0), run_model=False))  # as the index holds it
 
 
 def build_dock(path: Path, template: dict, ids: list, z, beta, off, gamma: float) -> None:

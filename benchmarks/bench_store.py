@@ -56,7 +56,7 @@ def bench_help() -> list[dict]:
 def bench_submit() -> list[dict]:
     from _factory import learnware_zip
 
-    from lwdock.store.dock import Dock
+    from lwdock.store.dock import Dock, index_entry
     from lwdock.store.index import open_index
 
     rows = []
@@ -64,7 +64,7 @@ def bench_submit() -> list[dict]:
         tmp = Path(t)
         dock = Dock.init(tmp / "dock")
         # one real entry, cloned 10,000 times with distinct ids (bulk-load path; no blobs needed)
-        template = dock.submit(learnware_zip(tmp / "seed.zip", seed=0), run_model=False)
+        template = index_entry(dock.submit(learnware_zip(tmp / "seed.zip", seed=0), run_model=False))
         entries = []
         for i in range(N_EXISTING):
             e = copy.deepcopy(template)

@@ -216,3 +216,16 @@ def test_modified_unpacked_files_are_restored_from_the_blob(dock, tmp_path):
     assert (restored / "__init__.py").read_text() == original
     assert not (restored / "extra.py").exists()
     assert dock.doctor(repair=False)["ok"]
+
+
+def test_index_keeps_a_compact_check_report_and_show_gets_the_full_one(dock, tmp_path):
+    e = _submit(dock, tmp_path, seed=19, alias="small")
+    full = e["check"]
+    assert full["checks"] and all("reason" in c for c in full["checks"])
+    stored = dock.get("small")
+    assert [c["name"] for c in stored["check"]["checks"]] == [c["name"] for c in full["checks"]]
+    assert all("reason" not in c for c in stored["check"]["checks"] if c["ok"] is not False)
+    assert dock.get("small", full=True)["check"] == full
+    dock.set_alias("small", "renamed")  # alias changes keep the manifest's full report
+    again = dock.get("renamed", full=True)
+    assert again["check"] == full and again["alias"] == "renamed"

@@ -141,7 +141,7 @@ def list_cmd(
 
 def show(ctx: typer.Context, ref: RefArg, json: JsonOpt = False) -> None:
     """Show one learnware: semantic spec, specs, status and check report."""
-    entry = open_dock(ctx).get(ref)
+    entry = open_dock(ctx).get(ref, full=True)
     out = output(ctx, json)
 
     def human(e: dict[str, Any]) -> None:

@@ -186,9 +186,15 @@ class Dock:
         """Alias, full id or unique id prefix (at least 4 hex digits) -> id."""
         return self.get(ref)["id"]
 
-    def get(self, ref: str) -> dict[str, Any]:
+    def get(self, ref: str, *, full: bool = False) -> dict[str, Any]:
+        """The index entry; ``full=True`` adds the complete check report from the manifest."""
         with self._index() as idx:
-            return _resolve(idx, ref)
+            entry = _resolve(idx, ref)
+            if full:
+                stored = _read_manifest(self.layout.manifest(entry["id"]))
+                if stored is not None and stored.get("id") == entry["id"]:
+                    entry = {**stored, **{k: v for k, v in entry.items() if k != "check"}}
+            return entry
 
     def blob_path(self, ref: str) -> Path:
         return self.layout.blob(self.resolve(ref))
@@ -332,7 +338,7 @@ class Dock:
             os.replace(scratch / "pkg", target)
             _write_stamp(target, lay.unpacked_stamp(lw_id))
             fault_point("submit:before-index")
-            idx.insert(entry)
+            idx.insert(index_entry(entry))
             _search_hook("on_change", self, added=[entry], removed=[])
         fault_point("submit:after-index")
 
@@ -347,8 +353,13 @@ class Dock:
                 raise ConflictError(f"alias {alias!r} is already in use")
             idx.update(entry["id"], {"alias": alias})
             entry["alias"] = alias
-            write_atomic(self.layout.manifest(entry["id"]), json.dumps(entry, separators=(",", ":")).encode())
+            self._update_manifest(entry["id"], {"alias": alias}, fallback=entry)
         return entry
+
+    def _update_manifest(self, lw_id: str, fields: dict[str, Any], fallback: dict[str, Any]) -> None:
+        stored = _read_manifest(self.layout.manifest(lw_id))
+        base = stored if stored is not None and stored.get("id") == lw_id else fallback
+        write_atomic(self.layout.manifest(lw_id), json.dumps({**base, **fields}, separators=(",", ":")).encode())
 
     def remove(self, ref: str, *, dry_run: bool = False) -> dict[str, Any]:
         """Remove a learnware. The index entry goes first; files follow."""
@@ -387,9 +398,9 @@ class Dock:
         pkg = self.package(entry["id"])
         report = _run_checks(pkg, entry["semantic"], self, run_model=run_model, env_manager=env_manager)
         with self._index() as idx:
-            idx.update(entry["id"], {"status": report["status"], "check": report})
+            idx.update(entry["id"], {"status": report["status"], "check": compact_report(report)})
             entry.update(status=report["status"], check=report)
-            write_atomic(self.layout.manifest(entry["id"]), json.dumps(entry, separators=(",", ":")).encode())
+            self._update_manifest(entry["id"], {"status": report["status"], "check": report}, fallback=entry)
             _search_hook("on_change", self, added=[entry], removed=[entry["id"]])
         return entry
 
@@ -400,6 +411,30 @@ class Dock:
 
 
 # -- helpers -----------------------------------------------------------------------
+def compact_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The check report as the index keeps it: names and results, reasons of failures only.
+
+    The full report (environment, sandbox, model shapes, every reason) stays in the
+    manifest; keeping the index small keeps listing and search fast on big docks.
+    """
+    checks = [
+        {"name": c["name"], "ok": c.get("ok"), **({"reason": c.get("reason")} if c.get("ok") is False else {})}
+        for c in report.get("checks", [])
+    ]
+    return {"status": report.get("status"), "checks": checks}
+
+
+def index_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    return {**entry, "check": compact_report(entry.get("check") or {})}
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) and not data.get("removed") else None
+
 def _file_stamps(root: Path) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for dirpath, dirnames, filenames in os.walk(root):

@@ -28,7 +28,7 @@ def _manifest(path: Path) -> dict[str, Any] | None:
 
 
 def run_doctor(dock: Dock, *, repair: bool = True, rebuild_index: bool = False) -> dict[str, Any]:
-    from .dock import _stamp_matches, sha256_file
+    from .dock import _stamp_matches, index_entry, sha256_file
 
     lay = dock.layout
     problems: list[str] = []  # the index and the files disagree
@@ -49,7 +49,7 @@ def run_doctor(dock: Dock, *, repair: bool = True, rebuild_index: bool = False) 
                 m = _manifest(lay.manifest(lw_id))
                 if m is None or m.get("removed") or m.get("id") != lw_id:
                     continue
-                entries.append(m)
+                entries.append(index_entry(m))
             backup = lay.root / "index.bak"  # keep the old (maybe corrupt) index for inspection
             shutil.rmtree(backup, ignore_errors=True)
             if lay.index_dir.exists():
