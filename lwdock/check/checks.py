@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LwdockError, NotFoundError
+from ..store.semantic import validate_semantic
+from ..store.semantic import value as semantic_value
 
 USABLE, SEMANTIC_ONLY, INVALID = "usable", "semantic-only", "invalid"
 PROBE_ROWS = 10
@@ -71,32 +73,8 @@ class _Report:
 # -- semantic spec helpers ---------------------------------------------------------
 
 
-def _validate_semantic(spec: dict) -> dict:
-    try:
-        from ..store.semantic import validate_semantic
-    except ImportError:  # store owner's validator not there yet: the minimum we rely on
-        return _basic_semantic(spec)
-    return validate_semantic(spec)
-
-
-def _basic_semantic(spec: dict) -> dict:
-    from ..errors import SemanticSpecError
-
-    if not isinstance(spec, dict):
-        raise SemanticSpecError("semantic spec is not a JSON object")
-    for key in ("Data", "Task", "Name", "Description"):
-        values = spec.get(key, {}).get("Values") if isinstance(spec.get(key), dict) else None
-        if not values:
-            raise SemanticSpecError(f"semantic spec has no {key}.Values")
-    return spec
-
-
 def _first(spec: dict | None, key: str) -> str | None:
-    try:
-        v = spec[key]["Values"]  # type: ignore[index]
-        return v[0] if isinstance(v, list) else v
-    except (KeyError, TypeError, IndexError):
-        return None
+    return semantic_value(spec or {}, key)
 
 
 def _dim(spec: dict | None, key: str) -> int | None:
@@ -106,32 +84,15 @@ def _dim(spec: dict | None, key: str) -> int | None:
         return None
 
 
-# -- stat spec (switchable once lwdock.spec.specfile exists) ----------------------------
+# -- stat spec ---------------------------------------------------------------------------
 
 
 def load_spec_dim_and_self_distance(path: Path) -> tuple[int | None, float]:
     """``(dim, dist(spec, spec))`` for a statistical spec file."""
-    try:
-        from ..spec.specfile import load_spec
-    except ImportError:
-        return _json_self_distance(path)
+    from ..spec.specfile import load_spec
+
     spec = load_spec(path)
     return getattr(spec, "dim", None), float(spec.dist(spec))
-
-
-def _json_self_distance(path: Path) -> tuple[int | None, float]:
-    # RKME files carry reduced-set points z (K x D) and weights beta (K)
-    import numpy as np
-
-    data = json.loads(path.read_text())
-    z = np.asarray(data["z"], dtype=float)
-    beta = np.asarray(data["beta"], dtype=float).reshape(-1)
-    z2 = z.reshape(z.shape[0], -1)
-    gamma = float(data.get("gamma", 0.1))
-    d2 = ((z2[:, None, :] - z2[None, :, :]) ** 2).sum(-1)
-    k = np.exp(-gamma * d2)
-    term = beta @ k @ beta
-    return (z2.shape[1] if z.ndim == 2 else None), float(term - 2 * term + term)
 
 
 # -- probes -------------------------------------------------------------------------
@@ -193,7 +154,7 @@ def run_checks(package: Any, semantic: dict | None = None, *, env_manager: str =
         rep.add("semantic_spec", False, "no semantic specification (give --semantic FILE or include semantic_specification.json)")
     else:
         try:
-            sem = _validate_semantic(sem_in)
+            sem = validate_semantic(sem_in)
             rep.add("semantic_spec", True, f"valid ({_first(sem, 'Data')}, {_first(sem, 'Task')})")
         except LwdockError as exc:
             rep.add("semantic_spec", False, str(exc))
