@@ -88,3 +88,18 @@ def test_help_does_not_import_numpy() -> None:
     code = "import sys; from lwdock.cli import app; print('numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_device_defaults_to_the_environment(tmp_path, monkeypatch):
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from lwdock.cli import app
+
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(50, 3)))
+    monkeypatch.setenv("LWDOCK_DEVICE", "cuda:7")  # no such device here: the env var must be what is used
+    r = CliRunner().invoke(app, ["spec", "table", str(tmp_path / "x.npy"), "-o", str(tmp_path / "s.json")])
+    assert r.exit_code != 0 and "cuda" in r.stderr.lower()
+    r = CliRunner().invoke(app, ["spec", "table", str(tmp_path / "x.npy"), "-o", str(tmp_path / "s.json"),
+                                 "--device", "cpu"])
+    assert r.exit_code == 0, r.output

@@ -16,6 +16,16 @@ spec_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+DeviceOpt = Annotated[
+    Optional[str], typer.Option("--device", help="cpu or cuda (default: $LWDOCK_DEVICE, else cpu).", show_default=False)
+]
+
+
+def _device(device: Optional[str]) -> str:
+    from ..config import load_settings
+
+    return device or load_settings().device
+
 
 def table(
     ctx: typer.Context,
@@ -25,7 +35,7 @@ def table(
     gamma: Annotated[float, typer.Option("--gamma", help="RBF kernel gamma (use the dock's gamma).")] = 0.1,
     steps: Annotated[int, typer.Option("--steps", help="Optimisation rounds.")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    device: DeviceOpt = None,
     max_samples: Annotated[
         Optional[int], typer.Option("--max-samples", help="Fit on at most this many rows (seeded subsample).")
     ] = None,
@@ -36,7 +46,7 @@ def table(
 
     out = output(ctx, json)
     result = build_table_spec(
-        data, out_path, K=k, gamma=gamma, steps=steps, random_state=seed, device=device, max_samples=max_samples
+        data, out_path, K=k, gamma=gamma, steps=steps, random_state=seed, device=_device(device), max_samples=max_samples
     )
 
     def human(d: dict[str, Any]) -> None:
@@ -60,7 +70,7 @@ def image(
     k: Annotated[int, typer.Option("--K", "-K", help="Number of synthetic images.")] = 50,
     steps: Annotated[int, typer.Option("--steps", help="Optimisation rounds.")] = 30,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    device: DeviceOpt = None,
     max_samples: Annotated[
         int, typer.Option("--max-samples", help="Fit on at most this many images (seeded subsample).")
     ] = 5000,
@@ -71,7 +81,7 @@ def image(
     from ..spec.api import build_image_spec
 
     out = output(ctx, json)
-    result = build_image_spec(data, out_path, K=k, steps=steps, random_state=seed, device=device,
+    result = build_image_spec(data, out_path, K=k, steps=steps, random_state=seed, device=_device(device),
                               max_samples=max_samples, whitening=not no_whitening)
     out.result(result, human=_wrote(out, "K={K} shape={shape}"))
 
@@ -87,7 +97,7 @@ def text(
     embedder: Annotated[
         str, typer.Option("--embedder", help="all-MiniLM-L6-v2 (needs lwdock[text]) or hashing-384 (built in, lower quality).")
     ] = "all-MiniLM-L6-v2",
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda (embedding and fit).")] = "cpu",
+    device: DeviceOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Build a text RKME specification (sentence embeddings + table RKME) and write it to -o."""
@@ -95,7 +105,7 @@ def text(
 
     out = output(ctx, json)
     result = build_text_spec(data, out_path, field=field, column=column, K=k, random_state=seed,
-                             embedder=embedder, device=device)
+                             embedder=embedder, device=_device(device))
     out.result(result, human=_wrote(out, "K={K} d={dim} embedder={embedder}"))
 
 
