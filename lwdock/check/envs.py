@@ -31,6 +31,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .._atomic import write_atomic
 from ..errors import EnvBuildError, UsageError
 
 log = logging.getLogger("lwdock")
@@ -216,9 +217,7 @@ class EnvManager:
                 "parent": _parent_site_dirs(),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
-            tmp = path / (MARKER + ".tmp")
-            tmp.write_text(json.dumps(meta, indent=2))
-            os.replace(tmp, path / MARKER)  # the env exists from here on
+            write_atomic(path / MARKER, json.dumps(meta, indent=2).encode())  # the env exists from here on
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import write_atomic
 from . import bulk, prefilter
 
 logger = logging.getLogger("lwdock")
@@ -251,12 +252,7 @@ class SearchCache:
 
     def _commit(self, manifest: dict[str, Any]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / "manifest.json.tmp"
-        with open(tmp, "w") as fh:
-            json.dump(manifest, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.directory / "manifest.json")
+        write_atomic(self.directory / "manifest.json", json.dumps(manifest, indent=1).encode())
         self.manifest = manifest
         self._groups.clear()
         collect_garbage(self.directory, manifest)

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import write_atomic
 from ..errors import InputDataError
 from . import mixture as _mixture
 from .stat import StatResult
@@ -344,9 +345,7 @@ class DenseCache:
                 p.unlink(missing_ok=True)
 
     def _write_manifest(self) -> None:
-        tmp = self.manifest_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.manifest))
-        os.replace(tmp, self.manifest_path)
+        write_atomic(self.manifest_path, json.dumps(self.manifest).encode())
 
     def get(self, i: str) -> tuple[np.ndarray, np.ndarray]:
         """One learnware's (z, beta), reshaped to its own shape."""

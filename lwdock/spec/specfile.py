@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -116,16 +114,9 @@ def table_from_dict(data: Any, cls=None, source: str = "specification", *, types
 def save_dict(data: dict[str, Any], path: str | Path) -> None:
     """Write compact JSON atomically (temp file + rename), so a crash never leaves half a file."""
     path = Path(path)
-    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
-    parent = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .._atomic import write_atomic
+
+    write_atomic(path, json.dumps(data, separators=(",", ":"), allow_nan=False).encode("utf-8"))
 
 
 def read_dict(path: str | Path) -> dict[str, Any]:
