@@ -49,16 +49,12 @@ def table(
         data, out_path, K=k, gamma=gamma, steps=steps, random_state=seed, device=_device(device), max_samples=max_samples
     )
 
+    out.result(result, human=_wrote(out, "K={K} d={dim} gamma={gamma:g}", unit="rows"))
+
+
+def _wrote(out: Any, what: str, unit: str = "items"):  # type: ignore[no-untyped-def]
     def human(d: dict[str, Any]) -> None:
-        out.line(f"wrote {d['path']}: K={d['K']} d={d['dim']} gamma={d['gamma']:g} "
-                 f"from {d['num_points']} rows in {d['fit_seconds']:.3g}s")
-
-    out.result(result, human=human)
-
-
-def _wrote(out: Any, what: str):  # type: ignore[no-untyped-def]
-    def human(d: dict[str, Any]) -> None:
-        out.line(f"wrote {d['path']}: {what.format(**d)} from {d['num_points']} items in {d['fit_seconds']:.3g}s")
+        out.line(f"wrote {d['path']}: {what.format(**d)} from {d['num_points']} {unit} in {d['fit_seconds']:.3g}s")
 
     return human
 
