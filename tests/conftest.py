@@ -37,14 +37,19 @@ def _isolated_env(monkeypatch, tmp_path):
     yield
 
 
-@pytest.fixture
-def kernel_sandbox():
-    """Use in every test whose point is kernel isolation: skips without it, fails in CI."""
+def require_kernel_sandbox() -> None:
+    """Skip (loudly) without kernel isolation; fail instead where it is required (CI)."""
     why = _kernel_sandbox()
     if why is not None:
         if REQUIRE_SANDBOX:
             pytest.fail(f"the kernel sandbox is required here (LWDOCK_TEST_REQUIRE_SANDBOX) but unavailable: {why}")
         pytest.skip(f"NO KERNEL SANDBOX ON THIS MACHINE, isolation not tested: {why}")
+
+
+@pytest.fixture
+def kernel_sandbox():
+    """Use in every test whose point is kernel isolation."""
+    require_kernel_sandbox()
 
 
 @pytest.fixture

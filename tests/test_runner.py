@@ -10,12 +10,12 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _procs import processes_with
 
 from lwdock.check import sandbox
 from lwdock.check.runner import ModelWorker
@@ -51,23 +51,6 @@ def worker(root: Path, tmp_path: Path, **kw) -> ModelWorker:
 def assert_clean(w: ModelWorker, tmp_path: Path) -> None:
     assert w.proc is not None and w.proc.poll() is not None, "worker process still running"
     assert list((tmp_path / "work").iterdir()) == [], "worker directory left behind"
-
-
-def processes_with(marker: str, wait: float = 5.0) -> list[int]:
-    """PIDs whose command line contains ``marker`` (after giving killed ones ``wait`` s to go)."""
-    deadline = time.monotonic() + wait
-    while True:
-        found = []
-        for d in Path("/proc").iterdir():
-            if d.name.isdigit() and int(d.name) != os.getpid():
-                try:
-                    if marker.encode() in (d / "cmdline").read_bytes():
-                        found.append(int(d.name))
-                except OSError:
-                    continue
-        if not found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.1)
 
 
 def test_predict_many_batches_matches_direct(tmp_path):

@@ -74,6 +74,7 @@ def normalise_requirements(lines: list[str] | tuple[str, ...]) -> list[str]:
                 f"requirement option {line.split()[0]!r} is not allowed",
                 hint="list plain requirement specifiers, one per line",
             )
+        _refuse_source_reference(line)
         m = _NAME.match(line)
         if m and _canonical(m.group(1)) in _PROVIDED:
             continue
@@ -81,6 +82,20 @@ def normalise_requirements(lines: list[str] | tuple[str, ...]) -> list[str]:
             line = _canonical(m.group(1)) + line[m.end() :]
         out.add(" ".join(line.split()))
     return sorted(out)
+
+
+def _refuse_source_reference(line: str) -> None:
+    """A direct reference must name a wheel: pip builds anything else, running its code here, unsandboxed."""
+    name, at, url = line.partition("@")
+    looks_like_path = "://" in line or line.startswith((".", "/", "~")) or "/" in name
+    if not (at or looks_like_path):
+        return
+    target = (url if at else line).split(";", 1)[0].strip()
+    if not (_NAME.match(name) and at and target.endswith(".whl") and "+" not in target.split("://", 1)[0]):
+        raise EnvBuildError(
+            f"requirement {line!r} is not a package name or a wheel",
+            hint="source archives, folders and VCS links would run build code outside the sandbox; "
+                 "name a package from the index or a .whl file")
 
 
 def _parent_site_dirs() -> list[str]:

@@ -44,8 +44,12 @@ def _is_click_signal(exc: BaseException) -> bool:
 
 def _debug(ctx: typer.Context) -> bool:
     from ..config import load_settings
+    from ..errors import LwdockError
 
-    return state(ctx).debug or load_settings().debug
+    try:
+        return state(ctx).debug or load_settings().debug
+    except LwdockError:  # a bad LWDOCK_* value: that error is being reported right now
+        return state(ctx).debug
 
 
 app = typer.Typer(
