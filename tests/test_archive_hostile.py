@@ -186,3 +186,12 @@ def test_single_top_folder_is_flattened(dock, tmp_path):
     files = {f"my_learnware/{k}": v for k, v in learnware_files().items()}
     entry = dock.submit(write_zip(tmp_path / "nested.zip", files), run_model=False)
     assert (dock.unpacked_dir(entry["id"]) / "learnware.yaml").is_file()
+
+
+def test_deeply_nested_spec_json_fails_its_check_not_lwdock(dock, tmp_path):
+    from lwdock.errors import CheckFailedError
+
+    z = write_zip(tmp_path / "deep.zip", _with({"stat.json": "[" * 100_000}))
+    with pytest.raises(CheckFailedError, match="nested too deeply"):
+        dock.submit(z, run_model=False)
+    _assert_unchanged(dock)

@@ -27,6 +27,7 @@ import random
 import shutil
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -173,13 +174,14 @@ def describe(mode: str, tool: Tool | None, limits: Limits) -> dict[str, Any]:
     lim = {"memory": f"{limits.memory_mb} MiB address space (RLIMIT_AS)" if limits.memory_mb else "not limited",
            "cpu_time": f"{limits.cpu_seconds} s (RLIMIT_CPU, then SIGKILL)" if limits.cpu_seconds else "not limited",
            "file_size": f"{limits.file_mb} MiB per file (RLIMIT_FSIZE)" if limits.file_mb else "not limited",
-           "timeouts": "per call, enforced by lwdock (SIGKILL of the whole sandbox)"}
+           "timeouts": "per call, enforced by lwdock (SIGKILL)"}
     if tool is None:
         return {"mode": WEAK, **lim, "filesystem": "NOT isolated: the model can read and write what your user can",
                 "network": "NOT isolated", "processes": "NOT limited; its own session only",
                 "warning": "weak mode: for learnwares you trust only"}
     uid = ("a fresh unprivileged uid per worker (dropped from root)" if tool.style == "nested"
-           else f"uid {_bwrap.INNER_ID} in a user namespace, mapped to your uid")
+           else f"uid {_bwrap.INNER_ID} in a user namespace, mapped to your uid" if os.geteuid() != 0
+           else f"uid {_bwrap.INNER_ID} in a user namespace, mapped to root (no setpriv to drop to another uid)")
     procs = (f"at most {limits.max_processes} processes and threads (RLIMIT_NPROC, per sandbox)"
              if limits.max_processes and tool.limits_processes else "NOT limited (root without setpriv)")
     return {"mode": KERNEL, "tool": tool.version, "style": tool.style, "user": uid, **lim, "processes": procs,
@@ -192,14 +194,16 @@ def describe(mode: str, tool: Tool | None, limits: Limits) -> dict[str, Any]:
 # -- start-up -----------------------------------------------------------------------------------
 
 _spawner: ThreadPoolExecutor | None = None
+_spawner_lock = threading.Lock()
 
 
 def _spawn(argv: list[str], **kw: Any) -> subprocess.Popen:
     # bwrap --die-with-parent is tied to the *thread* that forked it, so every worker
     # is forked by one long-lived thread, not by a short-lived pool thread of the caller
     global _spawner
-    if _spawner is None:
-        _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lwdock-spawn")
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lwdock-spawn")
     return _spawner.submit(subprocess.Popen, argv, **kw).result()
 
 
