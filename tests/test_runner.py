@@ -113,11 +113,12 @@ def test_memory_hog_hits_the_limit(tmp_path):
     assert_clean(w, tmp_path)
 
 
-def test_os_exit_is_reported(tmp_path):
-    root = make_pkg(tmp_path, "os._exit(7)\n")
+@pytest.mark.parametrize(("body", "said"), [("os._exit(7)", "exit code 7"), ("os.kill(os.getpid(), 9)", "SIGKILL")])
+def test_exit_and_signals_are_reported(tmp_path, body, said):
+    root = make_pkg(tmp_path, body + "\n")
     w = worker(root, tmp_path)
     with w:
-        with pytest.raises(ModelRuntimeError, match="exit code 7"):
+        with pytest.raises(ModelRuntimeError, match=said):
             w.predict(np.zeros((2, 3)))
     assert_clean(w, tmp_path)
 
@@ -327,11 +328,3 @@ def test_model_kwargs_travel_in_a_file_not_argv(tmp_path):
         cmdline = Path(f"/proc/{w.proc.pid}/cmdline").read_bytes()
     assert len(cmdline) < 100_000 and b"xxxx" not in cmdline
 
-
-def test_killed_worker_reports_the_signal(tmp_path):
-    root = make_pkg(tmp_path, "os.kill(os.getpid(), 9)\n")
-    w = worker(root, tmp_path)
-    with w:
-        with pytest.raises(ModelRuntimeError, match="SIGKILL"):
-            w.predict(np.zeros((2, 3)))
-    assert_clean(w, tmp_path)

@@ -19,8 +19,9 @@ from lwdock.store.dock import Dock
 
 
 def _run(lwdock_bin, *args, env=None, **kw):
+    base = {k: v for k, v in os.environ.items() if k != "LWDOCK_SANDBOX"}  # conftest may set it; tests choose
     return subprocess.run([lwdock_bin, *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})}, **kw)
+                          env={**base, **(env or {})}, **kw)
 
 
 def test_check_reports_the_kernel_sandbox(lwdock_bin, tmp_path, kernel_sandbox):

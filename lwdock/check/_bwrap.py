@@ -142,10 +142,15 @@ def mounts(*, python: str, package_root: Path, job_file: Path, scratch_mb: int) 
     return plan.args
 
 
+def prlimit(exe: str, rlimits: dict[str, int]) -> list[str]:
+    """``prlimit`` setting every limit with soft = hard, then running what follows."""
+    return [exe, *(f"--{name.lower()}={v}:{v}" for name, v in rlimits.items()), "--"]
+
+
 def command(style: str, tools: dict[str, str], *, mount_args: list[str], uid: int | None,
             rlimits: dict[str, int]) -> list[str]:
     """The argv prefix that runs a program confined: append the program and its arguments."""
-    limits = [tools["prlimit"], *(f"--{name.lower()}={v}:{v}" for name, v in rlimits.items()), "--"]
+    limits = prlimit(tools["prlimit"], rlimits)
     common = [*_NAMESPACES, "--die-with-parent", "--new-session", "--hostname", "lwdock"]
     userns = ["--unshare-user", "--disable-userns", "--uid", str(INNER_ID), "--gid", str(INNER_ID), "--cap-drop", "ALL"]
     if style == "userns":

@@ -33,6 +33,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from ..config import default_cache_dir
 from ..errors import ModelRuntimeError
 from ..store.scratch import new_dir
 from .sandbox import KERNEL, Limits, mode_for, require, start_worker
@@ -96,7 +97,7 @@ class ModelWorker:
         self.timeout = timeout
         self.start_timeout = start_timeout
         self.limits = Limits(memory_mb=memory_mb, cpu_seconds=cpu_seconds, file_mb=file_mb,
-                                     max_processes=max_processes, scratch_mb=scratch_mb)
+                             max_processes=max_processes, scratch_mb=scratch_mb)
         self.sandbox = sandbox
         self.mode: str | None = None  # "kernel" or "weak" once started
         self.batch_bytes = batch_bytes
@@ -127,8 +128,6 @@ class ModelWorker:
             return self
         self.mode = mode_for(self.sandbox)
         tool = require(self.mode)  # refuses before anything is created
-        from ..config import default_cache_dir
-
         self.workdir = new_dir(self.workdir_base or default_cache_dir() / "tmp", "worker")
         self._stderr_file = open(self.workdir / "stderr.log", "wb")  # noqa: SIM115 - closed in close()
         stdout_fd = os.open(self.workdir / "stdout.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

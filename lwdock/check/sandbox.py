@@ -207,6 +207,15 @@ def _spawn(argv: list[str], **kw: Any) -> subprocess.Popen:
     return _spawner.submit(subprocess.Popen, argv, **kw).result()
 
 
+def _worker_env(home: str, path: str) -> dict[str, str]:
+    """The worker's whole environment: no variable of lwdock's passes except locale and thread counts."""
+    env = {k: os.environ[k] for k in ("LANG", "LC_ALL", "LC_CTYPE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                      "MKL_NUM_THREADS") if k in os.environ}
+    env.update(PATH=path, HOME=home, TMPDIR=home, XDG_CACHE_HOME=f"{home}/.cache",
+               MPLCONFIGDIR=f"{home}/.cache/matplotlib", USER="lwdock", LOGNAME="lwdock", PYTHONHASHSEED="0")
+    return env
+
+
 def start_worker(*, mode: str, tool: Tool | None, python: str, runner: str, package_root: Path, workdir: Path,
                  model: dict[str, Any], limits: Limits, stdout_fd: int, stdin: int, stdout: int,
                  stderr: IO[bytes]) -> subprocess.Popen:
@@ -222,13 +231,8 @@ def start_worker(*, mode: str, tool: Tool | None, python: str, runner: str, pack
            "stdout_fd": stdout_fd, "watch_parent": not kernel}
     job_file = workdir / "job.json"
     job_file.write_text(json.dumps(job))
-    env = {k: os.environ[k] for k in ("LANG", "LC_ALL", "LC_CTYPE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                      "MKL_NUM_THREADS") if k in os.environ}
-    home = job["workdir"]
-    env.update(HOME=home, TMPDIR=home, XDG_CACHE_HOME=f"{home}/.cache", MPLCONFIGDIR=f"{home}/.cache/matplotlib",
-               USER="lwdock", LOGNAME="lwdock", PYTHONHASHSEED="0")
+    env = _worker_env(job["workdir"], "/usr/bin:/bin" if kernel else os.environ.get("PATH", "/usr/bin:/bin"))
     if kernel:
-        env["PATH"] = "/usr/bin:/bin"
         mount_args = _bwrap.mounts(python=python, package_root=package_root, job_file=job_file,
                                    scratch_mb=limits.scratch_mb)
         prefix = _bwrap.command(tool.style, tool.paths, mount_args=mount_args, uid=_fresh_uid(), rlimits=rlimits)
@@ -237,9 +241,8 @@ def start_worker(*, mode: str, tool: Tool | None, python: str, runner: str, pack
         (workdir / "work").mkdir()
         log.warning("--sandbox weak: learnware code runs with resource limits only; it can read and write "
                     "anything your user can and use the network. Use it only for learnwares you trust.")
-        env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
         prlimit = shutil.which("prlimit") if sys.platform.startswith("linux") else None
-        pre = [prlimit, *(f"--{k.lower()}={v}:{v}" for k, v in rlimits.items()), "--"] if prlimit else []
+        pre = _bwrap.prlimit(prlimit, rlimits) if prlimit else []  # else the worker sets them itself
         argv, job_arg, cwd = [*pre, python], str(job_file), str(workdir / "work")
     argv += ["-I", "-B", runner, "--job", job_arg]
     return _spawn(argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, env=env, pass_fds=(stdout_fd,),
