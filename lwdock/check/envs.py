@@ -232,7 +232,7 @@ class EnvManager:
             if reqs:
                 self._pip_install(path, reqs)
             (path / "requirements.txt").write_text("".join(r + "\n" for r in reqs))
-            if os.geteuid() == 0:
+            if getattr(os, "geteuid", lambda: -1)() == 0:  # the sandboxed worker runs as another uid
                 _readable_by_all(path)
             meta = {
                 "key": key,
