@@ -36,7 +36,7 @@ from typing import Any
 from ..config import default_cache_dir
 from ..errors import ModelRuntimeError
 from ..store.scratch import new_dir
-from .sandbox import KERNEL, Limits, mode_for, require, start_worker
+from .sandbox import KERNEL, MAX_PROCESSES, Limits, mode_for, require, start_worker
 
 log = logging.getLogger("lwdock")
 
@@ -85,7 +85,7 @@ class ModelWorker:
     def __init__(self, root: str | os.PathLike[str], *, module: str = "__init__.py", class_name: str = "Model",
                  kwargs: dict | None = None, python: str | None = None, timeout: float = 60.0,
                  start_timeout: float = 120.0, memory_mb: int | None = 4096, cpu_seconds: int | None = 3600,
-                 file_mb: int | None = 1024, max_processes: int | None = 256, scratch_mb: int = 512,
+                 file_mb: int | None = 1024, max_processes: int | None = MAX_PROCESSES, scratch_mb: int = 512,
                  sandbox: str | None = None, batch_bytes: int = 64 * 2**20, max_output_bytes: int = 2 * 2**30,
                  max_row_bytes: int = 16 * 2**20, workdir_base: str | os.PathLike[str] | None = None) -> None:
         self.root = Path(root)

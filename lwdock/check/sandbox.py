@@ -45,6 +45,8 @@ HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) on a Lin
         "enabled; or pass --sandbox weak (LWDOCK_SANDBOX=weak) to run learnwares you trust with resource limits only")
 # root drops to a fresh uid per worker, from this range (no passwd entry needed)
 UID_BASE, UID_SPAN = 1_819_738_112, 1 << 16
+# threads count too, and BLAS and torch start one per core: 256, or 4 per core on big machines
+MAX_PROCESSES = max(256, 4 * (os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class Limits:
     memory_mb: int | None = 4096  # RLIMIT_AS
     cpu_seconds: int | None = 3600  # RLIMIT_CPU: SIGKILL when used up
     file_mb: int | None = 1024  # RLIMIT_FSIZE: the largest file it may write, its logs included
-    max_processes: int | None = 256  # RLIMIT_NPROC in its user namespace: processes and threads
+    max_processes: int | None = MAX_PROCESSES  # RLIMIT_NPROC in its user namespace: processes and threads
     scratch_mb: int = 512  # size of its private /tmp (kernel mode)
 
     def rlimits(self, mode: str) -> dict[str, int]:
