@@ -7,9 +7,24 @@ STAMP  := $(VENV)/.install-stamp
 TORCH  := torch==2.13.0
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install test demo bench samples lint clean
+.PHONY: install sandbox-tool test demo bench samples lint clean
 
-install: $(STAMP)
+install: sandbox-tool $(STAMP)
+
+# Learnware code runs only under bubblewrap (docs/sandbox.md). Installed here when it is
+# missing and this is root on a Debian-like machine; otherwise a warning says what to do.
+sandbox-tool:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing bubblewrap (the sandbox for learnware code)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null; } || \
+	      echo "warning: could not install bubblewrap; lwdock will refuse to run learnware code" >&2; \
+	  else \
+	    echo "warning: bubblewrap (bwrap) is not installed: lwdock will refuse to run learnware code;" \
+	         "install it (apt-get install bubblewrap) or see docs/sandbox.md" >&2; \
+	  fi; }
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

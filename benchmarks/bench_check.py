@@ -1,6 +1,6 @@
-"""Usability checks: cold and warm env, and runner throughput against in-process predict.
+"""Usability checks: cold and warm env, sandbox cost, and runner throughput against in-process predict.
 
-Usage: python benchmarks/bench_check.py [--requirement SPEC] [--full-plain]
+Usage: python benchmarks/bench_check.py [--requirement SPEC] [--full-plain] [--starts N]
 
 * cold: ``check_zip`` of a small sklearn learnware whose requirements.txt is
   ``numpy``, ``scikit-learn`` and one extra package, with an empty envs dir
@@ -13,12 +13,18 @@ Usage: python benchmarks/bench_check.py [--requirement SPEC] [--full-plain]
   subprocess (interpreter start and imports included). Goal: <= 2 s.
 * throughput: 100,000 rows through a started worker vs ``predict`` in this
   process, for a cheap and a heavier sklearn model. Goal: overhead < 20%.
+* isolation: worker start-up (spawn to "ready", the sklearn learnware above)
+  and the warm check under the kernel sandbox (bubblewrap), against the path
+  used before it (``unshare --net --map-root-user`` + rlimits, rebuilt here on
+  top of the weak mode) and the weak mode alone, interleaved in one run.
+  Goal: the kernel sandbox adds <= 0.2 s per worker start.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import json
 import pickle
@@ -53,6 +59,10 @@ YAML = """model: {class_name: Model, module_path: __init__.py}
 stat_specifications:
   - {module_path: learnware.specification, class_name: RKMETableSpecification, file_name: stat.json}
 """
+
+
+ISOLATION_NOTE = ("Worker start: spawn to the model's 'ready' (interpreter, numpy, scikit-learn, unpickling), "
+                  "modes interleaved in one run.")
 
 
 def tiny_wheel(dest: Path) -> Path:
@@ -138,10 +148,104 @@ def throughput(tmp: Path, rows: list[dict]) -> None:
                      "note": f"worker start {start:.2f}s, not included; overhead {1000 * (t_w - t_in):.1f} ms"})
 
 
+@contextlib.contextmanager
+def _old_path():
+    """Weak mode behind ``unshare --net --map-root-user``: what a worker start cost before bubblewrap."""
+    from lwdock.check import sandbox
+
+    unshare = shutil.which("unshare")
+    real = sandbox._spawn
+    sandbox._spawn = lambda argv, **kw: real([unshare, "--net", "--map-root-user", *argv], **kw)
+    try:
+        yield
+    finally:
+        sandbox._spawn = real
+
+
+def _with_mode(mode: str):  # type: ignore[no-untyped-def]
+    """(context, sandbox mode) for "kernel", "weak" and "old" (the pre-bubblewrap path)."""
+    return (_old_path() if mode == "old" else contextlib.nullcontext()), ("weak" if mode == "old" else mode)
+
+
+TRIVIAL = """
+class Model:
+    input_shape, output_shape = (8,), (1,)
+
+    def predict(self, X):
+        return X[:, 0]
+"""
+
+
+def _starts(roots: dict[str, Path], python: str, modes: list[str], rounds: int, work: Path) -> dict:
+    """{(model, mode): [seconds per round]}: spawn to 'ready', every mode once per round, interleaved."""
+    from lwdock.check.runner import ModelWorker
+
+    out: dict = {(name, m): [] for name in roots for m in modes}
+    for _ in range(rounds):  # interleaved, so machine noise spreads over every mode alike
+        for name, root in roots.items():
+            for m in modes:
+                ctx, mode = _with_mode(m)
+                with ctx:
+                    w = ModelWorker(root, python=python, sandbox=mode, workdir_base=work)
+                    t0 = time.perf_counter()
+                    w.start()
+                    out[name, m].append(time.perf_counter() - t0)
+                    w.close()
+    return out
+
+
+def isolation(tmp: Path, z: Path, envs: Path, rows: list[dict], rounds: int) -> None:
+    import logging
+    import statistics
+
+    from lwdock.check import sandbox
+    from lwdock.check.checks import check_zip
+    from lwdock.store.package import open_package
+
+    logging.getLogger("lwdock").setLevel(logging.ERROR)  # the weak mode warns on every start
+    sandbox.probe.cache_clear()
+    t0 = time.perf_counter()
+    tool = sandbox.probe()
+    probe_s = time.perf_counter() - t0
+    if isinstance(tool, str):
+        rows.append({"case": "isolation: kernel sandbox unavailable here", "note": tool})
+        return
+    trivial = tmp / "trivial"
+    trivial.mkdir()
+    (trivial / "__init__.py").write_text(TRIVIAL)
+    roots = {"numpy-only model": trivial, "the sklearn learnware": open_package(z, tmp / "iso-pkg").root}
+    modes = ["old", "weak", "kernel"]
+    names = {"old": "before (unshare --net + rlimits)", "weak": "--sandbox weak (rlimits only)",
+             "kernel": f"--sandbox kernel (bubblewrap, {tool.style})"}
+    times = _starts(roots, check_zip(z, envs_dir=envs).env["python"], modes, rounds, tmp / "work")
+    for name in roots:
+        base = statistics.median(times[name, "old"])
+        for m in modes:
+            med = statistics.median(times[name, m])
+            rows.append({"case": f"worker start, {name}: {names[m]}", "seconds": med, "ratio": med / base,
+                         "note": f"median of {rounds}; min {min(times[name, m]):.3f}"})
+        diffs = [k - o for k, o in zip(times[name, "kernel"], times[name, "old"])]
+        added = statistics.median(diffs)
+        q = statistics.quantiles(diffs, n=4) if len(diffs) > 1 else [added, added, added]
+        rows.append({"case": f"added per worker start by the kernel sandbox, {name}", "seconds": added,
+                     "goal": "<= 0.2 s", "met": added <= 0.2,
+                     "note": f"median of per-round differences (kernel - before), quartiles {q[0]:.3f}..{q[2]:.3f}; "
+                             f"plus {probe_s:.3f}s once per process (probe, cached)"})
+    warm = {}
+    for m in modes:
+        ctx, mode = _with_mode(m)
+        with ctx:
+            warm[m], _ = timed(lambda mode=mode: check_zip(z, envs_dir=envs, sandbox=mode), repeat=3)
+        rows.append({"case": f"warm check_zip: {names[m]}", "seconds": warm[m], "ratio": warm[m] / warm["old"],
+                     "note": "best of 3"})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requirement", help="extra requirement from an index (default: a local tiny wheel)")
     ap.add_argument("--full-plain", action="store_true", help="also time a plain venv installing numpy + scikit-learn")
+    ap.add_argument("--starts", type=int, default=11, help="rounds of worker starts (every mode once per round)")
+    ap.add_argument("--only-isolation", action="store_true", help="time only the isolation rows")
     args = ap.parse_args()
 
     from lwdock.check.checks import check_zip
@@ -153,6 +257,11 @@ def main() -> None:
         z = make_zip(tmp, extra)
 
         envs = tmp / "envs"
+        if args.only_isolation:
+            isolation(tmp, z, envs, rows, args.starts)
+            report("check_isolation", "Sandbox cost: worker start and warm check", rows,
+                   ["case", "seconds", "ratio", "goal", "met", "note"], notes=ISOLATION_NOTE)
+            return
         t0 = time.perf_counter()
         rep = check_zip(z, envs_dir=envs)
         cold = time.perf_counter() - t0
@@ -178,11 +287,13 @@ def main() -> None:
         rows.append({"case": "warm: `lwdock check ZIP --json` subprocess, end to end", "seconds": cli, "goal": "<= 2 s",
                      "met": cli <= 2.0})
         throughput(tmp, rows)
+        isolation(tmp, z, envs, rows, args.starts)
 
     report("check", "Usability checks: env build, warm check, runner throughput", rows,
            ["case", "seconds", "ratio", "goal", "met", "note"],
-           notes="ratio = this row's time / the row above it (cold: plain / chained; throughput: worker / in-process). "
-                 "Best of 3 (warm) or 5 (throughput) runs; cold rows run once.")
+           notes="ratio = this row's time / the row above it (cold: plain / chained; throughput: worker / in-process; "
+                 "isolation: this mode / the pre-bubblewrap path). Best of 3 (warm) or 5 (throughput) runs; cold rows "
+                 "run once. " + ISOLATION_NOTE)
 
 
 if __name__ == "__main__":

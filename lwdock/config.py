@@ -40,6 +40,30 @@ def default_dock_dir() -> Path:
     return Path(base) / "lwdock"
 
 
+def default_cache_dir() -> Path:
+    """Per-user cache directory (scratch of ``lwdock check ZIP`` when there is no dock)."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "lwdock"
+    if sys.platform.startswith("win"):
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(base) / "lwdock" / "Cache"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lwdock"
+
+
+SANDBOX_MODES = ("kernel", "weak")
+
+
+def _as_choice(name: str, value: str | None, choices: tuple[str, ...], default: str) -> str:
+    if value is None or value.strip() == "":
+        return default
+    if value.strip() not in choices:
+        from .errors import UsageError
+
+        raise UsageError(f"environment variable {name}={value!r} is not one of: {', '.join(choices)}")
+    return value.strip()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Process-wide settings read from the environment.
@@ -54,6 +78,8 @@ class Settings:
     max_unpacked_bytes: most uncompressed bytes accepted (``LWDOCK_MAX_UNPACKED_MB``, default 1024 MiB).
     device: default torch device (``LWDOCK_DEVICE``, default "cpu").
     fault: test-only fault-injection point (``LWDOCK_FAULT``): the process kills itself there.
+    sandbox: how learnware code is isolated (``LWDOCK_SANDBOX``): "kernel" (default; bubblewrap)
+        or "weak" (resource limits only; for trusted learnwares). See docs/sandbox.md.
     """
 
     home: Path | None
@@ -64,6 +90,7 @@ class Settings:
     max_unpacked_bytes: int
     device: str
     fault: str | None = None
+    sandbox: str = "kernel"
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -80,6 +107,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         * 1024,
         device=env.get("LWDOCK_DEVICE", "cpu") or "cpu",
         fault=env.get("LWDOCK_FAULT") or None,
+        sandbox=_as_choice("LWDOCK_SANDBOX", env.get("LWDOCK_SANDBOX"), SANDBOX_MODES, "kernel"),
     )
 
 

@@ -22,7 +22,7 @@ class ExitCode:
     CHECK_FAILED = 8  # usability checks failed; nothing was stored
     NO_RESULTS = 9  # search found nothing (only with --fail-if-empty)
     DOCK = 10  # dock missing, of a newer layout, or inconsistent
-    ENV = 11  # a learnware environment could not be built
+    ENV = 11  # a learnware environment could not be built, or this machine cannot isolate learnware code
     RUNTIME = 12  # a learnware model failed, timed out or hit a limit
     CONFLICT = 13  # already present (same content or alias in use)
     INTERRUPTED = 130
@@ -96,6 +96,10 @@ class DockError(LwdockError):
 
 class EnvBuildError(LwdockError):
     exit_code = ExitCode.ENV
+
+
+class SandboxUnavailableError(EnvBuildError):
+    """Learnware code would have to run without kernel isolation (no bubblewrap or user namespaces here)."""
 
 
 class ModelRuntimeError(LwdockError):

@@ -10,14 +10,46 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# CI (.ci/run) sets this: there the real sandbox must run, and its absence fails the suite
+REQUIRE_SANDBOX = os.environ.get("LWDOCK_TEST_REQUIRE_SANDBOX", "") not in ("", "0")
+
+
+def _kernel_sandbox() -> str | None:
+    """None when kernel isolation works here, else why not."""
+    from lwdock.check.sandbox import probe
+
+    found = probe()
+    return found if isinstance(found, str) else None
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
-    # never touch the user's real dock; no progress bars in test output
+    # never touch the user's real dock or cache; no progress bars in test output
     monkeypatch.setenv("LWDOCK_HOME", str(tmp_path / "default-dock"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("LWDOCK_NO_PROGRESS", "1")
     monkeypatch.delenv("LWDOCK_FAULT", raising=False)
+    monkeypatch.delenv("LWDOCK_SANDBOX", raising=False)
+    if _kernel_sandbox() is not None and not REQUIRE_SANDBOX:
+        # no bubblewrap here (a developer's Mac): the rest of the suite runs learnwares
+        # with limits only; the tests that need the real sandbox skip, loudly
+        monkeypatch.setenv("LWDOCK_SANDBOX", "weak")
     yield
+
+
+def require_kernel_sandbox() -> None:
+    """Skip (loudly) without kernel isolation; fail instead where it is required (CI)."""
+    why = _kernel_sandbox()
+    if why is not None:
+        if REQUIRE_SANDBOX:
+            pytest.fail(f"the kernel sandbox is required here (LWDOCK_TEST_REQUIRE_SANDBOX) but unavailable: {why}")
+        pytest.skip(f"NO KERNEL SANDBOX ON THIS MACHINE, isolation not tested: {why}")
+
+
+@pytest.fixture
+def kernel_sandbox():
+    """Use in every test whose point is kernel isolation."""
+    require_kernel_sandbox()
 
 
 @pytest.fixture
@@ -37,3 +69,8 @@ def lwdock_bin():
 
 def pytest_configure(config):
     os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+def pytest_report_header(config):
+    why = _kernel_sandbox()
+    return f"lwdock sandbox: {'kernel (bubblewrap)' if why is None else 'UNAVAILABLE: ' + why}"

@@ -62,12 +62,14 @@ def envs_dir(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _private_tmp(tmp_path, monkeypatch):
-    # every temp dir lwdock makes goes here, so the test can see that none is left
+    # nothing goes to the system temp dir, and the scratch dirs lwdock makes are all removed
     sys_tmp = tmp_path / "systmp"
     sys_tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(sys_tmp))
     yield
     assert list(sys_tmp.iterdir()) == [], "temporary directories left behind"
+    scratch = tmp_path / "cache" / "lwdock" / "tmp"  # XDG_CACHE_HOME is tmp_path/cache (conftest)
+    assert not scratch.exists() or list(scratch.iterdir()) == [], "scratch directories left behind"
     assert _children() == [], "worker processes left behind"
 
 
@@ -192,12 +194,13 @@ def test_chatty_model_still_usable(tmp_path, envs_dir):
     assert report.status == "usable", report.to_dict()
 
 
-def test_write_outside_directory(tmp_path, envs_dir):
+def test_write_outside_directory(tmp_path, envs_dir, kernel_sandbox):
     target = tmp_path / "escaped.txt"
     pkg = hostile(tmp_path, f"open({str(target)!r}, 'w').write('x')\nreturn np.zeros(len(X), dtype=int)")
     report = run_checks(pkg, None, envs_dir=envs_dir)
-    assert "outside the worker directory" in failed(report)["predict"]
+    assert "FileNotFoundError" in failed(report)["predict"]  # the host's folders do not exist in the sandbox
     assert not target.exists()
+    assert report.sandbox["mode"] == "kernel" and "read-only" in report.sandbox["filesystem"]
 
 
 def test_missing_package_import(tmp_path, envs_dir):

@@ -144,3 +144,23 @@ def test_none_manager_uses_current_interpreter(tmp_path):
     env = EnvManager(tmp_path / "envs", "none").ensure(["numpy"])
     assert env.python == sys.executable and env.manager == "none" and env.path is None
     assert not (tmp_path / "envs").exists()
+
+
+def test_env_builds_never_run_a_learnwares_build_code(tmp_path):
+    # an sdist's setup.py would run in the lwdock process's context, outside the sandbox
+    src = tmp_path / "evilpkg-1.0"
+    src.mkdir()
+    witness = tmp_path / "setup-py-ran"
+    (src / "setup.py").write_text(f"open({str(witness)!r}, 'w')\nfrom setuptools import setup\n"
+                                  "setup(name='evilpkg', version='1.0')\n")
+    import tarfile
+
+    sdist = tmp_path / "evilpkg-1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tf:
+        tf.add(src, arcname="evilpkg-1.0")
+    mgr = EnvManager(tmp_path / "envs")
+    for req in (f"evilpkg @ {sdist.as_uri()}", str(sdist), str(src), "evilpkg @ git+https://example.invalid/x.git"):
+        with pytest.raises(EnvBuildError, match="not a package name or a wheel"):
+            mgr.ensure([req])
+    assert not witness.exists()
+    assert mgr.list() == []

@@ -1,4 +1,7 @@
-"""The sandboxed model worker, driven directly (current interpreter, no env build)."""
+"""The sandboxed model worker, driven directly (current interpreter, no env build).
+
+The hostile learnwares that attack the dock itself are in test_hostile_learnwares.py.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +10,17 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _procs import processes_with
 
 from lwdock.check import sandbox
 from lwdock.check.runner import ModelWorker
 from lwdock.check.worker import decode_array
-from lwdock.errors import ModelRuntimeError
+from lwdock.errors import ExitCode, ModelRuntimeError, SandboxUnavailableError
 
 HEADER = """
 import os, sys, time
@@ -108,11 +113,12 @@ def test_memory_hog_hits_the_limit(tmp_path):
     assert_clean(w, tmp_path)
 
 
-def test_os_exit_is_reported(tmp_path):
-    root = make_pkg(tmp_path, "os._exit(7)\n")
+@pytest.mark.parametrize(("body", "said"), [("os._exit(7)", "exit code 7"), ("os.kill(os.getpid(), 9)", "SIGKILL")])
+def test_exit_and_signals_are_reported(tmp_path, body, said):
+    root = make_pkg(tmp_path, body + "\n")
     w = worker(root, tmp_path)
     with w:
-        with pytest.raises(ModelRuntimeError, match="exit code 7"):
+        with pytest.raises(ModelRuntimeError, match=said):
             w.predict(np.zeros((2, 3)))
     assert_clean(w, tmp_path)
 
@@ -126,15 +132,37 @@ def test_endless_stdout_flood_hits_file_size_limit(tmp_path):
     assert_clean(w, tmp_path)
 
 
-def test_write_outside_workdir_is_refused(tmp_path):
+def test_write_outside_the_sandbox_fails_and_nothing_appears(tmp_path, kernel_sandbox):
     target = tmp_path / "outside.txt"
     body = f"open({str(target)!r}, 'w').write('pwned')\nreturn np.zeros(len(X))\n"
     root = make_pkg(tmp_path, body)
     with worker(root, tmp_path) as w:
-        with pytest.raises(ModelRuntimeError, match="outside the worker directory"):
+        with pytest.raises(ModelRuntimeError, match="(FileNotFoundError|PermissionError|OSError)"):
             w.predict(np.zeros((2, 3)))
         assert w.alive
     assert not target.exists()
+
+
+def test_own_package_files_are_read_only(tmp_path, kernel_sandbox):
+    body = """
+    here = os.path.dirname(__file__)
+    errs = []
+    for attempt in (lambda: open(os.path.join(here, '__init__.py'), 'a').write('#'),
+                    lambda: open(os.path.join(here, 'new.py'), 'w').write('x')):
+        try:
+            attempt()
+        except OSError as e:
+            errs.append(e.errno)
+    return np.array(errs + [0] * (len(X) - len(errs)))
+    """
+    root = make_pkg(tmp_path, body)
+    before = (root / "__init__.py").read_bytes()
+    with worker(root, tmp_path) as w:
+        out = w.predict(np.zeros((3, 3)))
+    import errno
+
+    assert all(e in (errno.EROFS, errno.EACCES) for e in out.tolist()[:2])
+    assert (root / "__init__.py").read_bytes() == before and not (root / "new.py").exists()
 
 
 def test_write_inside_workdir_and_tmp_is_allowed(tmp_path):
@@ -143,6 +171,7 @@ def test_write_inside_workdir_and_tmp_is_allowed(tmp_path):
     open('scratch.txt', 'w').write('ok')
     with tempfile.NamedTemporaryFile() as f:
         f.write(b'ok')
+    open(os.path.join(os.environ['HOME'], 'home.txt'), 'w').write('ok')
     return np.zeros(len(X))
     """
     root = make_pkg(tmp_path, body)
@@ -150,40 +179,72 @@ def test_write_inside_workdir_and_tmp_is_allowed(tmp_path):
         assert w.predict(np.zeros((2, 3))).shape == (2,)
 
 
-def test_network_and_subprocess_are_refused(tmp_path):
-    body = """
-    import socket, subprocess
+def test_no_network_at_all(tmp_path, kernel_sandbox):
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+    server.settimeout(0.5)
+    port = server.getsockname()[1]
+    body = f"""
+    import socket
     errs = []
-    try:
-        socket.create_connection(('127.0.0.1', 9), timeout=1)
-    except OSError as e:
-        errs.append(1)
-    try:
-        subprocess.run(['true'])
-    except PermissionError:
-        errs.append(2)
+    for addr in (('127.0.0.1', {port}), ('1.1.1.1', 53)):
+        try:
+            socket.create_connection(addr, timeout=2)
+            errs.append(0)
+        except OSError:
+            errs.append(1)
     return np.array(errs + [0] * (len(X) - len(errs)))
     """
     root = make_pkg(tmp_path, body)
     with worker(root, tmp_path) as w:
         out = w.predict(np.zeros((3, 3)))
-    assert out.tolist() == [1, 2, 0]
+    assert out.tolist() == [1, 1, 0]
+    with pytest.raises(socket.timeout):
+        server.accept()  # the host's listener never saw a connection
+    server.close()
 
 
-@pytest.mark.skipif(not sandbox.network_prefix(), reason="unshare --net is not permitted on this machine")
-def test_network_namespace_without_audit_hook(tmp_path):
-    body = """
-    import socket
-    try:
-        socket.create_connection(('1.1.1.1', 53), timeout=2)
-        return np.array([1])
-    except OSError:
-        return np.array([0])
+def test_subprocesses_run_inside_and_die_with_the_worker(tmp_path, kernel_sandbox):
+    marker = f"lwdock-test-{uuid.uuid4().hex}"
+    body = f"""
+    import subprocess
+    subprocess.Popen(['/bin/sh', '-c', 'sleep 60; : {marker}'], start_new_session=True)
+    out = subprocess.run(['/bin/sh', '-c', 'echo $$'], capture_output=True, text=True).stdout
+    return np.array([int(out)] * len(X))
     """
     root = make_pkg(tmp_path, body)
-    with worker(root, tmp_path, audit=False) as w:
-        assert w.network_isolated
-        assert w.predict(np.zeros((1, 3))).tolist() == [0]
+    w = worker(root, tmp_path)
+    with w:
+        pid_inside = w.predict(np.zeros((1, 3))).tolist()[0]
+        assert processes_with(marker, wait=0), "the child should be running while the worker lives"
+    assert pid_inside < 100  # its own PID namespace: small numbers, not the host's
+    assert processes_with(marker) == [], "a detached child outlived the worker"
+    assert_clean(w, tmp_path)
+
+
+def test_kernel_mode_refuses_when_isolation_is_unavailable(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, "probe", lambda: "bubblewrap (bwrap) is not installed")
+    root = make_pkg(tmp_path, "return X\n")
+    w = worker(root, tmp_path, sandbox="kernel")
+    with pytest.raises(SandboxUnavailableError, match="without kernel isolation") as err:
+        w.start()
+    assert "--sandbox weak" in err.value.hint and err.value.exit_code == ExitCode.ENV
+    assert w.proc is None and list((tmp_path / "work").iterdir()) == []
+
+
+def test_weak_mode_runs_and_warns(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(sandbox, "probe", lambda: "no bubblewrap")
+    root = make_pkg(tmp_path, "return np.asarray(X).sum(axis=1)\n")
+    with caplog.at_level("WARNING", logger="lwdock"):
+        for _ in range(2):
+            with worker(root, tmp_path, sandbox="weak") as w:
+                assert w.mode == "weak"
+                np.testing.assert_allclose(w.predict(np.ones((2, 3))), [3.0, 3.0])
+    warnings = [r for r in caplog.records if "--sandbox weak" in r.getMessage()]
+    assert len(warnings) == 2  # once per run, every run
 
 
 def test_object_array_output_is_refused(tmp_path):
@@ -236,7 +297,7 @@ def test_reference_style_learnware_uses_shim(tmp_path):
 
 def test_runner_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "lwdock.runner", "--help"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and "--root" in out.stdout
+    assert out.returncode == 0 and "--job" in out.stdout
 
 
 def test_worker_environment_has_no_inherited_secrets(tmp_path, monkeypatch):
@@ -245,3 +306,25 @@ def test_worker_environment_has_no_inherited_secrets(tmp_path, monkeypatch):
     with worker(root, tmp_path) as w:
         assert w.predict(np.zeros((1, 3))).tolist() == [0]
     assert os.environ["LWDOCK_TEST_SECRET"] == "hunter2"
+
+
+def test_model_kwargs_travel_in_a_file_not_argv(tmp_path):
+    big = "x" * 300_000  # more than one argv string may hold (MAX_ARG_STRLEN is 128 KiB)
+    root = tmp_path / "kw"
+    root.mkdir()
+    (root / "__init__.py").write_text(textwrap.dedent("""
+        import numpy as np
+
+        class Model:
+            def __init__(self, s=""):
+                self.s = s
+                self.input_shape, self.output_shape = (3,), (1,)
+
+            def predict(self, X):
+                return np.full(len(X), len(self.s))
+    """))
+    with worker(root, tmp_path, kwargs={"s": big}) as w:
+        assert w.predict(np.zeros((2, 3))).tolist() == [300_000, 300_000]
+        cmdline = Path(f"/proc/{w.proc.pid}/cmdline").read_bytes()
+    assert len(cmdline) < 100_000 and b"xxxx" not in cmdline
+

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import string
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -134,18 +134,27 @@ _MODEL_CHECKS = ["model_instantiates", "input_shape", "predict", "output_shape",
 
 def run_checks(package: Any, semantic: dict | None = None, *, env_manager: str = "venv",
                envs_dir: str | os.PathLike[str], run_model: bool = True, timeout: float = 60.0,
-               memory_mb: int = 4096, cpu_seconds: int = 600) -> CheckReport:
+               memory_mb: int = 4096, cpu_seconds: int = 600, sandbox: str | None = None,
+               scratch_dir: str | os.PathLike[str] | None = None) -> CheckReport:
     """Check ``package`` (a ``lwdock.store.package.Package``) and return a report.
 
     ``semantic`` overrides ``package.semantic``. With ``run_model=False`` only the
     semantic, file and spec checks run. The env is built (or reused) under
-    ``envs_dir``; the model runs sandboxed with ``timeout`` seconds per call.
+    ``envs_dir``; the model runs in the ``sandbox`` mode (see
+    :func:`lwdock.check.sandbox.mode_for`) with ``timeout`` seconds per call, its
+    host directory under ``scratch_dir`` (``<dock>/tmp`` in a dock). Raises
+    SandboxUnavailableError, before anything is built, when the model would have
+    to run without the isolation asked for.
     """
-    from . import sandbox
+    from .sandbox import Limits, describe, mode_for, require
 
     t0 = time.perf_counter()
     rep = _Report()
-    report = CheckReport(status=INVALID, sandbox=sandbox.enforcement() if run_model else None)
+    report = CheckReport(status=INVALID)
+    if run_model:
+        mode = mode_for(sandbox)
+        limits = Limits(memory_mb=memory_mb, cpu_seconds=cpu_seconds)
+        report.sandbox = describe(mode, require(mode), limits)
     sem_in = semantic if semantic is not None else getattr(package, "semantic", None)
 
     # 1. semantic spec
@@ -222,7 +231,9 @@ def run_checks(package: Any, semantic: dict | None = None, *, env_manager: str =
         rep.skip(_MODEL_CHECKS, "the environment could not be built")
         return _finish(report, rep, t0)
 
-    _model_checks(rep, report, package, env.python, sem, sem_for_dims, spec_dim, timeout, memory_mb, cpu_seconds)
+    worker_kw = {"python": env.python, "timeout": timeout, "start_timeout": timeout, "memory_mb": memory_mb,
+                 "cpu_seconds": cpu_seconds, "sandbox": mode, "workdir_base": scratch_dir}
+    _model_checks(rep, report, package, worker_kw, sem, sem_for_dims, spec_dim)
     return _finish(report, rep, t0)
 
 
@@ -234,8 +245,8 @@ def _finish(report: CheckReport, rep: _Report, t0: float) -> CheckReport:
     return report
 
 
-def _model_checks(rep: _Report, report: CheckReport, package: Any, python: str, sem: dict | None,
-                  sem_dims: dict | None, spec_dim: int | None, timeout: float, memory_mb: int, cpu_seconds: int) -> None:
+def _model_checks(rep: _Report, report: CheckReport, package: Any, worker_kw: dict, sem: dict | None,
+                  sem_dims: dict | None, spec_dim: int | None) -> None:
     import numpy as np
 
     from ..errors import ModelRuntimeError
@@ -243,81 +254,75 @@ def _model_checks(rep: _Report, report: CheckReport, package: Any, python: str, 
 
     kind = _data_kind(sem, package)
     task = _first(sem, "Task")
-    with tempfile.TemporaryDirectory(prefix="lwdock-check-") as base:
-        worker = ModelWorker(package.root, module=package.model_module, class_name=package.model_class,
-                             kwargs=package.model_kwargs, python=python, timeout=timeout, start_timeout=timeout,
-                             memory_mb=memory_mb, cpu_seconds=cpu_seconds, workdir_base=base)
+    worker = ModelWorker(package.root, module=package.model_module, class_name=package.model_class,
+                         kwargs=package.model_kwargs, **worker_kw)
+    try:
+        worker.start()
+    except ModelRuntimeError as exc:
+        rep.add("model_instantiates", False, str(exc))
+        rep.skip(_MODEL_CHECKS[1:], "the model did not instantiate")
+        return
+    with worker:
+        info = worker.info()
+        report.model = info
+        if not info.get("has_predict"):
+            rep.add("model_instantiates", False, f"{info.get('class')} has no predict method")
+            rep.skip(_MODEL_CHECKS[1:], "the model has no predict")
+            return
+        rep.add("model_instantiates", True, f"{info.get('class')} instantiated")
+        in_shape, out_shape = info.get("input_shape"), info.get("output_shape")
+
+        # input shape against semantic Input.Dimension and the spec dim
+        if kind == "Text" and in_shape is None:
+            rep.add("input_shape", True, "text model (input_shape None)")
+        elif not isinstance(in_shape, list):
+            rep.add("input_shape", False, f"input_shape must be a tuple of ints, got {in_shape!r}")
+            rep.skip(_MODEL_CHECKS[2:], "no usable input_shape")
+            return
+        else:
+            problems = []
+            sem_dim = _dim(sem_dims, "Input")
+            if kind == "Table":
+                if sem_dim is not None and in_shape != [sem_dim]:
+                    problems.append(f"input_shape {tuple(in_shape)} != semantic Input.Dimension {sem_dim}")
+                if spec_dim is not None and in_shape != [spec_dim]:
+                    problems.append(f"input_shape {tuple(in_shape)} != spec dimension {spec_dim}")
+            rep.add("input_shape", not problems, "; ".join(problems) or f"input_shape {tuple(in_shape)} agrees")
+            if problems:
+                rep.skip(_MODEL_CHECKS[2:], "input_shape disagrees")
+                return
+
+        # predict on probes
+        probe = make_probe(kind, in_shape or ())
         try:
-            worker.start()
+            out = worker.predict(probe)  # the runner checks that one row comes back per probe row
         except ModelRuntimeError as exc:
-            rep.add("model_instantiates", False, str(exc))
-            rep.skip(_MODEL_CHECKS[1:], "the model did not instantiate")
+            rep.add("predict", False, str(exc))
+            rep.skip(_MODEL_CHECKS[3:], "predict failed")
             return
-        with worker:
-            info = worker.info()
-            report.model = info
-            if not info.get("has_predict"):
-                rep.add("model_instantiates", False, f"{info.get('class')} has no predict method")
-                rep.skip(_MODEL_CHECKS[1:], "the model has no predict")
-                return
-            rep.add("model_instantiates", True, f"{info.get('class')} instantiated")
-            in_shape, out_shape = info.get("input_shape"), info.get("output_shape")
+        rep.add("predict", True, f"{PROBE_ROWS} {kind.lower()} probe rows -> {out.shape} {out.dtype}")
+        pytype = getattr(worker, "last_pytype", "") or ""
 
-            # input shape against semantic Input.Dimension and the spec dim
-            if kind == "Text" and in_shape is None:
-                rep.add("input_shape", True, "text model (input_shape None)")
-            elif not isinstance(in_shape, list):
-                rep.add("input_shape", False, f"input_shape must be a tuple of ints, got {in_shape!r}")
-                rep.skip(_MODEL_CHECKS[2:], "no usable input_shape")
-                return
-            else:
-                problems = []
-                sem_dim = _dim(sem_dims, "Input")
-                if kind == "Table":
-                    if sem_dim is not None and in_shape != [sem_dim]:
-                        problems.append(f"input_shape {tuple(in_shape)} != semantic Input.Dimension {sem_dim}")
-                    if spec_dim is not None and in_shape != [spec_dim]:
-                        problems.append(f"input_shape {tuple(in_shape)} != spec dimension {spec_dim}")
-                rep.add("input_shape", not problems, "; ".join(problems) or f"input_shape {tuple(in_shape)} agrees")
-                if problems:
-                    rep.skip(_MODEL_CHECKS[2:], "input_shape disagrees")
-                    return
-
-            # predict on probes
-            probe = make_probe(kind, in_shape or ())
-            try:
-                out = worker.predict(probe)
-            except ModelRuntimeError as exc:
-                rep.add("predict", False, str(exc))
-                rep.skip(_MODEL_CHECKS[3:], "predict failed")
-                return
-            if out.ndim == 0 or len(out) != PROBE_ROWS:
-                rep.add("predict", False, f"predict on {PROBE_ROWS} {kind.lower()} rows returned {out.shape[0] if out.ndim else 'a scalar'} rows")
-                rep.skip(_MODEL_CHECKS[3:], "wrong number of rows")
-                return
-            rep.add("predict", True, f"{PROBE_ROWS} {kind.lower()} probe rows -> {out.shape} {out.dtype}")
-            pytype = getattr(worker, "last_pytype", "") or ""
-
-        # output shape and dtype (worker closed; only plain arrays from here)
-        must = out_shape is not None or task in ("Classification", "Regression", "Feature Extraction")
-        out2 = out.reshape(-1, 1) if out.ndim == 1 else out
-        problems = []
-        if not (pytype == "numpy.ndarray" or pytype.startswith("torch.")):
-            problems.append(f"predict returned {pytype}, not an ndarray or Tensor")
-        if out.dtype.kind not in "biuf":
-            problems.append(f"output dtype {out.dtype} is not numeric")
-        elif out.dtype.kind == "f" and not np.isfinite(out).all():
-            problems.append("output has NaN or inf")
-        if must:
-            if out_shape is None or not isinstance(out_shape, list):
-                problems.append(f"output_shape must be a tuple of ints for task {task}, got {out_shape!r}")
-            elif list(out2.shape[1:]) != out_shape:
-                problems.append(f"each output row has shape {tuple(out2.shape[1:])}, output_shape says {tuple(out_shape)}")
-        rep.add("output_shape", not problems, "; ".join(problems) or f"rows of shape {tuple(out2.shape[1:])}, dtype {out.dtype}")
-        if problems:
-            rep.skip(["task_output"], "output shape is wrong")
-            return
-        rep.add("task_output", *_task_output(task, out2, out_shape, _dim(sem_dims, "Output")))
+    # output shape and dtype (worker closed; only plain arrays from here)
+    must = out_shape is not None or task in ("Classification", "Regression", "Feature Extraction")
+    out2 = out.reshape(-1, 1) if out.ndim == 1 else out
+    problems = []
+    if not (pytype == "numpy.ndarray" or pytype.startswith("torch.")):
+        problems.append(f"predict returned {pytype}, not an ndarray or Tensor")
+    if out.dtype.kind not in "biuf":
+        problems.append(f"output dtype {out.dtype} is not numeric")
+    elif out.dtype.kind == "f" and not np.isfinite(out).all():
+        problems.append("output has NaN or inf")
+    if must:
+        if out_shape is None or not isinstance(out_shape, list):
+            problems.append(f"output_shape must be a tuple of ints for task {task}, got {out_shape!r}")
+        elif list(out2.shape[1:]) != out_shape:
+            problems.append(f"each output row has shape {tuple(out2.shape[1:])}, output_shape says {tuple(out_shape)}")
+    rep.add("output_shape", not problems, "; ".join(problems) or f"rows of shape {tuple(out2.shape[1:])}, dtype {out.dtype}")
+    if problems:
+        rep.skip(["task_output"], "output shape is wrong")
+        return
+    rep.add("task_output", *_task_output(task, out2, out_shape, _dim(sem_dims, "Output")))
 
 
 def _task_output(task: str | None, out: Any, out_shape: list | None, out_dim: int | None) -> tuple[bool, str]:
@@ -347,14 +352,20 @@ def _task_output(task: str | None, out: Any, out_shape: list | None, out_dim: in
 
 def check_zip(zip_path: str | os.PathLike[str], semantic_path: str | os.PathLike[str] | None = None, *,
               envs_dir: str | os.PathLike[str], env_manager: str = "venv", run_model: bool = True,
-              timeout: float = 60.0, memory_mb: int = 4096) -> CheckReport:
-    """Open ``zip_path`` in a temporary directory and run :func:`run_checks` on it.
+              timeout: float = 60.0, memory_mb: int = 4096, sandbox: str | None = None,
+              scratch_dir: str | os.PathLike[str] | None = None) -> CheckReport:
+    """Open ``zip_path`` in a scratch directory and run :func:`run_checks` on it.
 
     Nothing is stored. A package that cannot be opened gives an ``invalid``
-    report with a failed ``package`` check rather than an exception.
+    report with a failed ``package`` check rather than an exception. Scratch
+    goes under ``scratch_dir`` (give ``<dock>/tmp`` to let ``lwdock doctor`` clean
+    what a killed check leaves); by default under the per-user cache directory,
+    whose stale entries are removed here first.
     """
+    from ..config import default_cache_dir
     from ..errors import PackageError
     from ..store.package import open_package
+    from ..store.scratch import clean_stale, new_dir
 
     zp = Path(zip_path)
     if not zp.is_file():
@@ -367,20 +378,26 @@ def check_zip(zip_path: str | os.PathLike[str], semantic_path: str | os.PathLike
             raise NotFoundError(f"no such file: {sp}")
         try:
             semantic = json.loads(sp.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             bad_semantic = f"{sp.name} is not valid JSON: {exc}"
-    with tempfile.TemporaryDirectory(prefix="lwdock-unpack-") as tmp:
+    if scratch_dir is None:
+        scratch_dir = default_cache_dir() / "tmp"
+        clean_stale(scratch_dir)
+    tmp = new_dir(scratch_dir, "check")
+    try:
         t0 = time.perf_counter()
         try:
-            package = open_package(zp, Path(tmp) / "pkg")
+            package = open_package(zp, tmp / "pkg")
         except PackageError as exc:
             return CheckReport(status=INVALID, checks=[{"name": "package", "ok": False, "reason": str(exc)}],
                                duration_s=time.perf_counter() - t0)
         report = run_checks(package, semantic, env_manager=env_manager, envs_dir=envs_dir, run_model=run_model,
-                            timeout=timeout, memory_mb=memory_mb)
+                            timeout=timeout, memory_mb=memory_mb, sandbox=sandbox, scratch_dir=tmp)
         report.checks.insert(0, {"name": "package", "ok": True, "reason": f"{zp.name} opened"})
         if bad_semantic:
             report.checks = [c if c["name"] != "semantic_spec" else {"name": "semantic_spec", "ok": False,
                                                                       "reason": bad_semantic} for c in report.checks]
             report.status = INVALID
         return report
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -13,6 +13,12 @@ over the parent's copy (the child's site-packages comes first on ``sys.path``).
 Consistency: the build runs under a file lock per key, and the metadata file
 ``lwdock-env.json`` is written last, atomically. An env directory without it is
 half-built: it is never used, and the next builder removes it first.
+
+Builds run outside the sandbox, so they must never run code a learnware chose:
+pip installs wheels only (``--only-binary=:all:``), because building an sdist
+runs its ``setup.py``. Installing a wheel runs nothing; its code (``.pth``
+files included) runs later, inside the sandboxed worker. An env built as root
+is made readable by everyone, because the sandboxed worker runs as another uid.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import os
 import re
 import shutil
 import site
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -67,6 +74,7 @@ def normalise_requirements(lines: list[str] | tuple[str, ...]) -> list[str]:
                 f"requirement option {line.split()[0]!r} is not allowed",
                 hint="list plain requirement specifiers, one per line",
             )
+        _refuse_source_reference(line)
         m = _NAME.match(line)
         if m and _canonical(m.group(1)) in _PROVIDED:
             continue
@@ -74,6 +82,20 @@ def normalise_requirements(lines: list[str] | tuple[str, ...]) -> list[str]:
             line = _canonical(m.group(1)) + line[m.end() :]
         out.add(" ".join(line.split()))
     return sorted(out)
+
+
+def _refuse_source_reference(line: str) -> None:
+    """A direct reference must name a wheel: pip builds anything else, running its code here, unsandboxed."""
+    name, at, url = line.partition("@")
+    looks_like_path = "://" in line or line.startswith((".", "/", "~")) or "/" in name
+    if not (at or looks_like_path):
+        return
+    target = (url if at else line).split(";", 1)[0].strip()
+    if not (_NAME.match(name) and at and target.endswith(".whl") and "+" not in target.split("://", 1)[0]):
+        raise EnvBuildError(
+            f"requirement {line!r} is not a package name or a wheel",
+            hint="source archives, folders and VCS links would run build code outside the sandbox; "
+                 "name a package from the index or a .whl file")
 
 
 def _parent_site_dirs() -> list[str]:
@@ -210,6 +232,8 @@ class EnvManager:
             if reqs:
                 self._pip_install(path, reqs)
             (path / "requirements.txt").write_text("".join(r + "\n" for r in reqs))
+            if getattr(os, "geteuid", lambda: -1)() == 0:  # the sandboxed worker runs as another uid
+                _readable_by_all(path)
             meta = {
                 "key": key,
                 "requirements": reqs,
@@ -228,7 +252,7 @@ class EnvManager:
         if importlib.util.find_spec("pip") is None:
             raise EnvBuildError("pip is not available in lwdock's environment",
                                 hint="install pip, or use --env-manager none for trusted learnwares")
-        cmd = [sys.executable, "-m", "pip", "--python", str(self._python_in(path)), "install",
+        cmd = [sys.executable, "-m", "pip", "--python", str(self._python_in(path)), "install", "--only-binary=:all:",
                "--disable-pip-version-check", "--no-input", "--progress-bar", "off", *reqs]
         env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
         try:
@@ -238,7 +262,8 @@ class EnvManager:
         (path / "pip.log").write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             raise EnvBuildError(f"cannot install {' '.join(reqs)}: {_pip_reason(proc.stderr or proc.stdout)}",
-                                hint="fix requirements.txt; lwdock never drops a requirement")
+                                hint="fix requirements.txt; lwdock never drops a requirement, and installs wheels "
+                                     "only (building an sdist would run its code outside the sandbox)")
 
     # -- list / prune ------------------------------------------------------
     def list(self, *, sizes: bool = True) -> list[dict]:
@@ -293,6 +318,20 @@ class EnvManager:
                     continue
             removed.append(row)
         return removed
+
+
+def _readable_by_all(root: Path) -> None:
+    """a+r on files, a+rx on folders and executables (never any write bit)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            extra = 0o555 if stat.S_ISDIR(st.st_mode) or st.st_mode & 0o100 else 0o444
+            if st.st_mode & extra != extra:
+                os.chmod(p, st.st_mode | extra)
+    os.chmod(root, os.stat(root).st_mode | 0o555)
 
 
 def _last_used(path: Path) -> str | None:

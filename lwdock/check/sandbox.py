@@ -1,146 +1,251 @@
-"""What confines a learnware model: resource limits, network, and an audit hook.
+"""How learnware code is isolated, and the one place a model worker process is started.
 
-Two halves. The client half (``network_prefix``, ``enforcement``) runs in the lwdock
-process and decides how the worker is started. The worker half
-(``apply_limits``, ``install_audit_hook``) runs inside the worker subprocess,
-*before* any learnware code is imported. This module uses only the standard
-library so the worker can import it in any env.
+Modes (``--sandbox``, ``LWDOCK_SANDBOX``; default ``kernel``):
 
-Enforced by the kernel: RLIMIT_AS (memory), RLIMIT_CPU, RLIMIT_FSIZE (largest
-file written, stdout log included), RLIMIT_CORE=0, a fresh network namespace
-(no interface but a down loopback) when ``unshare --net`` works here, its own
-session/process group, a private working directory, and a minimal environment
-(no inherited secrets). Best effort, in-process: an audit hook that refuses
-sockets, subprocesses and file writes or deletions outside the working
-directory. Native code (ctypes, C extensions) can bypass the hook; docs/sandbox.md
-says so.
+* ``kernel``: the worker runs under bubblewrap (``lwdock.check._bwrap``) in new
+  user, PID, network, IPC, UTS and cgroup namespaces, as an unprivileged uid
+  with no capabilities. It sees the system and its own verified learnware copy
+  read-only, a size-capped private ``/tmp`` as its only writable place, and
+  nothing of the dock, the host's ``/tmp``, ``/run`` or home. Every process it
+  starts dies with it. Resource limits (soft = hard) are set before the
+  interpreter starts. Where this is not available, lwdock refuses to run
+  learnware code (:class:`~lwdock.errors.SandboxUnavailableError`).
+* ``weak``: resource limits only, for learnwares you trust on machines
+  without user namespaces (macOS, locked-down containers). Warns on every
+  worker start.
+
+:func:`start_worker` is the single start-up path of a worker (a fork server
+can replace it later without touching the callers).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import random
 import shutil
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any
 
-# -- client half ---------------------------------------------------------------
+from ..errors import SandboxUnavailableError, UsageError
+from . import _bwrap
+
+log = logging.getLogger("lwdock")
+
+KERNEL, WEAK = "kernel", "weak"
+MODES = (KERNEL, WEAK)
+HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) on a Linux kernel with user namespaces "
+        "enabled; or pass --sandbox weak (LWDOCK_SANDBOX=weak) to run learnwares you trust with resource limits only")
+# root drops to a fresh uid per worker, from this range (no passwd entry needed)
+UID_BASE, UID_SPAN = 1_819_738_112, 1 << 16
+# threads count too, and BLAS and torch start one per core: 256, or 4 per core on big machines
+MAX_PROCESSES = max(256, 4 * (os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one worker (None: not limited)."""
+
+    memory_mb: int | None = 4096  # RLIMIT_AS
+    cpu_seconds: int | None = 3600  # RLIMIT_CPU: SIGKILL when used up
+    file_mb: int | None = 1024  # RLIMIT_FSIZE: the largest file it may write, its logs included
+    max_processes: int | None = MAX_PROCESSES  # RLIMIT_NPROC in its user namespace: processes and threads
+    scratch_mb: int = 512  # size of its private /tmp (kernel mode)
+
+    def rlimits(self, mode: str) -> dict[str, int]:
+        """``{name: value}`` of the rlimits to set (prlimit option names, upper case)."""
+        out = {"CORE": 0}
+        if self.memory_mb:
+            out["AS"] = int(self.memory_mb) << 20
+        if self.cpu_seconds:
+            out["CPU"] = int(self.cpu_seconds)
+        if self.file_mb:
+            out["FSIZE"] = int(self.file_mb) << 20
+        # outside a user namespace RLIMIT_NPROC counts every process of the user: only in kernel mode
+        if self.max_processes and mode == KERNEL:
+            out["NPROC"] = int(self.max_processes)
+        return out
+
+
+@dataclass(frozen=True)
+class Tool:
+    """The isolation this machine offers: which command shape and which programs."""
+
+    style: str  # "nested" (root) or "userns"
+    paths: dict[str, str]
+    version: str
+
+    @property
+    def limits_processes(self) -> bool:
+        # root is exempt from RLIMIT_NPROC; the nested shape drops to another uid first
+        return self.style == "nested" or os.geteuid() != 0
+
+
+# -- mode -------------------------------------------------------------------------------
+
+_cli_mode: str | None = None
+
+
+def set_cli_mode(mode: str | None) -> None:
+    """The ``--sandbox`` flag of this command (None: not given). Called by the CLI's root callback."""
+    global _cli_mode
+    if mode is not None:
+        _check_mode(mode)
+    _cli_mode = mode
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise UsageError(f"unknown sandbox mode {mode!r}", hint="use kernel (the default) or weak")
+    return mode
+
+
+def mode_for(explicit: str | None = None) -> str:
+    """The mode to use: ``explicit``, then ``--sandbox``, then ``LWDOCK_SANDBOX``, then ``kernel``."""
+    from ..config import load_settings
+
+    return _check_mode(explicit or _cli_mode or load_settings().sandbox)
+
+
+# -- detection ----------------------------------------------------------------------------
 
 
 @lru_cache(maxsize=1)
-def network_prefix() -> tuple[str, ...]:
-    """Command prefix that starts the worker without network, or () if not possible.
-
-    ``--map-root-user`` puts the worker in a new user namespace too, so even a
-    worker started by root cannot raise its own hard resource limits.
-    """
+def probe() -> Tool | str:
+    """The working isolation tool here, or a one-line reason why there is none (cached per process)."""
     if not sys.platform.startswith("linux"):
-        return ()
-    exe = shutil.which("unshare")
-    if exe is None:
-        return ()
-    for prefix in ((exe, "--net", "--map-root-user"), (exe, "--net")):
+        return f"kernel isolation needs Linux namespaces; this is {sys.platform}"
+    paths = {name: shutil.which(name) for name in ("bwrap", "prlimit", "setpriv")}
+    if paths["bwrap"] is None:
+        return "bubblewrap (bwrap) is not installed"
+    if paths["prlimit"] is None:
+        return "prlimit (util-linux) is not installed"
+    styles = ["nested", "userns"] if os.geteuid() == 0 and paths["setpriv"] else ["userns"]
+    why = ""
+    for style in styles:
+        tool = Tool(style=style, paths={k: v for k, v in paths.items() if v}, version=_version(paths["bwrap"]))
+        argv = _bwrap.command(style, tool.paths, mount_args=_bwrap.probe_mounts(), uid=_fresh_uid(),
+                              rlimits={"NPROC": 64, "CORE": 0})
         try:
-            ok = subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0
-        except (OSError, subprocess.SubprocessError):
-            ok = False
-        if ok:
-            return prefix
-    return ()
+            proc = subprocess.run([*argv, "/usr/bin/true"], capture_output=True, text=True, timeout=30,
+                                  env={"PATH": "/usr/bin:/bin"})
+        except (OSError, subprocess.SubprocessError) as exc:
+            why = f"{style}: {exc}"
+            continue
+        if proc.returncode == 0:
+            return tool
+        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+        why = lines[-1] if lines else f"bwrap exited with code {proc.returncode}"
+    return f"bubblewrap cannot create the sandbox here ({why})"
 
 
-def enforcement() -> dict[str, str]:
-    """What the sandbox enforces on this machine, for reports and ``docs``."""
-    net = network_prefix()
-    return {
-        "memory": "RLIMIT_AS (kernel)",
-        "cpu_time": "RLIMIT_CPU (kernel)",
-        "file_size": "RLIMIT_FSIZE (kernel)",
-        "network": ("new network namespace (" + " ".join(["unshare", *net[1:]]) + ")")
-        if net else "NOT enforced by the kernel here (unshare unavailable); audit hook only",
-        "file_writes": "audit hook (best effort; native code can bypass)",
-        "subprocesses": "audit hook (best effort; native code can bypass)",
-        "timeouts": "per call, enforced by the parent (SIGKILL of the worker's process group)",
-    }
+def _version(bwrap: str) -> str:
+    try:
+        out = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    return out or "bubblewrap"
 
 
-# -- worker half -----------------------------------------------------------------
+def _fresh_uid() -> int:
+    return UID_BASE + random.randrange(UID_SPAN)  # noqa: S311 - not a secret, only distinct per worker
 
 
-def apply_limits(memory_mb: int | None, cpu_seconds: int | None, file_mb: int | None) -> None:
-    """Set the worker's own limits, soft == hard so the model cannot raise them."""
-    import resource
-
-    def _set(which: int, value: int) -> None:
-        _soft, hard = resource.getrlimit(which)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
-        resource.setrlimit(which, (value, value))
-
-    _set(resource.RLIMIT_CORE, 0)
-    if memory_mb:
-        _set(resource.RLIMIT_AS, int(memory_mb) * 2**20)
-    if cpu_seconds:
-        # soft limit sends SIGXCPU (fatal); the hard one, a moment later, SIGKILL
-        _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
-        want = (int(cpu_seconds), int(cpu_seconds) + 5)
-        if hard != resource.RLIM_INFINITY:
-            want = (min(want[0], hard), min(want[1], hard))
-        resource.setrlimit(resource.RLIMIT_CPU, want)
-    if file_mb:
-        _set(resource.RLIMIT_FSIZE, int(file_mb) * 2**20)
+def require(mode: str) -> Tool | None:
+    """The tool for ``mode`` (None in weak mode); refuses when kernel isolation is unavailable."""
+    if mode == WEAK:
+        return None
+    found = probe()
+    if isinstance(found, str):
+        raise SandboxUnavailableError(f"refusing to run learnware code without kernel isolation: {found}", hint=HINT)
+    return found
 
 
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-_PATH_EVENTS = {  # event -> indexes of path arguments that must stay inside
-    "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1), "os.link": (0, 1),
-    "os.symlink": (1,), "os.chmod": (0,), "os.chown": (0,), "os.truncate": (0,), "os.utime": (0,),
-    "shutil.rmtree": (0,), "os.chdir": (),
-}
-_PROCESS_EVENTS = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
-                   "pty.spawn", "os.startfile"}
-_NET_EVENTS = {"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
-               "socket.gethostbyname", "socket.gethostbyaddr"}
+# -- report ---------------------------------------------------------------------------------
 
 
-def install_audit_hook(workdir: str) -> None:
-    """Refuse (PermissionError) writes outside ``workdir``, network and subprocesses.
+def describe(mode: str, tool: Tool | None, limits: Limits) -> dict[str, Any]:
+    """What confines the model, for the check report's ``sandbox`` field (docs/sandbox.md has the detail)."""
+    lim = {"memory": f"{limits.memory_mb} MiB address space (RLIMIT_AS)" if limits.memory_mb else "not limited",
+           "cpu_time": f"{limits.cpu_seconds} s (RLIMIT_CPU, then SIGKILL)" if limits.cpu_seconds else "not limited",
+           "file_size": f"{limits.file_mb} MiB per file (RLIMIT_FSIZE)" if limits.file_mb else "not limited",
+           "timeouts": "per call, enforced by lwdock (SIGKILL)"}
+    if tool is None:
+        return {"mode": WEAK, **lim, "filesystem": "NOT isolated: the model can read and write what your user can",
+                "network": "NOT isolated", "processes": "NOT limited; its own session only",
+                "warning": "weak mode: for learnwares you trust only"}
+    uid = ("a fresh unprivileged uid per worker (dropped from root)" if tool.style == "nested"
+           else f"uid {_bwrap.INNER_ID} in a user namespace, mapped to your uid" if os.geteuid() != 0
+           else f"uid {_bwrap.INNER_ID} in a user namespace, mapped to root (no setpriv to drop to another uid)")
+    procs = (f"at most {limits.max_processes} processes and threads (RLIMIT_NPROC, per sandbox)"
+             if limits.max_processes and tool.limits_processes else "NOT limited (root without setpriv)")
+    return {"mode": KERNEL, "tool": tool.version, "style": tool.style, "user": uid, **lim, "processes": procs,
+            "filesystem": f"system and its own verified copy read-only; a private {limits.scratch_mb} MiB /tmp; "
+                          "nothing of the dock, the host's /tmp, /run or home",
+            "network": "none (empty network namespace)",
+            "namespaces": "user, pid, net, ipc, uts, cgroup; every process dies with the worker"}
 
-    Reads are allowed everywhere: a model needs its package files and libraries.
+
+# -- start-up -----------------------------------------------------------------------------------
+
+_spawner: ThreadPoolExecutor | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawn(argv: list[str], **kw: Any) -> subprocess.Popen:
+    # bwrap --die-with-parent is tied to the *thread* that forked it, so every worker
+    # is forked by one long-lived thread, not by a short-lived pool thread of the caller
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lwdock-spawn")
+    return _spawner.submit(subprocess.Popen, argv, **kw).result()
+
+
+def _worker_env(home: str, path: str) -> dict[str, str]:
+    """The worker's whole environment: no variable of lwdock's passes except locale and thread counts."""
+    env = {k: os.environ[k] for k in ("LANG", "LC_ALL", "LC_CTYPE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                      "MKL_NUM_THREADS") if k in os.environ}
+    env.update(PATH=path, HOME=home, TMPDIR=home, XDG_CACHE_HOME=f"{home}/.cache",
+               MPLCONFIGDIR=f"{home}/.cache/matplotlib", USER="lwdock", LOGNAME="lwdock", PYTHONHASHSEED="0")
+    return env
+
+
+def start_worker(*, mode: str, tool: Tool | None, python: str, runner: str, package_root: Path, workdir: Path,
+                 model: dict[str, Any], limits: Limits, stdout_fd: int, stdin: int, stdout: int,
+                 stderr: IO[bytes]) -> subprocess.Popen:
+    """Start ``python runner --job ...`` confined as ``mode`` says, with its job file in ``workdir``.
+
+    ``model`` holds ``module``, ``class_name`` and ``kwargs``. ``stdout_fd`` (an open
+    log file) becomes the model's stdout; stdin/stdout are the protocol pipes.
     """
-    import socket
-
-    root = os.path.realpath(workdir)
-    allowed_exact = {os.devnull}
-
-    def inside(path: object) -> bool:
-        if isinstance(path, int):  # an fd that is already open
-            return True
-        if isinstance(path, bytes):
-            path = os.fsdecode(path)
-        if not isinstance(path, (str, os.PathLike)):
-            return False
-        full = os.path.realpath(os.fspath(path))
-        return full == root or full.startswith(root + os.sep) or full in allowed_exact
-
-    def hook(event: str, args: tuple) -> None:
-        if event == "open":
-            path, mode, flags = (tuple(args) + (None, None, None))[:3]
-            writing = isinstance(flags, int) and bool(flags & _WRITE_FLAGS)
-            writing = writing or (isinstance(mode, str) and any(c in mode for c in "wax+"))
-            if writing and not inside(path):
-                raise PermissionError(f"sandbox: writing {path!r} outside the worker directory is not allowed")
-        elif event in _PATH_EVENTS:
-            for i in _PATH_EVENTS[event]:
-                if i < len(args) and not inside(args[i]):
-                    raise PermissionError(f"sandbox: {event} on {args[i]!r} outside the worker directory is not allowed")
-        elif event in _PROCESS_EVENTS:
-            raise PermissionError(f"sandbox: {event} is not allowed in a learnware worker")
-        elif event == "socket.__new__":
-            family = args[1] if len(args) > 1 else None
-            if family != socket.AF_UNIX:
-                raise PermissionError("sandbox: network sockets are not allowed in a learnware worker")
-        elif event in _NET_EVENTS:
-            raise PermissionError(f"sandbox: {event} is not allowed in a learnware worker")
-
-    sys.addaudithook(hook)
+    kernel = tool is not None
+    rlimits = limits.rlimits(mode)
+    job = {**model, "root": _bwrap.PACKAGE_DEST if kernel else str(package_root.resolve()),
+           "workdir": _bwrap.SCRATCH if kernel else str(workdir / "work"), "rlimits": rlimits,
+           "stdout_fd": stdout_fd, "watch_parent": not kernel}
+    job_file = workdir / "job.json"
+    job_file.write_text(json.dumps(job))
+    env = _worker_env(job["workdir"], "/usr/bin:/bin" if kernel else os.environ.get("PATH", "/usr/bin:/bin"))
+    if kernel:
+        mount_args = _bwrap.mounts(python=python, package_root=package_root, job_file=job_file,
+                                   scratch_mb=limits.scratch_mb)
+        prefix = _bwrap.command(tool.style, tool.paths, mount_args=mount_args, uid=_fresh_uid(), rlimits=rlimits)
+        argv, job_arg, cwd = [*prefix, python], _bwrap.JOB_DEST, None
+    else:
+        (workdir / "work").mkdir()
+        log.warning("--sandbox weak: learnware code runs with resource limits only; it can read and write "
+                    "anything your user can and use the network. Use it only for learnwares you trust.")
+        prlimit = shutil.which("prlimit") if sys.platform.startswith("linux") else None
+        pre = _bwrap.prlimit(prlimit, rlimits) if prlimit else []  # else the worker sets them itself
+        argv, job_arg, cwd = [*pre, python], str(job_file), str(workdir / "work")
+    argv += ["-I", "-B", runner, "--job", job_arg]
+    return _spawn(argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, env=env, pass_fds=(stdout_fd,),
+                  start_new_session=True, bufsize=0)

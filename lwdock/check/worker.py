@@ -1,14 +1,19 @@
-"""The code that runs INSIDE the worker subprocess (``python -m lwdock.runner``).
+"""The code that runs INSIDE the worker subprocess (``python -I -B lwdock/runner.py --job FILE``).
 
-It sets its own limits, installs the audit hook, imports the learnware's model
-module by path, instantiates the class once, then serves requests until told to
-stop or until its parent goes away.
+It reads its job file (model module, class, kwargs, limits), sets its own
+limits again (the sandbox set them before the interpreter started; in weak
+mode without ``prlimit`` this is the only place), imports the learnware's
+model module by path, instantiates the class once, then serves requests until
+told to stop or until its parent goes away.
 
 Protocol (binary pipes; stdin from the parent, a private dup of stdout back):
 each message is one JSON line, optionally followed by ``nbytes`` bytes of one
 array in ``.npy`` format. Arrays are written and read with ``allow_pickle=False``,
 so an object array never crosses. fd 1 itself is pointed at ``stdout.log``, so
-whatever the model prints (from Python or C) cannot corrupt the protocol.
+whatever the model prints (from Python or C) cannot corrupt the protocol. Model
+code runs in this process and so *can* write to the protocol descriptor: the
+parent therefore validates every reply against its request (see
+``lwdock.check.runner``) instead of trusting it.
 
 Requests: ``{"op": "info"}``, ``{"op": "predict", "nbytes": N}`` + array,
 ``{"op": "shutdown"}``. Replies: ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``.
@@ -183,8 +188,23 @@ def _error(exc: BaseException) -> dict:
     return {"ok": False, "error": f"{type(exc).__name__}: {' '.join(text.split())}"[:2000], "kind": type(exc).__name__}
 
 
+def apply_limits(rlimits: dict[str, int]) -> None:
+    """Set each ``RLIMIT_<name>`` to ``value`` with soft == hard, so the model cannot raise it again."""
+    import resource
+
+    for name, value in rlimits.items():
+        which = getattr(resource, f"RLIMIT_{name}", None)
+        if which is None:
+            continue
+        _soft, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(int(value), hard)
+        resource.setrlimit(which, (int(value), int(value)))
+
+
 def _watch_parent(workdir: str) -> None:
-    # the worker must not outlive lwdock, even if lwdock is killed
+    # weak mode: the worker must not outlive lwdock, even if lwdock is killed
+    # (in kernel mode bwrap --die-with-parent and the PID namespace see to that)
     ppid = os.getppid()
     while True:
         time.sleep(0.5)
@@ -195,49 +215,53 @@ def _watch_parent(workdir: str) -> None:
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m lwdock.runner", description="lwdock model worker (internal)")
-    ap.add_argument("--root", required=True)
-    ap.add_argument("--module", default="__init__.py")
-    ap.add_argument("--class-name", default="Model")
-    ap.add_argument("--kwargs", default="{}", help="JSON object")
-    ap.add_argument("--workdir", required=True)
-    ap.add_argument("--memory-mb", type=int, default=0)
-    ap.add_argument("--cpu-seconds", type=int, default=0)
-    ap.add_argument("--file-mb", type=int, default=0)
-    ap.add_argument("--no-audit", action="store_true", help="skip the audit hook (trusted code only)")
+    ap.add_argument("--job", required=True, help="JSON job file: root, module, class_name, kwargs, rlimits, ...")
     return ap.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parse(sys.argv[1:] if argv is None else argv)
-    from .sandbox import apply_limits, install_audit_hook
-
-    workdir = os.path.realpath(args.workdir)
-    os.chdir(workdir)
-    # the protocol gets private copies of fds 0 and 1; the model gets /dev/null and a log
-    rfile = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
+def _take_protocol_fds(stdout_fd: int) -> tuple[BinaryIO, BinaryIO]:
+    """Private copies of fds 0 and 1 for the protocol; the model gets /dev/null and its log."""
+    rfile = os.fdopen(os.dup(0), "rb", buffering=1 << 16)  # os.dup: not inherited by children
     wfile = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    log_fd = os.open(os.path.join(workdir, "stdout.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(log_fd, 1)
-    os.close(log_fd)
+    os.dup2(stdout_fd, 1)
+    if stdout_fd not in (0, 1, 2):
+        os.close(stdout_fd)
+    keep = {0, 1, 2, rfile.fileno(), wfile.fileno()}
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
+        fd = int(name)
+        if fd not in keep:  # nothing else crosses into model code (the listing's own fd is gone already)
+            try:
+                os.close(fd)
+            except OSError:
+                pass
     sys.stdin = open(os.devnull)  # noqa: SIM115
     sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), line_buffering=True)
-    server = _Server(rfile, wfile)
-    threading.Thread(target=_watch_parent, args=(workdir,), daemon=True).start()
+    return rfile, wfile
 
-    apply_limits(args.memory_mb, args.cpu_seconds, args.file_mb)
-    import numpy  # noqa: F401 - before the hook, and before untrusted code
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    with open(args.job, "rb") as fh:
+        job = json.loads(fh.read(1 << 24))
+    rfile, wfile = _take_protocol_fds(int(job["stdout_fd"]))
+    workdir = job["workdir"]
+    os.chdir(workdir)
+    server = _Server(rfile, wfile)
+    if job.get("watch_parent"):
+        threading.Thread(target=_watch_parent, args=(workdir,), daemon=True).start()
+
+    apply_limits(job.get("rlimits") or {})
+    import numpy  # noqa: F401 - before untrusted code
 
     sys.dont_write_bytecode = True
-    if not args.no_audit:
-        install_audit_hook(workdir)
     if str(COMPAT_DIR) not in sys.path:
         sys.path.append(str(COMPAT_DIR))  # `learnware` shim, last so a real install wins
 
     try:
-        model = load_model(args.root, args.module, args.class_name, json.loads(args.kwargs))
+        model = load_model(job["root"], job["module"], job["class_name"], job.get("kwargs") or {})
         info = {
             "input_shape": _shape(getattr(model, "input_shape", None)),
             "output_shape": _shape(getattr(model, "output_shape", None)),

@@ -44,8 +44,12 @@ def _is_click_signal(exc: BaseException) -> bool:
 
 def _debug(ctx: typer.Context) -> bool:
     from ..config import load_settings
+    from ..errors import LwdockError
 
-    return state(ctx).debug or load_settings().debug
+    try:
+        return state(ctx).debug or load_settings().debug
+    except LwdockError:  # a bad LWDOCK_* value: that error is being reported right now
+        return state(ctx).debug
 
 
 app = typer.Typer(
@@ -75,14 +79,22 @@ def _root(
     json: Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print ids only, one per line.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    sandbox: Annotated[
+        Optional[str],
+        typer.Option("--sandbox", help="Isolation of learnware code: kernel (bubblewrap; the default) or weak "
+                     "(resource limits only, for trusted learnwares; warns). Default: $LWDOCK_SANDBOX, then kernel.",
+                     show_default=False),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
     ctx.obj = State(dock=dock, json=json, quiet=quiet, debug=debug)
     from .._log import configure
+    from ..check.sandbox import set_cli_mode
 
     configure(debug=debug, quiet=quiet)
+    set_cli_mode(sandbox)  # also resets it: one process may run several commands (tests, scripts)
 
 
 def _register() -> None:

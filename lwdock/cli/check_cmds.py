@@ -21,6 +21,15 @@ def _envs_dir(ctx: typer.Context) -> Path:
     return resolve_dock_dir(state(ctx).dock) / "envs"
 
 
+def _scratch_dir(ctx: typer.Context) -> Optional[Path]:
+    """``<dock>/tmp`` when the chosen dock exists (doctor cleans it), else None: the per-user cache."""
+    from ..config import resolve_dock_dir
+    from ..store.layout import Layout
+
+    layout = Layout(resolve_dock_dir(state(ctx).dock))
+    return layout.tmp if layout.version_file.is_file() else None
+
+
 def _print_report(out: Any, data: dict[str, Any]) -> None:
     mark = {True: "pass", False: "FAIL", None: "skip"}
     rows = [{"check": c["name"], "result": mark[c["ok"]], "reason": c["reason"]} for c in data["checks"]]
@@ -51,7 +60,7 @@ def register(app: typer.Typer) -> None:
         if env_manager == "none" and not no_run:
             out.warn("--env-manager none runs the model with lwdock's own interpreter: use it for trusted learnwares only")
         report = check_zip(zip_path, semantic, envs_dir=_envs_dir(ctx), env_manager=env_manager,
-                           run_model=not no_run, timeout=timeout, memory_mb=memory_mb)
+                           run_model=not no_run, timeout=timeout, memory_mb=memory_mb, scratch_dir=_scratch_dir(ctx))
         data = report.to_dict()
         out.result(data, human=lambda d: _print_report(out, d))
         if report.status == "invalid":

@@ -163,5 +163,5 @@ def _start_worker(dock: Any, package: Any, env_manager: str, timeout: float) -> 
     manager = EnvManager(dock.layout.envs, env_manager)
     env = manager.ensure(list(package.requirements or []))
     worker = ModelWorker(package.root, module=package.model_module, class_name=package.model_class,
-                         kwargs=package.model_kwargs, python=env.python, timeout=timeout)
+                         kwargs=package.model_kwargs, python=env.python, timeout=timeout, workdir_base=dock.layout.tmp)
     return worker.start()

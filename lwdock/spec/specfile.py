@@ -135,6 +135,8 @@ def read_dict(path: str | Path) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _fail(f"not valid JSON (truncated?) at line {exc.lineno} column {exc.colno}", str(path)) from None
+    except RecursionError:  # hostile nesting; json's own recursion check
+        raise _fail("JSON nested too deeply", str(path)) from None
     if not isinstance(data, dict):
         raise _fail("not a JSON object", str(path))
     return data

@@ -8,7 +8,6 @@ it either fully present or absent; leftovers are orphans that ``doctor`` removes
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from .archive import Limits
 from .index import Index, open_index, write_atomic
 from .layout import LAYOUT_VERSION, Layout, fault_point
 from .package import Package, open_package, parse_package
+from .verify import record_stamp, sha256_file, verified_copy
 
 logger = logging.getLogger("lwdock")
 
@@ -42,14 +42,6 @@ STATUSES = ("usable", "semantic-only", "invalid")
 _ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 _HEX_RE = re.compile(r"^[0-9a-f]+$")
 MIN_PREFIX = 4
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _now() -> str:
@@ -200,20 +192,11 @@ class Dock:
         return self.layout.blob(self.resolve(ref))
 
     def unpacked_dir(self, ref: str) -> Path:
-        """The unpacked cache of a learnware, rebuilt from its blob when missing or modified.
+        """The verified copy of a learnware, re-extracted from its blob when any file's hash differs.
 
-        Models are loaded from here, so every file is compared (size, mtime)
-        with the stamp written when it was unpacked; any difference, or an
-        extra or missing file, means the cache is re-extracted from the blob.
+        Models are loaded from here; see ``lwdock.store.verify``.
         """
-        lw_id = self.resolve(ref)
-        target = self.layout.unpacked_dir(lw_id)
-        if not (target / "learnware.yaml").is_file():
-            self._rebuild_unpacked(lw_id)
-        elif not _stamp_matches(target, self.layout.unpacked_stamp(lw_id)):
-            logger.warning("unpacked files of learnware %s were modified; restoring them from its zip", lw_id[:12])
-            self._rebuild_unpacked(lw_id)
-        return target
+        return verified_copy(self.layout, self.resolve(ref), self._rebuild_unpacked)
 
     def package(self, ref: str) -> Package:
         return parse_package(self.unpacked_dir(ref))
@@ -236,7 +219,7 @@ class Dock:
             if target.exists():
                 shutil.rmtree(target, ignore_errors=True)
             os.replace(scratch / "pkg", target)
-            _write_stamp(target, self.layout.unpacked_stamp(lw_id))
+            record_stamp(blob, self.layout.unpacked_stamp(lw_id), self.limits)
         shutil.rmtree(scratch, ignore_errors=True)
 
     # -- submit ------------------------------------------------------------------
@@ -336,7 +319,7 @@ class Dock:
             if target.exists():
                 shutil.rmtree(target)
             os.replace(scratch / "pkg", target)
-            _write_stamp(target, lay.unpacked_stamp(lw_id))
+            record_stamp(blob, lay.unpacked_stamp(lw_id), self.limits)
             fault_point("submit:before-index")
             idx.insert(index_entry(entry))
             _search_hook("on_change", self, added=[entry], removed=[])
@@ -435,29 +418,6 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
         return None
     return data if isinstance(data, dict) and not data.get("removed") else None
 
-def _file_stamps(root: Path) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d != "__pycache__"]  # bytecode Python may write
-        for name in filenames:
-            p = Path(dirpath) / name
-            st = p.lstat()
-            out[p.relative_to(root).as_posix()] = [st.st_size, st.st_mtime_ns]
-    return out
-
-
-def _write_stamp(root: Path, stamp: Path) -> None:
-    write_atomic(stamp, json.dumps(_file_stamps(root), separators=(",", ":")).encode())
-
-
-def _stamp_matches(root: Path, stamp: Path) -> bool:
-    try:
-        want = json.loads(stamp.read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
-    return _file_stamps(root) == want
-
-
 def _check_alias(alias: str) -> None:
     if not _ALIAS_RE.match(alias) or (_HEX_RE.match(alias) and len(alias) >= MIN_PREFIX):
         raise UsageError(
@@ -522,7 +482,7 @@ def _run_checks(
 
     if timeout is not None:
         kw["timeout"] = timeout
-    report = run_checks(pkg, semantic, envs_dir=dock.layout.envs, **kw)
+    report = run_checks(pkg, semantic, envs_dir=dock.layout.envs, scratch_dir=dock.layout.tmp, **kw)
     return report.to_dict() if hasattr(report, "to_dict") else report
 
 

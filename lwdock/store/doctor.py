@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LwdockError
 from .index import open_index, write_atomic
+from .scratch import owner_alive as _owner_alive
+from .verify import OUTDATED, mismatch
 
 if TYPE_CHECKING:
     from .dock import Dock
@@ -28,7 +30,7 @@ def _manifest(path: Path) -> dict[str, Any] | None:
 
 
 def run_doctor(dock: Dock, *, repair: bool = True, rebuild_index: bool = False) -> dict[str, Any]:
-    from .dock import _stamp_matches, index_entry, sha256_file
+    from .dock import index_entry, sha256_file
 
     lay = dock.layout
     problems: list[str] = []  # the index and the files disagree
@@ -84,8 +86,10 @@ def run_doctor(dock: Dock, *, repair: bool = True, rebuild_index: bool = False) 
             unpacked = lay.unpacked_dir(lw_id)
             if not (unpacked / "learnware.yaml").is_file():
                 fix(f"unpacked cache of {lw_id[:12]} is missing", lambda i=lw_id: dock._rebuild_unpacked(i))
-            elif not _stamp_matches(unpacked, lay.unpacked_stamp(lw_id)):
-                fix(f"unpacked files of {lw_id[:12]} were modified", lambda i=lw_id: dock._rebuild_unpacked(i))
+            elif why := mismatch(unpacked, lay.unpacked_stamp(lw_id)):  # content hashes, not sizes and mtimes
+                fix(f"unpacked files of {lw_id[:12]} were modified: the copy {why}" if why != OUTDATED else
+                    f"unpacked copy of {lw_id[:12]} {why}", lambda i=lw_id: dock._rebuild_unpacked(i),
+                    garbage=why == OUTDATED)
 
         for lw_id, blob in blobs.items():
             if lw_id not in known:
@@ -134,25 +138,6 @@ def _rm(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-
-
-def _owner_alive(name: str) -> bool:
-    """Scratch names are '<what>-<pid>-<uuid>'; is that process still running?"""
-    import os
-
-    parts = name.split("-")
-    if len(parts) < 3 or not parts[1].isdigit():
-        return False
-    pid = int(parts[1])
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _reset_aliases(index_dir: Path, aliases: dict[str, str]) -> None:

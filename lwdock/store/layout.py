@@ -5,12 +5,12 @@
     <dock>/index/                  TinyDB index, sharded by id (metadata only; rebuildable)
     <dock>/objects/sha256/ab/<id>.zip   immutable learnware blobs, named by content hash
     <dock>/objects/sha256/ab/<id>.json  manifest beside each blob (used to rebuild the index)
-    <dock>/unpacked/<id>/          unpacked cache (rebuilt from the blob when missing or modified)
-    <dock>/unpacked/<id>.stamp.json  sizes and mtimes of the unpacked files
+    <dock>/unpacked/<id>/          verified copy (re-extracted from the blob when any file's hash differs)
+    <dock>/unpacked/<id>.stamp.json  SHA-256 of each member, read from the blob (lwdock.store.verify)
     <dock>/envs/                   cached virtualenvs for running learnwares
     <dock>/search/                 search cache
     <dock>/locks/dock.lock         the cross-process dock lock
-    <dock>/tmp/                    scratch on the same filesystem, for atomic renames
+    <dock>/tmp/                    scratch: atomic renames, checks, model workers (doctor cleans it)
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class Layout:
         return self.unpacked / lw_id
 
     def unpacked_stamp(self, lw_id: str) -> Path:
-        """Sizes and mtimes of the unpacked files, to notice later changes."""
+        """Content hashes of the learnware's members, to verify its copy before code runs from it."""
         return self.unpacked / f"{lw_id}.stamp.json"
 
     def make_dirs(self) -> None:

@@ -1,7 +1,8 @@
 """The learnware package format: parse and check an unpacked learnware.
 
 See docs/format.md. Nothing here imports or runs learnware code: the yaml is
-read with ``yaml.safe_load`` and every path it names must stay inside the
+read with a bounded safe loader (``lwdock.store.safeyaml``: no anchors or
+aliases, capped size and depth) and every path it names must stay inside the
 package. Statistical specification classes are looked up in a fixed table of
 known types; unlike the reference, a package cannot make the dock import a
 module of its choice.
@@ -15,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import PackageError
+from . import safeyaml
 from .archive import YAML_NAME, Limits, extract
 
 SEMANTIC_FILE = "semantic_specification.json"
@@ -75,18 +77,7 @@ def _inside(root: Path, rel: Any, what: str) -> str:
 
 
 def _read_yaml(root: Path) -> dict[str, Any]:
-    import yaml
-
-    raw = (root / YAML_NAME).read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise PackageError(f"{YAML_NAME} is not UTF-8 text") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        first = " ".join(str(exc).split())
-        raise PackageError(f"{YAML_NAME} is not valid safe YAML: {first}") from None
+    doc = safeyaml.load((root / YAML_NAME).read_bytes(), YAML_NAME)
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
@@ -94,16 +85,30 @@ def _read_yaml(root: Path) -> dict[str, Any]:
     return doc
 
 
+def _plain(value: Any, what: str) -> Any:
+    """``value`` as JSON data (tuples become lists): the worker receives it as a JSON file."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise PackageError(f"{YAML_NAME}: {what} must hold only strings, numbers, booleans, null, lists and "
+                           f"mappings with string keys ({exc})") from None
+
+
 def _requirements(root: Path) -> list[str]:
     req = root / REQUIREMENTS_FILE
     env = root / ENVIRONMENT_FILE
     lines: list[str] = []
     if req.is_file():
+        raw = req.read_bytes()
+        if len(raw) > safeyaml.MAX_BYTES:
+            raise PackageError(f"{REQUIREMENTS_FILE} is {len(raw)} bytes; the limit is {safeyaml.MAX_BYTES}")
         try:
-            text = req.read_text(encoding="utf-8-sig")
+            text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
-            # conda/pip on Windows often writes UTF-16
-            text = req.read_bytes().decode("utf-16", errors="strict")
+            try:  # conda/pip on Windows often writes UTF-16
+                text = raw.decode("utf-16", errors="strict")
+            except UnicodeDecodeError:
+                raise PackageError(f"{REQUIREMENTS_FILE} is neither UTF-8 nor UTF-16 text") from None
         for line in text.splitlines():
             line = line.split("#", 1)[0].strip()
             if not line:
@@ -120,16 +125,20 @@ def _requirements(root: Path) -> list[str]:
 
 def _conda_requirements(path: Path) -> list[str]:
     """pip requirements from a conda environment.yaml (conda pins become pip pins)."""
-    import yaml
-
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise PackageError(f"{ENVIRONMENT_FILE} is not valid YAML: {' '.join(str(exc).split())}") from None
+    raw = path.read_bytes()
+    doc = safeyaml.load(raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw, ENVIRONMENT_FILE)
+    if doc is not None and not isinstance(doc, dict):
+        raise PackageError(f"{ENVIRONMENT_FILE} must be a mapping at the top level")
+    deps = (doc or {}).get("dependencies") or []
+    if not isinstance(deps, list):
+        raise PackageError(f"{ENVIRONMENT_FILE}: 'dependencies' must be a list")
     out: list[str] = []
-    for dep in (doc or {}).get("dependencies", []) or []:
+    for dep in deps:
         if isinstance(dep, dict):
-            out.extend(str(d).strip() for d in dep.get("pip", []) or [])
+            pip = dep.get("pip") or []
+            if not isinstance(pip, list):
+                raise PackageError(f"{ENVIRONMENT_FILE}: 'pip' must be a list")
+            out.extend(str(d).strip() for d in pip)
         elif isinstance(dep, str):
             parts = dep.split("=")
             name = parts[0].strip()
@@ -158,6 +167,7 @@ def parse_package(root: Path) -> Package:
     kwargs = model.get("kwargs", {}) or {}
     if not isinstance(kwargs, dict):
         raise PackageError(f"{YAML_NAME}: model.kwargs must be a mapping")
+    kwargs = _plain(kwargs, "model.kwargs")
 
     entries = doc.get("stat_specifications")
     if entries is None:
@@ -194,7 +204,7 @@ def parse_package(root: Path) -> Package:
     if (root / sem_name).is_file():
         try:
             semantic = json.loads((root / sem_name).read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise PackageError(f"{sem_name} in the package is not valid UTF-8 JSON ({exc})") from None
 
     name = doc.get("name")
