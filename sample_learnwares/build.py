@@ -22,7 +22,7 @@ K = 50  # reduced-set size: small zips, still a faithful spec
 
 
 def _pack(tmp: Path, name: str, model, X: np.ndarray, semantic: dict) -> Path:
-    from lwdock.store.pack import pack
+    from lwdock.format.pack import pack
 
     model_file = tmp / f"{name}.pkl"
     model_file.write_bytes(pickle.dumps(model, protocol=4))

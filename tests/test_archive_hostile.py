@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from _factory import learnware_files, write_zip
 from lwdock.cli import app
 from lwdock.errors import ExitCode, NotFoundError, PackageError
-from lwdock.store.archive import Limits
+from lwdock.format.archive import Limits
 from lwdock.store.dock import Dock
 
 

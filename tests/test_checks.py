@@ -13,7 +13,7 @@ import pytest
 from _factory import learnware_files, semantic_dict, spec_dict, write_zip
 
 from lwdock.check.checks import check_zip, run_checks
-from lwdock.store.package import parse_package
+from lwdock.format.package import parse_package
 
 REQS = "numpy\nscikit-learn\n"  # already in lwdock's env: the child env installs nothing
 YAML = """model:

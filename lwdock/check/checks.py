@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LwdockError, NotFoundError
-from ..store.semantic import validate_semantic
-from ..store.semantic import value as semantic_value
+from ..format.semantic import validate_semantic
+from ..format.semantic import value as semantic_value
 
 USABLE, SEMANTIC_ONLY, INVALID = "usable", "semantic-only", "invalid"
 PROBE_ROWS = 10
@@ -135,7 +135,7 @@ _MODEL_CHECKS = ["model_instantiates", "input_shape", "predict", "output_shape",
 def run_checks(package: Any, semantic: dict | None = None, *, env_manager: str = "venv",
                envs_dir: str | os.PathLike[str], run_model: bool = True, timeout: float = 60.0,
                memory_mb: int = 4096, cpu_seconds: int = 600) -> CheckReport:
-    """Check ``package`` (a ``lwdock.store.package.Package``) and return a report.
+    """Check ``package`` (a ``lwdock.format.package.Package``) and return a report.
 
     ``semantic`` overrides ``package.semantic``. With ``run_model=False`` only the
     semantic, file and spec checks run. The env is built (or reused) under
@@ -354,7 +354,7 @@ def check_zip(zip_path: str | os.PathLike[str], semantic_path: str | os.PathLike
     report with a failed ``package`` check rather than an exception.
     """
     from ..errors import PackageError
-    from ..store.package import open_package
+    from ..format.package import open_package
 
     zp = Path(zip_path)
     if not zp.is_file():

@@ -47,7 +47,7 @@ def semantic_from_options(
     **flags: Any,
 ) -> Optional[dict[str, Any]]:
     """--semantic FILE, overridden by any semantic flags; None when neither is given."""
-    from ..store import semantic as sem
+    from ..format import semantic as sem
 
     if semantic_file is not None:
         base = sem.load(semantic_file)

@@ -29,7 +29,7 @@ EnvManagerOpt = Annotated[
 
 
 def _brief(e: dict[str, Any]) -> dict[str, Any]:
-    from ..store.semantic import value
+    from ..format.semantic import value
 
     s = e.get("semantic", {})
     dims = [sp.get("dim") for sp in e.get("specs", []) if sp.get("dim") is not None]
@@ -85,7 +85,7 @@ def submit(
 
     if alias and len(zips) > 1:
         raise UsageError("--alias needs exactly one zip")
-    from ..store import semantic as sem
+    from ..format import semantic as sem
 
     semantic = sem.load(semantic_file) if semantic_file is not None else None
     flags = semantic_flags(

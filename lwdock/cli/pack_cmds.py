@@ -64,7 +64,7 @@ def pack(
     json: JsonOpt = False,
 ) -> None:
     """Build a learnware zip: model wrapper, learnware.yaml, requirements, specs."""
-    from ..store.pack import pack as do_pack
+    from ..format.pack import pack as do_pack
 
     semantic = semantic_from_options(
         semantic_file, name=name, description=description, data_type=data_type, task=task, library=library,

@@ -30,11 +30,11 @@ from ..errors import (
     NotFoundError,
     UsageError,
 )
-from . import semantic as sem
-from .archive import Limits
+from ..format import semantic as sem
+from ..format.archive import Limits
 from .index import Index, open_index, write_atomic
 from .layout import LAYOUT_VERSION, Layout, fault_point
-from .package import Package, open_package, parse_package
+from ..format.package import Package, open_package, parse_package
 
 logger = logging.getLogger("lwdock")
 
@@ -262,7 +262,7 @@ class Dock:
         zip_path = Path(zip_path)
         if alias is not None:
             _check_alias(alias)
-        from .archive import open_zip
+        from ..format.archive import open_zip
 
         open_zip(zip_path).close()  # one-line errors for missing, empty or non-zip files
         lw_id = sha256_file(zip_path)

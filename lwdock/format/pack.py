@@ -191,7 +191,7 @@ def pack(
     out_dim = int((semantic.get("Output") or {}).get("Dimension", 1))
 
     model_name = "model.joblib" if model_file.suffix == ".joblib" else "model.pkl"
-    wrapper = resources.files("lwdock.store.templates").joinpath(WRAPPER[data_type]).read_bytes()
+    wrapper = resources.files("lwdock.format.templates").joinpath(WRAPPER[data_type]).read_bytes()
     reqs = default_requirements() if requirements is None else list(requirements)
     out_zip = Path(out_zip)
     out_zip.parent.mkdir(parents=True, exist_ok=True)
@@ -204,7 +204,7 @@ def pack(
         _add(zf, "requirements.txt", ("\n".join(reqs) + "\n").encode() if reqs else b"")
         _add(zf, "semantic_specification.json", json.dumps(semantic, indent=2, sort_keys=True).encode())
     tmp.replace(out_zip)
-    from .dock import sha256_file
+    from ..store.dock import sha256_file
 
     return {"path": str(out_zip), "id": sha256_file(out_zip), "dim": dim, "task": task, "output_dim": out_dim,
             "data_type": data_type}
