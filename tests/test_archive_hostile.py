@@ -12,7 +12,7 @@ from _factory import learnware_files, write_zip
 from lwdock.cli import app
 from lwdock.errors import ExitCode, NotFoundError, PackageError
 from lwdock.format.archive import Limits
-from lwdock.store.dock import Dock
+from lwdock import Dock
 
 
 def _assert_unchanged(dock: Dock) -> None:
@@ -142,4 +142,4 @@ def test_missing_file_is_not_found(dock, tmp_path):
 def test_single_top_folder_is_flattened(dock, tmp_path):
     files = {f"my_learnware/{k}": v for k, v in learnware_files().items()}
     entry = dock.submit(write_zip(tmp_path / "nested.zip", files), run_model=False)
-    assert (dock.unpacked_dir(entry["id"]) / "learnware.yaml").is_file()
+    assert (dock.unpacked_dir(entry.id) / "learnware.yaml").is_file()

@@ -160,6 +160,7 @@ def test_probability_width_must_match_classes(tmp_path, envs_dir):
     assert "width 2 != Output.Dimension 3" in failed(report)["task_output"]
 
 
+@pytest.mark.slow
 def test_sleeping_model_times_out(tmp_path, envs_dir):
     report = run_checks(hostile(tmp_path, "time.sleep(3600)"), None, envs_dir=envs_dir, timeout=3)
     assert "timed out" in failed(report)["predict"]
@@ -176,6 +177,7 @@ def test_os_exit_model(tmp_path, envs_dir):
     assert "exit code 3" in failed(report)["predict"]
 
 
+@pytest.mark.slow
 def test_endless_stdout_flood(tmp_path, envs_dir):
     report = run_checks(hostile(tmp_path, "while True:\n    print('spam' * 1000)"), None, envs_dir=envs_dir, timeout=3)
     reason = failed(report)["predict"]

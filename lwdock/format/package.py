@@ -145,7 +145,24 @@ def parse_package(root: Path) -> Package:
     if not (root / YAML_NAME).is_file():
         raise PackageError(f"package has no {YAML_NAME}")
     doc = _read_yaml(root)
+    class_name, module, kwargs = _model_section(root, doc)
+    specs = _stat_specs(root, doc)
+    semantic = _semantic(root, doc)
+    name = doc.get("name")
+    return Package(
+        root=root,
+        model_class=class_name,
+        model_module=module,
+        model_kwargs=kwargs,
+        stat_specs=specs,
+        requirements=_requirements(root),
+        semantic=semantic,
+        name=name if isinstance(name, str) else None,
+    )
 
+
+def _model_section(root: Path, doc: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """(class name, module path, kwargs) of the yaml's ``model``."""
     model = doc.get("model", {}) or {}
     if not isinstance(model, dict):
         raise PackageError(f"{YAML_NAME}: 'model' must be a mapping")
@@ -158,7 +175,10 @@ def parse_package(root: Path) -> Package:
     kwargs = model.get("kwargs", {}) or {}
     if not isinstance(kwargs, dict):
         raise PackageError(f"{YAML_NAME}: model.kwargs must be a mapping")
+    return class_name, module, kwargs
 
+
+def _stat_specs(root: Path, doc: dict[str, Any]) -> list[StatSpecEntry]:
     entries = doc.get("stat_specifications")
     if entries is None:
         entries = [{"class_name": "RKMETableSpecification", "file_name": "stat_spec.json"}]
@@ -185,7 +205,11 @@ def parse_package(root: Path) -> Package:
         if not isinstance(skw, dict):
             raise PackageError(f"{YAML_NAME}: stat_specifications[{i}].kwargs must be a mapping")
         specs.append(StatSpecEntry(kind=SPEC_KINDS[cname], class_name=cname, file_name=fname, kwargs=skw))
+    return specs
 
+
+def _semantic(root: Path, doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The package's own semantic spec (not validated here), or None."""
     semantic = None
     sem_name = SEMANTIC_FILE
     sem_ref = doc.get("semantic_specification")
@@ -196,18 +220,7 @@ def parse_package(root: Path) -> Package:
             semantic = json.loads((root / sem_name).read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise PackageError(f"{sem_name} in the package is not valid UTF-8 JSON ({exc})") from None
-
-    name = doc.get("name")
-    return Package(
-        root=root,
-        model_class=class_name,
-        model_module=module,
-        model_kwargs=kwargs,
-        stat_specs=specs,
-        requirements=_requirements(root),
-        semantic=semantic,
-        name=name if isinstance(name, str) else None,
-    )
+    return semantic
 
 
 def open_package(zip_path: Path, dest_dir: Path, *, limits: Limits | None = None) -> Package:
