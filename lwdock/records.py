@@ -33,7 +33,7 @@ STRING_KEYS = ("Name", "Description")
 
 def _plain(block: Any, kind: str) -> Any:
     """The value of one ``{"Type", "Values"}`` block as lwdock uses it."""
-    vals = block.get("Values") if isinstance(block, Mapping) else None
+    vals = block.get("Values") if type(block) is dict or isinstance(block, Mapping) else None
     if kind == "Class":
         return str(vals[0]) if isinstance(vals, list) and vals else None
     if kind == "Tag":
@@ -72,7 +72,7 @@ class Semantic:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Semantic:
-        return cls(raw=data if isinstance(data, Mapping) else {})
+        return cls(raw=data if type(data) is dict or isinstance(data, Mapping) else {})
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.raw)
@@ -278,7 +278,10 @@ class CheckReport:
 class Entry:
     """One learnware as the index knows it (a read-only view over its index document)."""
 
-    __slots__ = ("_doc", "_semantic", "_specs")
+    # Fields are read from the document on each access, not cached: a cached object per entry
+    # would keep 100,000 more objects alive on a big dock and wake the cyclic GC (a full
+    # collection over the index costs seconds); a short-lived one is freed at once.
+    __slots__ = ("_doc",)
     _KEYS = ("id", "semantic", "status", "alias", "specs", "check", "requirements", "size", "created")
 
     def __init__(
@@ -299,8 +302,6 @@ class Entry:
         doc.update(extra or {})
         self._doc = _encode(doc, semantic=semantic, specs=specs, check=check, requirements=requirements,
                             size=size, created=created)
-        self._semantic: Semantic | None = None
-        self._specs: tuple[SpecSummary, ...] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Entry:
@@ -309,8 +310,6 @@ class Entry:
             raise ValueError(f"not a learnware entry: {str(data)[:80]}")
         obj = cls.__new__(cls)
         obj._doc = data
-        obj._semantic = None
-        obj._specs = None
         return obj
 
     @classmethod
@@ -343,15 +342,11 @@ class Entry:
 
     @property
     def semantic(self) -> Semantic:
-        if self._semantic is None:
-            self._semantic = Semantic.from_dict(self._doc.get("semantic"))
-        return self._semantic
+        return Semantic.from_dict(self._doc.get("semantic"))
 
     @property
     def specs(self) -> tuple[SpecSummary, ...]:
-        if self._specs is None:
-            self._specs = tuple(SpecSummary.from_dict(s) for s in self._doc.get("specs") or ())
-        return self._specs
+        return tuple(SpecSummary.from_dict(s) for s in self._doc.get("specs") or ())
 
     @property
     def check(self) -> CheckReport:

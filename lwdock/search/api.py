@@ -154,11 +154,13 @@ def search(
         library=_listify(library), scenario=_listify(scenario), license=_listify(license), ids=_listify(ids),
     )
     with dock.lock():
-        entries = entry_dicts(dock.entries())  # house branch shim
+        records = dock.entries()
+        entries = entry_dicts(records)  # house branch shim
         generation = dock.generation()
         cache = ensure_current(dock, entries) if user is not None and dense_user is None else None
         group = find_group(cache, user) if cache is not None and user is not None else None
-    kept, trace = filter_entries(entries, query, include_unchecked)
+    kept, trace = filter_entries(records, query, include_unchecked)
+    kept = entry_dicts(kept)  # house branch shim
     result = SearchResult(
         query={"filters": query.describe(), "include_unchecked": include_unchecked, "k": k, "max_mixture": max_mixture,
                "method": method, "prefilter": prefilter, "user_spec": user.describe() if user else None},

@@ -69,13 +69,15 @@ def read_spec_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, float, str]:
 
 def entry_dicts(entries: Iterable[Any]) -> list[dict[str, Any]]:
     """house branch: the Dock returns lwdock.records.Entry; this code still reads index dicts.
-    (The search half converts to Entry in one adapter instead; drop this on merge.)"""
-    return [e.to_dict() if hasattr(e, "to_dict") else e for e in entries]
+    (The search half converts to Entry in one adapter instead; drop this on merge.) The records'
+    own documents, read-only, not copies: 100,000 new objects would wake the cyclic GC."""
+    return [e._doc if hasattr(e, "to_dict") else e for e in entries]
 
 
 def eligible(entry: dict[str, Any]) -> bool:
     """Entries that take part in statistical search: not invalid, with a table spec."""
-    (entry,) = entry_dicts([entry])  # house branch shim
+    if hasattr(entry, "specs"):  # house branch shim: an lwdock.records.Entry
+        return entry.status != "invalid" and any(s.kind == "table" for s in entry.specs)
     return entry.get("status") != "invalid" and any(s.get("kind") == "table" for s in entry.get("specs") or [])
 
 

@@ -29,11 +29,12 @@ accepted and returned as they were given).
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..records import SEMANTIC_ONLY, USABLE, Entry
+from ..records import INVALID, SEMANTIC_ONLY, USABLE, Entry
 
 FUZZY_THRESHOLD = 75.0
 CLASS_KEYS = {"data_type": "Data", "task": "Task", "library": "Library", "license": "License"}
@@ -99,12 +100,23 @@ class SemanticQuery:
 
     def select(self, entries: Sequence[T]) -> list[T]:
         """The entries that match, with the fuzzy fallback of each text filter (see the module doc)."""
-        kept = [(Entry.coerce(e), e) for e in entries]
-        for _, keep in self._key_rules():
-            kept = [pair for pair in kept if keep(pair[0])]
-        for _, text, fields in self._text_rules():
-            kept = _text_stage(kept, text, fields)
-        return [e for _, e in kept]
+        records = [Entry.coerce(e) for e in entries]
+        return [entries[i] for i in self._apply(records, range(len(records)))]
+
+    def _apply(self, records: list[Entry], kept: Iterable[int], trace: list[tuple[str, int]] | None = None
+               ) -> list[int]:
+        """The positions in ``kept`` whose records pass every rule, in rule order. (Positions, not
+        pairs: on a dock of 100,000 learnwares, 100,000 tuples would wake the cyclic GC.)"""
+        kept = list(kept)
+        for label, keep in self._key_rules():
+            kept = [i for i in kept if keep(records[i])]
+            if trace is not None:
+                trace.append((label, len(kept)))
+        for label, text, fields in self._text_rules():
+            kept = _text_stage(records, kept, text, fields)
+            if trace is not None:
+                trace.append((label, len(kept)))
+        return kept
 
     # -- the rules, in the order they are applied (and explained) ------------------------------
     def _key_rules(self) -> list[tuple[str, Callable[[Entry], bool]]]:
@@ -160,22 +172,38 @@ def entry_name(entry: Entry | Mapping[str, Any]) -> str:
 
 
 def _texts(entry: Entry, fields: tuple[str, ...]) -> list[str]:
-    out = []
-    for f in fields:
-        text = entry.alias if f == "alias" else getattr(entry.semantic, f)
-        if text:
-            out.append(text)
-    return out
+    semantic = entry.semantic
+    texts = (entry.alias if f == "alias" else semantic.name if f == "name" else semantic.description for f in fields)
+    return [t for t in texts if t]
 
 
 def _contains(entry: Entry, needle: str, fields: tuple[str, ...]) -> bool:
     return any(needle in t.lower() for t in _texts(entry, fields))
 
 
-def _fuzzy_score(entry: Entry, needle: str, fields: tuple[str, ...]) -> float:
-    """The best partial ratio when it reaches the threshold, else 0."""
-    score = max((partial_ratio(needle, t) for t in _texts(entry, fields)), default=0.0)
-    return score if score >= FUZZY_THRESHOLD else 0.0
+def _fuzzy_score(entry: Entry, needle: str, fields: tuple[str, ...], memo: dict[str, float] | None = None) -> float:
+    """The best partial ratio when it reaches the threshold, else 0. ``memo`` (text -> score)
+    serves docks where many learnwares share a name or a description."""
+    best = 0.0
+    for text in _texts(entry, fields):
+        score = memo.get(text) if memo is not None else None
+        if score is None:
+            score = partial_ratio(needle, text) if _may_reach(needle, text) else 0.0
+            if memo is not None:
+                memo[text] = score
+        best = max(best, score)
+    return best if best >= FUZZY_THRESHOLD else 0.0
+
+
+def _may_reach(needle: str, text: str) -> bool:
+    """A cheap bound: a window can share no more characters with the shorter string than the two
+    strings share in all, so too few shared characters mean a ratio under the threshold."""
+    a, b = needle.lower().strip(), text.lower().strip()
+    shorter, longer = (a, b) if len(a) <= len(b) else (b, a)
+    if not shorter:
+        return False
+    shared = sum((Counter(shorter) & Counter(longer)).values())
+    return shared * 100.0 >= FUZZY_THRESHOLD * len(shorter)
 
 
 def _id_ok(entry: Entry, refs: Iterable[str]) -> bool:
@@ -183,36 +211,31 @@ def _id_ok(entry: Entry, refs: Iterable[str]) -> bool:
     return any((alias and r == alias) or eid.startswith(r) for r in refs)
 
 
-def _text_stage(kept: list[tuple[Entry, T]], needle: str, fields: tuple[str, ...]) -> list[tuple[Entry, T]]:
+def _text_stage(records: list[Entry], kept: list[int], needle: str, fields: tuple[str, ...]) -> list[int]:
     """Substring stage first; the fuzzy stage (best first) only when it finds nothing."""
-    exact = [pair for pair in kept if _contains(pair[0], needle, fields)]
+    exact = [i for i in kept if _contains(records[i], needle, fields)]
     if exact:
         return exact
-    scored = [(_fuzzy_score(pair[0], needle, fields), pair) for pair in kept]
-    scored = [t for t in scored if t[0] > 0]
-    scored.sort(key=lambda t: -t[0])  # stable: ties keep index order
-    return [pair for _, pair in scored]
+    memo: dict[str, float] = {}
+    scores = {i: _fuzzy_score(records[i], needle, fields, memo) for i in kept}
+    return sorted((i for i in kept if scores[i] > 0), key=lambda i: -scores[i])  # stable: ties keep order
 
 
 def filter_entries(entries: Sequence[T], query: SemanticQuery, include_unchecked: bool = False
                    ) -> tuple[list[T], list[tuple[str, int]]]:
     """Search's filter: the status rule, then :meth:`SemanticQuery.select`'s rules one by one.
     Returns the survivors and (step, count after it) for explanations."""
-    records = [(Entry.coerce(e), e) for e in entries]
-    trace: list[tuple[str, int]] = [("in the dock", len(records))]
     allowed = {USABLE, SEMANTIC_ONLY} if include_unchecked else {USABLE}
-    kept = [pair for pair in records if (pair[0].status or USABLE) in allowed]
-    unchecked = sum(1 for r, _ in records if r.status == SEMANTIC_ONLY)
-    invalid = sum(1 for r, _ in records if r.status == "invalid")
+    records = [Entry.coerce(e) for e in entries]
+    statuses = [r.status or USABLE for r in records]
+    kept = [i for i, status in enumerate(statuses) if status in allowed]
+    counts = Counter(statuses)
+    trace: list[tuple[str, int]] = [("in the dock", len(entries))]
+    unchecked, invalid = counts[SEMANTIC_ONLY], counts[INVALID]
     label = "status usable or semantic-only" if include_unchecked else "status usable"
     notes = [f"{invalid} invalid"] if invalid else []
     if unchecked and not include_unchecked:
         notes.append(f"{unchecked} semantic-only: add --include-unchecked to see them")
     trace.append((label + (f" ({'; '.join(notes)})" if notes else ""), len(kept)))
-    for label, keep in query._key_rules():
-        kept = [pair for pair in kept if keep(pair[0])]
-        trace.append((label, len(kept)))
-    for label, text, fields in query._text_rules():
-        kept = _text_stage(kept, text, fields)
-        trace.append((label, len(kept)))
-    return [e for _, e in kept], trace
+    kept = query._apply(records, kept, trace)
+    return [entries[i] for i in kept], trace
