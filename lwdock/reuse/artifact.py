@@ -22,6 +22,9 @@ import numpy as np
 from .. import __version__
 from ..errors import ArtifactError, NotFoundError
 
+# The reuser classes (scikit-learn) are imported when an artifact names its method: reading or
+# checking an artifact's header does not need them.
+
 FORMAT = "lwdock-ensemble"
 FORMAT_VERSION = 1
 JSON_NAME = "ensemble.json"
