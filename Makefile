@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.install-stamp
 TORCH  := torch==2.13.0
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install sandbox-tool test demo bench samples lint clean
+.PHONY: install sandbox-tool test test-fast demo bench samples lint clean
 
 install: sandbox-tool $(STAMP)
 
@@ -34,6 +34,10 @@ $(STAMP): pyproject.toml
 
 test: install
 	$(BIN)/python -m pytest tests
+
+# while working: skips the tests marked slow (CI's `make test` runs them all)
+test-fast: install
+	$(BIN)/python -m pytest tests -m "not slow"
 
 demo: install
 	$(BIN)/python examples/demo.py

@@ -1,6 +1,6 @@
 """Shared pieces of the paper-style benchmarks (bench_paper_*.py, bench_learning_curves.py).
 
-A *market* is a real Dock: each learnware is packed with ``lwdock.store.pack`` and
+A *market* is a real Dock: each learnware is packed with ``lwdock.format.pack`` and
 submitted with the full usability checks. Search is ``lwdock.search.api.search`` and
 the reusers are lwdock's own. Only the model calls take the trusted in-process path
 (``trusted=True``), for speed; the sandboxed runner gives the same outputs.
@@ -53,7 +53,7 @@ def semantic(name: str, task: str, output_dim: int) -> dict[str, Any]:
 def build_dock(path: Path, gamma: float, items: list[tuple[str, Any, np.ndarray, dict]], K: int = 100) -> tuple[Any, list[str]]:
     """A dock holding one learnware per item ``(name, fitted model, training X, semantic)``; returns (dock, ids)."""
     from lwdock import Dock
-    from lwdock.store.pack import pack
+    from lwdock.format.pack import PackOptions, pack
 
     dock = Dock.init(path, gamma=gamma)
     ids = []
@@ -62,11 +62,12 @@ def build_dock(path: Path, gamma: float, items: list[tuple[str, Any, np.ndarray,
         for name, model, X, sem in items:
             (tmp / "model.pkl").write_bytes(pickle.dumps(model, protocol=4))
             np.save(tmp / "train.npy", X)
-            pack(tmp / "model.pkl", tmp / f"{name}.zip", sem, train_data=tmp / "train.npy", K=K, seed=0, gamma=gamma)
+            pack(tmp / "model.pkl", tmp / f"{name}.zip", sem, train_data=tmp / "train.npy",
+                 options=PackOptions(K=K, seed=0, gamma=gamma))
             entry = dock.submit(tmp / f"{name}.zip", alias=name)  # full usability checks, sandboxed
-            if entry["status"] != "usable":
-                raise RuntimeError(f"{name}: {entry['status']}")
-            ids.append(entry["id"])
+            if entry.status != "usable":
+                raise RuntimeError(f"{name}: {entry.status}")
+            ids.append(entry.id)
     return dock, ids
 
 

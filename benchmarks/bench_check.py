@@ -200,7 +200,7 @@ def isolation(tmp: Path, z: Path, envs: Path, rows: list[dict], rounds: int) -> 
 
     from lwdock.check import sandbox
     from lwdock.check.checks import check_zip
-    from lwdock.store.package import open_package
+    from lwdock.format.package import open_package
 
     logging.getLogger("lwdock").setLevel(logging.ERROR)  # the weak mode warns on every start
     sandbox.probe.cache_clear()

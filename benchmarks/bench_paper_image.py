@@ -43,7 +43,7 @@ def market(tmp: Path):
     from sklearn.preprocessing import StandardScaler
 
     from lwdock.spec.rkme_image import RKMEImageSpec
-    from lwdock.store.dock import Dock
+    from lwdock import Dock
 
     X, y = digits_images()
     rng = np.random.default_rng(0)
@@ -59,7 +59,7 @@ def market(tmp: Path):
         kwargs = {"input_shape": [1, 8, 8], "task": "Classification", "output_dim": 10, "model_file": "model.pkl", "output": "auto"}
         z = _zip(tmp / f"img{i}.zip", "image_wrapper.py", kwargs, "RKMEImageSpecification", spec.to_dict(), clf,
                  semantic(f"digits {i}", "Image", 10, dim=64))
-        ids.append(dock.submit(z, run_model=False)["id"])
+        ids.append(dock.submit(z, run_model=False).id)
         models.append(clf)
     return dock, ids, models, X, y, te, IMAGE_SPEC, skewed
 

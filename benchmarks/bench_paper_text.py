@@ -55,7 +55,7 @@ def main() -> None:
     from lwdock.search.dense import stat_search_dense
     from lwdock.spec.embedders import MiniLMEmbedder
     from lwdock.spec.rkme_text import RKMETextSpec
-    from lwdock.store.dock import Dock
+    from lwdock import Dock
 
     t0 = time.perf_counter()
     emb = "all-MiniLM-L6-v2" if MiniLMEmbedder.available() else "hashing-384"
@@ -74,7 +74,7 @@ def main() -> None:
             kwargs = {"task": "Classification", "output_dim": n_classes, "model_file": "model.pkl", "output": "auto"}
             z = _zip(tmp / f"t{i}.zip", "text_wrapper.py", kwargs, "RKMETextSpecification", spec.to_dict(), clf,
                      semantic(f"topics {i}", "Text", n_classes))
-            ids.append(dock.submit(z, run_model=False)["id"])
+            ids.append(dock.submit(z, run_model=False).id)
             models.append(clf)
         t_market = time.perf_counter() - t0
         t_search = []

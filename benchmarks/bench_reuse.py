@@ -107,14 +107,14 @@ def learnware_zip(path, clf, X, name):
 def part2(rows, n_rows=100_000):
     from lwdock.reuse.api import load_ensemble, reuse
     from lwdock.reuse.execute import _load_trusted_model
-    from lwdock.store.dock import Dock
+    from lwdock import Dock
 
     m = Market(0, n_learnwares=5)
     X = m.rng.normal(size=(n_rows, DIM))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         dock = Dock.init(tmp / "dock")
-        ids = [dock.submit(learnware_zip(tmp / f"lw{i}.zip", c, T, f"lw{i}"), run_model=False)["id"]
+        ids = [dock.submit(learnware_zip(tmp / f"lw{i}.zip", c, T, f"lw{i}"), run_model=False).id
                for i, (c, T) in enumerate(zip(m.models, m.train))]
         with reuse(dock, ids, "average", data=X[:100], trusted=True) as ens:
             ens.save(tmp / "e.lwe")

@@ -56,8 +56,8 @@ def bench_help() -> list[dict]:
 def bench_submit() -> list[dict]:
     from _factory import learnware_zip
 
-    from lwdock.store.dock import Dock, index_entry
-    from lwdock.store.index import open_index
+    from lwdock import Dock
+    from lwdock.store.index import index_entry, open_index
 
     rows = []
     with tempfile.TemporaryDirectory() as t:

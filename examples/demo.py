@@ -147,10 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for z in zips:
             entry = dock.submit(z, alias=z.stem, exist_ok=True)
-            checks = entry["check"]["checks"]
-            sem = entry["semantic"]
-            rows.append([entry.get("alias") or z.stem, entry["id"][:12], sem["Task"]["Values"][0],
-                         f"{sum(1 for c in checks if c['ok'])}/{len(checks)}", entry["status"]])
+            checks = entry.check.checks
+            rows.append([entry.alias or z.stem, entry.short_id, entry.semantic.task,
+                         f"{sum(1 for c in checks if c['ok'])}/{len(checks)}", entry.status])
         out.table(["learnware", "id", "task", "checks passed", "status"], rows)
 
         # 3. the user's data: 400 held-out digits; a few of them get labels
@@ -203,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         out.line(f"{len(ens.learnwares)} learnwares averaged")
 
         # 5c. feature augmentation: a linear head on [pixels, learnware outputs], from a few labels
-        all_ids = [label(e) for e in dock.list(task="Classification") if (e["semantic"].get("Input") or {}).get("Dimension") == 64]
+        all_ids = [e.alias or e.short_id for e in dock.list(task="Classification") if e.semantic.input_dim == 64]
         top_ids = [s["id"] for s in res.singles[:3]]
         out.step(f"5c. reuse with {args.labels} labels: feature augmentation on the top 3 learnwares",
                  f"lwdock --dock {path} reuse --ids {','.join(label(s) for s in res.singles[:3])} "

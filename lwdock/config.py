@@ -7,6 +7,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UsageError
+
 
 def _as_bool(value: str | None, default: bool = False) -> bool:
     if value is None or value.strip() == "":
@@ -20,8 +22,6 @@ def _as_float(name: str, value: str | None, default: float) -> float:
     try:
         return float(value)
     except ValueError:
-        from .errors import UsageError
-
         raise UsageError(f"environment variable {name}={value!r} is not a number") from None
 
 
@@ -58,8 +58,6 @@ def _as_choice(name: str, value: str | None, choices: tuple[str, ...], default: 
     if value is None or value.strip() == "":
         return default
     if value.strip() not in choices:
-        from .errors import UsageError
-
         raise UsageError(f"environment variable {name}={value!r} is not one of: {', '.join(choices)}")
     return value.strip()
 

@@ -78,6 +78,10 @@ class SpecFileError(InputDataError):
     """A statistical specification file is corrupt, truncated or mismatched."""
 
 
+class ArtifactError(InputDataError):
+    """An ``.lwe`` ensemble file is unreadable, of an unknown format, or inconsistent."""
+
+
 class CheckFailedError(LwdockError):
     exit_code = ExitCode.CHECK_FAILED
 
@@ -92,6 +96,10 @@ class NoResultsError(LwdockError):
 
 class DockError(LwdockError):
     exit_code = ExitCode.DOCK
+
+
+class LearnwareChangedError(DockError):
+    """A learnware an ensemble needs is no longer the one it was built with."""
 
 
 class EnvBuildError(LwdockError):

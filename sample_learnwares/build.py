@@ -22,17 +22,16 @@ K = 50  # reduced-set size: small zips, still a faithful spec
 
 
 def _pack(tmp: Path, name: str, model, X: np.ndarray, semantic: dict) -> Path:
-    from lwdock.store.pack import pack
+    from lwdock.format.pack import PackOptions, pack
 
     model_file = tmp / f"{name}.pkl"
     model_file.write_bytes(pickle.dumps(model, protocol=4))
     data_file = tmp / f"{name}.npy"
     np.save(data_file, X)
     out = HERE / f"{name}.zip"
-    info = pack(
-        model_file, out, semantic, train_data=data_file, K=min(K, len(X) - 1), seed=market.SEED, gamma=market.GAMMA
-    )
-    print(f"{out.name}: {info['id'][:12]} ({out.stat().st_size // 1024} KiB)")
+    options = PackOptions(K=min(K, len(X) - 1), seed=market.SEED, gamma=market.GAMMA)
+    info = pack(model_file, out, semantic, train_data=data_file, options=options)
+    print(f"{out.name}: {info.id[:12]} ({out.stat().st_size // 1024} KiB)")
     return out
 
 

@@ -66,7 +66,7 @@ def _zip(path: Path, wrapper: str, kwargs: dict[str, Any], spec_class: str, spec
     yaml = ("model:\n  class_name: Model\n  module_path: __init__.py\n  kwargs: " + json.dumps(kwargs) + "\n"
             "stat_specifications:\n  - module_path: learnware.specification\n"
             f"    class_name: {spec_class}\n    file_name: rkme.json\n    kwargs: {{}}\n")
-    code = resources.files("lwdock.store.templates").joinpath(wrapper).read_bytes()
+    code = resources.files("lwdock.format.templates").joinpath(wrapper).read_bytes()
     files = {"learnware.yaml": yaml, "__init__.py": code, "model.pkl": pickle.dumps(model), "rkme.json": json.dumps(spec),
              "semantic_specification.json": json.dumps(sem)}
     with zipfile.ZipFile(path, "w") as zf:

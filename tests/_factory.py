@@ -60,10 +60,15 @@ def yaml_text(spec_file: str = "stat.json", d: int = 2, n_classes: int = 2) -> s
 
 
 def write_zip(path: Path, files: dict[str, bytes | str]) -> Path:
+    """A zip with fixed timestamps: the same files give the same bytes, so the same learnware id
+    (with the clock's timestamps, two zips made 2 s apart differ and a duplicate is not one)."""
     path = Path(path)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in files.items():
-            zf.writestr(name, data)
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o600 << 16  # what writestr gives a name
+            zf.writestr(info, data)
     return path
 
 

@@ -54,9 +54,25 @@ def kernel_sandbox():
 
 @pytest.fixture
 def dock(tmp_path):
-    from lwdock.store.dock import Dock
+    from lwdock import Dock
 
     return Dock.init(tmp_path / "dock")
+
+
+@pytest.fixture(scope="session")
+def image_market():
+    """Digits learnwares with image specs (fitted once per run: about 4 s). Read-only."""
+    from _dense_market import ImageMarket
+
+    return ImageMarket(seed=0)
+
+
+@pytest.fixture(scope="session")
+def text_market():
+    """Topic learnwares with text specs on the offline hashing embedder. Read-only."""
+    from _dense_market import TextMarket
+
+    return TextMarket(embedder="hashing-384")
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from _factory import learnware_files, write_zip
 from lwdock.cli import app
 from lwdock.errors import ExitCode, NotFoundError, PackageError
-from lwdock.store.archive import Limits
-from lwdock.store.dock import Dock
+from lwdock.format.archive import Limits
+from lwdock import Dock
 
 
 def _assert_unchanged(dock: Dock) -> None:
@@ -179,13 +179,13 @@ def test_reference_tuple_tag_is_read_as_a_list(dock, tmp_path):
     yaml = learnware_files()["learnware.yaml"].replace("kwargs: {dim: 2, n_classes: 2}",
                                                        "kwargs: {dim: 2, n_classes: 2, shape: !!python/tuple [2, 3]}")
     entry = dock.submit(write_zip(tmp_path / "tuple.zip", _with({"learnware.yaml": yaml})), run_model=False)
-    assert dock.package(entry["id"]).model_kwargs["shape"] == [2, 3]
+    assert dock.package(entry.id).model_kwargs["shape"] == [2, 3]
 
 
 def test_single_top_folder_is_flattened(dock, tmp_path):
     files = {f"my_learnware/{k}": v for k, v in learnware_files().items()}
     entry = dock.submit(write_zip(tmp_path / "nested.zip", files), run_model=False)
-    assert (dock.unpacked_dir(entry["id"]) / "learnware.yaml").is_file()
+    assert (dock.unpacked_dir(entry.id) / "learnware.yaml").is_file()
 
 
 def test_deeply_nested_spec_json_fails_its_check_not_lwdock(dock, tmp_path):

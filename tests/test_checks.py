@@ -13,7 +13,7 @@ import pytest
 from _factory import learnware_files, semantic_dict, spec_dict, write_zip
 
 from lwdock.check.checks import check_zip, run_checks
-from lwdock.store.package import parse_package
+from lwdock.format.package import parse_package
 
 REQS = "numpy\nscikit-learn\n"  # already in lwdock's env: the child env installs nothing
 YAML = """model:
@@ -162,6 +162,7 @@ def test_probability_width_must_match_classes(tmp_path, envs_dir):
     assert "width 2 != Output.Dimension 3" in failed(report)["task_output"]
 
 
+@pytest.mark.slow
 def test_sleeping_model_times_out(tmp_path, envs_dir):
     report = run_checks(hostile(tmp_path, "time.sleep(3600)"), None, envs_dir=envs_dir, timeout=3)
     assert "timed out" in failed(report)["predict"]
@@ -178,6 +179,7 @@ def test_os_exit_model(tmp_path, envs_dir):
     assert "exit code 3" in failed(report)["predict"]
 
 
+@pytest.mark.slow
 def test_endless_stdout_flood(tmp_path, envs_dir):
     report = run_checks(hostile(tmp_path, "while True:\n    print('spam' * 1000)"), None, envs_dir=envs_dir, timeout=3)
     reason = failed(report)["predict"]

@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from sklearn.datasets import load_digits
 from typer.testing import CliRunner
@@ -79,6 +80,7 @@ def _zip_yaml(path: Path) -> dict:
         return yaml.safe_load(zf.read("learnware.yaml"))
 
 
+@pytest.mark.slow
 def test_pack_image_and_text(tmp_path: Path) -> None:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression

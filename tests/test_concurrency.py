@@ -6,21 +6,26 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from _factory import learnware_zip
-from lwdock.store.dock import Dock
+from lwdock import Dock
 
 N_PROCS = 4
 PER_PROC = 25
 
 SCRIPT = """
 import sys
-from lwdock.store.dock import Dock
+
+import pytest
+from lwdock import Dock
 dock = Dock.open(sys.argv[1])
 for z in sys.argv[2:]:
     dock.submit(z, run_model=False)
 """
 
 
+@pytest.mark.slow
 def test_parallel_submits_all_land(tmp_path):
     dock = Dock.init(tmp_path / "dock")
     batches = []
@@ -36,12 +41,13 @@ def test_parallel_submits_all_land(tmp_path):
         assert proc.returncode == 0, err.decode()
     entries = dock.entries()
     assert len(entries) == N_PROCS * PER_PROC
-    assert len({e["id"] for e in entries}) == N_PROCS * PER_PROC
+    assert len({e.id for e in entries}) == N_PROCS * PER_PROC
     for f in dock.layout.index_dir.glob("*.json"):
         json.loads(f.read_text())  # still valid JSON
-    assert dock.doctor(repair=False)["ok"]
+    assert dock.doctor(repair=False).ok
 
 
+@pytest.mark.slow
 def test_parallel_cli_submit_and_remove(tmp_path, lwdock_bin):
     dock = Dock.init(tmp_path / "dock")
     zips = [str(learnware_zip(tmp_path / f"c{i}.zip", seed=500 + i)) for i in range(8)]
@@ -57,5 +63,5 @@ def test_parallel_cli_submit_and_remove(tmp_path, lwdock_bin):
     for p in removers:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err.decode()
-    assert sorted(e["id"] for e in dock.entries()) == sorted(ids[4:])
-    assert dock.doctor(repair=False)["ok"]
+    assert sorted(e.id for e in dock.entries()) == sorted(ids[4:])
+    assert dock.doctor(repair=False).ok

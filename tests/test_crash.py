@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from _factory import learnware_zip
-from lwdock.store.dock import Dock
+from lwdock import Dock
 
-SCRIPT = "import sys; from lwdock.store.dock import Dock; Dock.open(sys.argv[1]).submit(sys.argv[2], run_model=False)"
+SCRIPT = "import sys; from lwdock import Dock; Dock.open(sys.argv[1]).submit(sys.argv[2], run_model=False)"
 
 
 def _killed_submit(dock, zip_path, point):
@@ -28,13 +28,13 @@ def test_kill_before_commit_leaves_no_entry(tmp_path, point):
     _killed_submit(dock, z, point)
     assert dock.entries() == []  # absent: not half present
     report = dock.doctor(repair=False)
-    assert report["ok"] and report["leftovers"]  # consistent: only garbage to clean up
-    assert dock.doctor()["ok"]
-    assert dock.doctor(repair=False)["leftovers"] == []
+    assert report.ok and report.leftovers  # consistent: only garbage to clean up
+    assert dock.doctor().ok
+    assert dock.doctor(repair=False).leftovers == []
     assert list(dock.layout.objects.glob("*/*")) == []
     assert list(dock.layout.tmp.iterdir()) == []
     # and the same zip can be submitted again
-    assert dock.submit(z, run_model=False)["id"]
+    assert dock.submit(z, run_model=False).id
 
 
 def test_kill_after_commit_leaves_a_complete_entry(tmp_path):
@@ -43,14 +43,14 @@ def test_kill_after_commit_leaves_a_complete_entry(tmp_path):
     _killed_submit(dock, z, "submit:after-index")
     entries = dock.entries()
     assert len(entries) == 1
-    assert dock.doctor(repair=False)["ok"]
-    assert (dock.unpacked_dir(entries[0]["id"]) / "learnware.yaml").is_file()
+    assert dock.doctor(repair=False).ok
+    assert (dock.unpacked_dir(entries[0].id) / "learnware.yaml").is_file()
 
 
 def test_lock_is_released_when_holder_dies(tmp_path):
     dock = Dock.init(tmp_path / "dock", lock_timeout=5)
     code = (
-        "import sys, os, signal; from lwdock.store.dock import Dock\n"
+        "import sys, os, signal; from lwdock import Dock\n"
         "d = Dock.open(sys.argv[1])\n"
         "with d.lock():\n    os.kill(os.getpid(), signal.SIGKILL)\n"
     )
@@ -64,7 +64,7 @@ def test_lock_timeout_is_reported(tmp_path):
     from lwdock.errors import LockTimeoutError
 
     dock = Dock.init(tmp_path / "dock")
-    code = "import sys, time; from lwdock.store.dock import Dock\nwith Dock.open(sys.argv[1]).lock():\n    print('held', flush=True); time.sleep(30)\n"
+    code = "import sys, time; from lwdock import Dock\nwith Dock.open(sys.argv[1]).lock():\n    print('held', flush=True); time.sleep(30)\n"
     holder = subprocess.Popen([sys.executable, "-c", code, str(dock.path)], stdout=subprocess.PIPE)
     try:
         assert holder.stdout.readline().strip() == b"held"

@@ -13,6 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo.py"
 
+pytestmark = pytest.mark.slow  # the whole demo in a subprocess: `make test` runs it, `make test-fast` does not
+
 
 def _section(text: str, number: str) -> list[str]:
     """The lines of the demo step ``number`` (up to the next ``== `` header)."""

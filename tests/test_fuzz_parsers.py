@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lwdock.errors import PackageError
-from lwdock.store import safeyaml
-from lwdock.store.archive import Limits, extract
-from lwdock.store.package import open_package
+from lwdock.format import safeyaml
+from lwdock.format.archive import Limits, extract
+from lwdock.format.package import open_package
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LIMITS = Limits(max_members=50, max_unpacked_bytes=1 << 20)

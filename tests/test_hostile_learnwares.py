@@ -129,7 +129,7 @@ class Target:
         self.base = base
         self.dock = Dock.init(base / "dock")
         self.victim = self.dock.submit(write_zip(base / "victim.zip", learnware_files(name="victim")))
-        self.victim_init = self.dock.layout.unpacked_dir(self.victim["id"]) / "__init__.py"
+        self.victim_init = self.dock.layout.unpacked_dir(self.victim.id) / "__init__.py"
         self.witness = base / "witness"
         self.witness.mkdir()
         self.listen = Listeners(base)
@@ -283,8 +283,8 @@ def test_truncating_the_index_and_deleting_blobs(target):
     import lwdock
 
     assert not (Path(lwdock.__file__).parent / "evil.py").exists()
-    assert [e["id"] for e in target.dock.list()] == [target.victim["id"]]
-    assert target.dock.doctor(repair=False)["ok"]
+    assert [e.id for e in target.dock.list()] == [target.victim.id]
+    assert target.dock.doctor(repair=False).ok
 
 
 def test_rewriting_another_learnwares_files_with_restored_mtime(target):
@@ -298,7 +298,7 @@ def test_rewriting_another_learnwares_files_with_restored_mtime(target):
     step("rewrite", rewrite)
 ''')
     failed(r, "rewrite")
-    assert target.dock.recheck(target.victim["id"])["status"] == "usable"
+    assert target.dock.recheck(target.victim.id).status == "usable"
 
 
 def test_process_count_is_limited_and_all_die(target):

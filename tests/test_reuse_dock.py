@@ -66,7 +66,7 @@ def learnware_zip(path, clf, X_train, name):
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory):
     """A dock with 4 market learnwares, submitted without running models (fast)."""
-    from lwdock.store.dock import Dock
+    from lwdock import Dock
 
     base = tmp_path_factory.mktemp("reuse-dock")
     market = Market(seed=0, n_learnwares=4)
@@ -74,7 +74,7 @@ def filled(tmp_path_factory):
     ids = []
     for i, (clf, X) in enumerate(zip(market.models, market.train)):
         entry = dock.submit(learnware_zip(base / f"lw{i}.zip", clf, X, f"lw{i}"), alias=f"lw{i}", run_model=False)
-        ids.append(entry["id"])
+        ids.append(entry.id)
     X, y = market.user(400)
     return dock, ids, market, X, y, base
 
@@ -115,24 +115,24 @@ def test_artifact_is_json_plus_arrays_without_pickles(filled, tmp_path):
 
 def test_search_result_selection_uses_mixture_weights(filled):
     dock, ids, _, X, _, base = filled
-    result = {"single": [{"id": ids[2], "score": 0.9}], "mixture": {"ids": [ids[0][:10], "lw1"], "weights": [0.25, 0.75]}}
+    result = {"singles": [{"id": ids[2], "score": 0.9}], "mixture": {"ids": [ids[0][:10], "lw1"], "weights": [0.25, 0.75]}}
     path = base / "search.json"
     path.write_text(json.dumps(result))
     with reuse(dock, str(path), "average", data=X, trusted=True) as ens:
         assert ens.ids == ids[:2]
         np.testing.assert_allclose(ens.reuser.weights_, [0.25, 0.75])
-    with reuse(dock, {"single": [{"id": ids[2]}], "mixture": {}}, "average", data=X, trusted=True) as ens:
+    with reuse(dock, {"singles": [{"id": ids[2]}], "mixture": {}}, "average", data=X, trusted=True) as ens:
         assert ens.ids == [ids[2]]
 
 
 def test_tampered_or_missing_learnware_is_refused(filled, tmp_path):
     from lwdock.errors import NotFoundError
-    from lwdock.store.dock import Dock
+    from lwdock import Dock
 
     _, _, market, X, y, base = filled
     dock = Dock.init(tmp_path / "dock2")
     zips = [learnware_zip(tmp_path / f"t{i}.zip", market.models[i], market.train[i], f"t{i}") for i in range(2)]
-    ids = [dock.submit(z, run_model=False)["id"] for z in zips]
+    ids = [dock.submit(z, run_model=False).id for z in zips]
     with reuse(dock, ids, "average", data=X, trusted=True) as ens:
         path = ens.save(tmp_path / "t.lwe")
     blob = dock.blob_path(ids[1])
@@ -254,7 +254,7 @@ def test_learnwares_with_other_widths_are_refused(filled, tmp_path):
     from lwdock.errors import UsageError
 
     dock, ids, _, X, _, _ = filled
-    other = dock.submit(small_zip(tmp_path / "small.zip", d=2), run_model=False, exist_ok=True)["id"]
+    other = dock.submit(small_zip(tmp_path / "small.zip", d=2), run_model=False, exist_ok=True).id
     try:
         with pytest.raises(UsageError, match="different"):
             reuse(dock, [ids[0], other], "average", data=X, trusted=True)

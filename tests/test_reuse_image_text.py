@@ -4,32 +4,34 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _dense_market import GROUPS, ImageMarket, TextMarket
+from _dense_market import GROUPS
 
 from lwdock.errors import InputDataError, UsageError
 from lwdock.reuse.api import load_ensemble, reuse
 from lwdock.reuse.base import InProcessPredictor
 
+pytestmark = pytest.mark.slow  # image and text markets through sandboxed workers
+
 
 @pytest.fixture(scope="module")
-def image_dock(tmp_path_factory):
-    from lwdock.store.dock import Dock
+def image_dock(tmp_path_factory, image_market):
+    from lwdock import Dock
 
     base = tmp_path_factory.mktemp("img-reuse")
-    market = ImageMarket(seed=0)
+    market = image_market
     dock = Dock.init(base / "dock")
-    ids = [dock.submit(z, run_model=False)["id"] for z in market.zips(base)]
+    ids = [dock.submit(z, run_model=False).id for z in market.zips(base)]
     return dock, ids, market, base
 
 
 @pytest.fixture(scope="module")
-def text_dock(tmp_path_factory):
-    from lwdock.store.dock import Dock
+def text_dock(tmp_path_factory, text_market):
+    from lwdock import Dock
 
     base = tmp_path_factory.mktemp("txt-reuse")
-    market = TextMarket(embedder="hashing-384")
+    market = text_market
     dock = Dock.init(base / "dock")
-    ids = [dock.submit(z, run_model=False)["id"] for z in market.zips(base)]
+    ids = [dock.submit(z, run_model=False).id for z in market.zips(base)]
     return dock, ids, market, base
 
 

@@ -75,9 +75,11 @@ def test_selection_forms():
     assert read_selection("a1b2,c3d4") == (["a1b2", "c3d4"], None)
     assert read_selection(["a1b2"]) == (["a1b2"], None)
     assert read_selection({"mixture": {"ids": ["x", "y"], "weights": [0.3, 0.7]}}) == (["x", "y"], [0.3, 0.7])
-    assert read_selection({"single": [{"id": "s", "score": 1}], "mixture": {"ids": []}}) == (["s"], None)
+    assert read_selection({"singles": [{"id": "s", "score": 1}], "mixture": {"ids": []}}) == (["s"], None)
     with pytest.raises(UsageError):
-        read_selection({"single": [], "mixture": {}})
+        read_selection({"singles": [], "mixture": {}})
+    with pytest.raises(UsageError):  # the pre-release key is not read any more
+        read_selection({"single": [{"id": "s"}], "mixture": {}})
 
 
 def test_read_selection_reads_the_search_json_schema():

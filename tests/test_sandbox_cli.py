@@ -105,7 +105,7 @@ def test_a_killed_check_leaves_no_process_and_doctor_cleans_its_scratch(lwdock_b
     dock = Dock.init(tmp_path / "d")
     _killed_check(lwdock_bin, tmp_path, dock.layout.tmp, ["--dock", str(dock.path)])
     report = dock.doctor()
-    assert any(r.startswith("leftover scratch check-") for r in report["repaired"])
+    assert any(r.startswith("leftover scratch check-") for r in report.repaired)
     assert list(dock.layout.tmp.iterdir()) == []
 
 

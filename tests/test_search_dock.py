@@ -23,20 +23,20 @@ def market():
 
 
 def _dock(tmp_path, market, n=N):
-    from lwdock.store.dock import Dock
+    from lwdock import Dock
 
     mu, specs = market
     dock = Dock.init(tmp_path / "dock")
     ids = []
     for i in range(n):
         z = zip_learnware(tmp_path / f"lw{i}.zip", specs[i], f"gaussian {i}", scenario=["Nature" if i % 2 else "Business"])
-        ids.append(dock.submit(z, run_model=False, alias=f"g{i}")["id"])
+        ids.append(dock.submit(z, run_model=False, alias=f"g{i}").id)
     return dock, ids
 
 
 def _consistent(dock):
     c = cache.SearchCache(cache.cache_dir(dock))
-    want = {e["id"] for e in dock.entries() if cache.eligible(e)}
+    want = {e.id for e in dock.entries() if cache.eligible(e)}
     return c.generation == dock.generation() and c.live_ids() == want
 
 
@@ -75,7 +75,7 @@ def test_crash_before_cache_update_is_caught_up(tmp_path, market, monkeypatch, c
     # the index commits but the process "dies" before the cache hook runs
     monkeypatch.setattr(cache, "on_change", lambda *a, **k: None)
     z = zip_learnware(tmp_path / "late.zip", specs[4], "late")
-    late = dock.submit(z, run_model=False)["id"]
+    late = dock.submit(z, run_model=False).id
     dock.remove(ids[0])
     monkeypatch.undo()
     assert not _consistent(dock) and cache.is_stale(dock)
@@ -113,7 +113,7 @@ def test_rebuild_and_corrupt_manifest(tmp_path, market):
 
 
 def test_empty_dock_and_mismatched_dimension_messages(tmp_path, market):
-    from lwdock.store.dock import Dock
+    from lwdock import Dock
 
     empty = Dock.init(tmp_path / "empty")
     user = fit(sample(np.zeros(4), 200, seed=0))

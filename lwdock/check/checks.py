@@ -5,6 +5,10 @@ skipped because an earlier one it depends on failed. The status is ``usable``
 (every check ran and passed), ``semantic-only`` (``run_model=False`` and
 nothing failed) or ``invalid``. The model itself only ever runs in a
 :class:`~lwdock.check.runner.ModelWorker`; nothing here imports learnware code.
+
+The checks, in order: ``semantic_spec``, ``files``, ``spec_self_distance`` (our own code on
+JSON data), then with ``run_model``: ``environment`` and the model checks
+(``model_instantiates``, ``input_shape``, ``predict``, ``output_shape``, ``task_output``).
 """
 
 from __future__ import annotations
@@ -15,46 +19,40 @@ import os
 import shutil
 import string
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import LwdockError, NotFoundError
-from ..store.semantic import validate_semantic
-from ..store.semantic import value as semantic_value
+from .._scratch import clean_stale, new_dir
+from ..config import default_cache_dir
+from ..errors import LwdockError, ModelRuntimeError, NotFoundError, PackageError
+from ..format.package import Package, open_package
+from ..format.semantic import validate
+from ..records import INVALID, SEMANTIC_ONLY, USABLE, CheckReport, Semantic
+from ..spec.specfile import load_spec
+from .sandbox import Limits, describe, mode_for, require
+from .envs import EnvManager
+from .runner import ModelWorker
 
-USABLE, SEMANTIC_ONLY, INVALID = "usable", "semantic-only", "invalid"
+# numpy (probes and output checks) is imported where it is used: the store imports this module,
+# and `lwdock list` must not pay for numpy (tests/test_imports.py).
+
+__all__ = ["CheckReport", "INVALID", "SEMANTIC_ONLY", "USABLE", "check_zip", "make_probe", "run_checks"]
+
 PROBE_ROWS = 10
+_MODEL_CHECKS = ["model_instantiates", "input_shape", "predict", "output_shape", "task_output"]
 
 
-@dataclass
-class CheckReport:
-    status: str
-    checks: list[dict] = field(default_factory=list)
-    env: dict | None = None
-    model: dict | None = None
-    sandbox: dict | None = None
-    duration_s: float = 0.0
+@dataclass(frozen=True)
+class RunLimits:
+    """How the model runs while it is checked: seconds per call, memory, CPU time, the sandbox
+    mode (:func:`lwdock.check.sandbox.mode_for`) and where its host directory goes."""
 
-    @property
-    def ok(self) -> bool:
-        return self.status != INVALID
-
-    def failures(self) -> list[dict]:
-        return [c for c in self.checks if c["ok"] is False]
-
-    def summary(self) -> str:
-        """One line: the status, and the first failure's reason."""
-        fails = self.failures()
-        return self.status if not fails else f"{self.status}: {fails[0]['name']}: {fails[0]['reason']}"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "CheckReport":
-        return cls(**{k: data.get(k) for k in ("status", "checks", "env", "model", "sandbox")},
-                   duration_s=float(data.get("duration_s", 0.0)))
+    timeout: float = 60.0
+    memory_mb: int = 4096
+    cpu_seconds: int = 600
+    sandbox: str = "kernel"
+    scratch_dir: str | os.PathLike[str] | None = None
 
 
 class _Report:
@@ -69,19 +67,9 @@ class _Report:
         for n in names:
             self.add(n, None, f"skipped: {why}")
 
-
-# -- semantic spec helpers ---------------------------------------------------------
-
-
-def _first(spec: dict | None, key: str) -> str | None:
-    return semantic_value(spec or {}, key)
-
-
-def _dim(spec: dict | None, key: str) -> int | None:
-    try:
-        return int(spec[key]["Dimension"])  # type: ignore[index]
-    except (KeyError, TypeError, ValueError):
-        return None
+    @property
+    def failed(self) -> bool:
+        return any(c["ok"] is False for c in self.checks)
 
 
 # -- stat spec ---------------------------------------------------------------------------
@@ -89,8 +77,6 @@ def _dim(spec: dict | None, key: str) -> int | None:
 
 def load_spec_dim_and_self_distance(path: Path) -> tuple[int | None, float]:
     """``(dim, dist(spec, spec))`` for a statistical spec file."""
-    from ..spec.specfile import load_spec
-
     spec = load_spec(path)
     return getattr(spec, "dim", None), float(spec.dist(spec))
 
@@ -111,12 +97,12 @@ def make_probe(kind: str, input_shape: Any, seed: int = 0) -> Any:
     return rng.standard_normal(shape)
 
 
-def _data_kind(semantic: dict | None, package: Any) -> str:
-    kind = _first(semantic, "Data")
+def _data_kind(semantic: Semantic | None, package: Package) -> str:
+    kind = semantic.data_type if semantic is not None else None
     if kind in ("Table", "Image", "Text"):
         return kind
-    for entry in getattr(package, "stat_specs", []) or []:
-        k = str(getattr(entry, "kind", "")).capitalize()
+    for entry in package.stat_specs:
+        k = entry.kind.capitalize()
         if k in ("Table", "Image", "Text"):
             return k
     return "Table"
@@ -129,14 +115,12 @@ def _inside(root: Path, rel: str) -> Path | None:
 
 # -- the checks ----------------------------------------------------------------------
 
-_MODEL_CHECKS = ["model_instantiates", "input_shape", "predict", "output_shape", "task_output"]
 
-
-def run_checks(package: Any, semantic: dict | None = None, *, env_manager: str = "venv",
+def run_checks(package: Package, semantic: dict | None = None, *, env_manager: str = "venv",
                envs_dir: str | os.PathLike[str], run_model: bool = True, timeout: float = 60.0,
                memory_mb: int = 4096, cpu_seconds: int = 600, sandbox: str | None = None,
                scratch_dir: str | os.PathLike[str] | None = None) -> CheckReport:
-    """Check ``package`` (a ``lwdock.store.package.Package``) and return a report.
+    """Check ``package`` and return a report.
 
     ``semantic`` overrides ``package.semantic``. With ``run_model=False`` only the
     semantic, file and spec checks run. The env is built (or reused) under
@@ -146,30 +130,54 @@ def run_checks(package: Any, semantic: dict | None = None, *, env_manager: str =
     SandboxUnavailableError, before anything is built, when the model would have
     to run without the isolation asked for.
     """
-    from .sandbox import Limits, describe, mode_for, require
-
     t0 = time.perf_counter()
     rep = _Report()
     report = CheckReport(status=INVALID)
+    limits = RunLimits(timeout=timeout, memory_mb=memory_mb, cpu_seconds=cpu_seconds, sandbox=mode_for(sandbox),
+                       scratch_dir=scratch_dir)
     if run_model:
-        mode = mode_for(sandbox)
-        limits = Limits(memory_mb=memory_mb, cpu_seconds=cpu_seconds)
-        report.sandbox = describe(mode, require(mode), limits)
-    sem_in = semantic if semantic is not None else getattr(package, "semantic", None)
+        report.sandbox = describe(limits.sandbox, require(limits.sandbox),
+                                  Limits(memory_mb=memory_mb, cpu_seconds=cpu_seconds))
+    sem = _check_semantic(rep, semantic if semantic is not None else package.semantic)
+    files_ok, spec_files = _check_files(rep, package)
+    spec_dim = _check_specs(rep, spec_files)
+    if not run_model:
+        return _finish(report, rep, t0, SEMANTIC_ONLY)
+    if not files_ok:
+        rep.skip(["environment", *_MODEL_CHECKS], "package files are missing")
+        return _finish(report, rep, t0)
+    python = _check_environment(rep, report, package, envs_dir, env_manager)
+    if python is not None:
+        _ModelChecks(rep, report, package, sem, spec_dim).run(python, limits)
+    return _finish(report, rep, t0)
 
-    # 1. semantic spec
-    sem: dict | None = None
-    if sem_in is None:
-        rep.add("semantic_spec", False, "no semantic specification (give --semantic FILE or include semantic_specification.json)")
+
+def _finish(report: CheckReport, rep: _Report, t0: float, passed: str = USABLE) -> CheckReport:
+    """The status: ``passed`` when no check failed (and, for a model run, none was skipped)."""
+    report.checks = rep.checks
+    if passed == USABLE:
+        report.status = USABLE if all(c["ok"] is True for c in rep.checks) else INVALID
     else:
-        try:
-            sem = validate_semantic(sem_in)
-            rep.add("semantic_spec", True, f"valid ({_first(sem, 'Data')}, {_first(sem, 'Task')})")
-        except LwdockError as exc:
-            rep.add("semantic_spec", False, str(exc))
-    sem_for_dims = sem
+        report.status = INVALID if rep.failed else passed
+    report.duration_s = time.perf_counter() - t0
+    return report
 
-    # 2. files
+
+def _check_semantic(rep: _Report, raw: dict | None) -> Semantic | None:
+    if raw is None:
+        rep.add("semantic_spec", False,
+                "no semantic specification (give --semantic FILE or include semantic_specification.json)")
+        return None
+    try:
+        sem = Semantic.from_dict(validate(raw))
+    except LwdockError as exc:
+        rep.add("semantic_spec", False, str(exc))
+        return None
+    rep.add("semantic_spec", True, f"valid ({sem.data_type}, {sem.task})")
+    return sem
+
+
+def _check_files(rep: _Report, package: Package) -> tuple[bool, list[Path]]:
     root = Path(package.root)
     missing = []
     model_file = _inside(root, package.model_module)
@@ -188,141 +196,140 @@ def run_checks(package: Any, semantic: dict | None = None, *, env_manager: str =
             spec_files.append(p)
     if not package.stat_specs:
         missing.append("a statistical specification (learnware.yaml lists none)")
-    files_ok = rep.add("files", not missing,
-                       "missing: " + ", ".join(missing) if missing else f"model module and {len(spec_files)} spec file(s) present")
+    ok = rep.add("files", not missing, "missing: " + ", ".join(missing) if missing
+                 else f"model module and {len(spec_files)} spec file(s) present")
+    return ok, spec_files
 
-    # 3. stat spec self-distance (our own code on JSON data; no learnware code runs)
-    spec_dim: int | None = None
-    if spec_files:
-        try:
-            dims = []
-            for p in spec_files:
-                d, dist = load_spec_dim_and_self_distance(p)
-                if not math.isfinite(dist):
-                    raise ValueError(f"{p.name}: dist(spec, spec) = {dist}")
-                dims.append(d)
-            spec_dim = dims[0]
-            rep.add("spec_self_distance", True, "finite for every spec")
-        except (LwdockError, ValueError, KeyError, TypeError, OSError) as exc:
-            rep.add("spec_self_distance", False, f"spec cannot be used: {exc}")
-    else:
+
+def _check_specs(rep: _Report, spec_files: list[Path]) -> int | None:
+    """dist(spec, spec) must be finite for every spec; returns the first spec's dimension."""
+    if not spec_files:
         rep.skip(["spec_self_distance"], "no spec file")
+        return None
+    try:
+        dims = []
+        for p in spec_files:
+            d, dist = load_spec_dim_and_self_distance(p)
+            if not math.isfinite(dist):
+                raise ValueError(f"{p.name}: dist(spec, spec) = {dist}")
+            dims.append(d)
+    except (LwdockError, ValueError, KeyError, TypeError, OSError) as exc:
+        rep.add("spec_self_distance", False, f"spec cannot be used: {exc}")
+        return None
+    rep.add("spec_self_distance", True, "finite for every spec")
+    return dims[0]
 
-    if not run_model:
-        report.status = INVALID if any(c["ok"] is False for c in rep.checks) else SEMANTIC_ONLY
-        report.checks = rep.checks
-        report.duration_s = time.perf_counter() - t0
-        return report
 
-    # 4. environment
-    if not files_ok:
-        rep.skip(["environment", *_MODEL_CHECKS], "package files are missing")
-        return _finish(report, rep, t0)
-    from .envs import EnvManager
-
+def _check_environment(rep: _Report, report: CheckReport, package: Package, envs_dir: str | os.PathLike[str],
+                       env_manager: str) -> str | None:
+    """Build (or reuse) the learnware's env; its Python, or None when it cannot be built."""
     try:
         manager = EnvManager(envs_dir, env_manager)
-        env = manager.ensure(list(getattr(package, "requirements", []) or []))
+        env = manager.ensure(list(package.requirements or []))
         manager.touch(env.key)
-        report.env = env.to_dict()
-        rep.add("environment", True, f"env {env.key} ({'built in %.1fs' % env.built_s if env.created else 'cached'})")
     except LwdockError as exc:
         rep.add("environment", False, str(exc))
         rep.skip(_MODEL_CHECKS, "the environment could not be built")
-        return _finish(report, rep, t0)
-
-    worker_kw = {"python": env.python, "timeout": timeout, "start_timeout": timeout, "memory_mb": memory_mb,
-                 "cpu_seconds": cpu_seconds, "sandbox": mode, "workdir_base": scratch_dir}
-    _model_checks(rep, report, package, worker_kw, sem, sem_for_dims, spec_dim)
-    return _finish(report, rep, t0)
+        return None
+    report.env = env.to_dict()
+    rep.add("environment", True, f"env {env.key} ({'built in %.1fs' % env.built_s if env.created else 'cached'})")
+    return env.python
 
 
-def _finish(report: CheckReport, rep: _Report, t0: float) -> CheckReport:
-    report.checks = rep.checks
-    done = all(c["ok"] is True for c in rep.checks)
-    report.status = USABLE if done else INVALID
-    report.duration_s = time.perf_counter() - t0
-    return report
+class _ModelChecks:
+    """The checks that run the model in a sandboxed worker, in order; each failure skips the rest."""
 
+    def __init__(self, rep: _Report, report: CheckReport, package: Package, sem: Semantic | None,
+                 spec_dim: int | None) -> None:
+        self.rep, self.report, self.package = rep, report, package
+        self.kind = _data_kind(sem, package)
+        self.task = sem.task if sem is not None else None
+        self.sem_in_dim = sem.input_dim if sem is not None else None
+        self.sem_out_dim = sem.output_dim if sem is not None else None
+        self.spec_dim = spec_dim
 
-def _model_checks(rep: _Report, report: CheckReport, package: Any, worker_kw: dict, sem: dict | None,
-                  sem_dims: dict | None, spec_dim: int | None) -> None:
-    import numpy as np
+    def _fail(self, name: str, reason: str, first_skipped: int, why: str) -> None:
+        self.rep.add(name, False, reason)
+        self.rep.skip(_MODEL_CHECKS[first_skipped:], why)
 
-    from ..errors import ModelRuntimeError
-    from .runner import ModelWorker
-
-    kind = _data_kind(sem, package)
-    task = _first(sem, "Task")
-    worker = ModelWorker(package.root, module=package.model_module, class_name=package.model_class,
-                         kwargs=package.model_kwargs, **worker_kw)
-    try:
-        worker.start()
-    except ModelRuntimeError as exc:
-        rep.add("model_instantiates", False, str(exc))
-        rep.skip(_MODEL_CHECKS[1:], "the model did not instantiate")
-        return
-    with worker:
-        info = worker.info()
-        report.model = info
-        if not info.get("has_predict"):
-            rep.add("model_instantiates", False, f"{info.get('class')} has no predict method")
-            rep.skip(_MODEL_CHECKS[1:], "the model has no predict")
-            return
-        rep.add("model_instantiates", True, f"{info.get('class')} instantiated")
-        in_shape, out_shape = info.get("input_shape"), info.get("output_shape")
-
-        # input shape against semantic Input.Dimension and the spec dim
-        if kind == "Text" and in_shape is None:
-            rep.add("input_shape", True, "text model (input_shape None)")
-        elif not isinstance(in_shape, list):
-            rep.add("input_shape", False, f"input_shape must be a tuple of ints, got {in_shape!r}")
-            rep.skip(_MODEL_CHECKS[2:], "no usable input_shape")
-            return
-        else:
-            problems = []
-            sem_dim = _dim(sem_dims, "Input")
-            if kind == "Table":
-                if sem_dim is not None and in_shape != [sem_dim]:
-                    problems.append(f"input_shape {tuple(in_shape)} != semantic Input.Dimension {sem_dim}")
-                if spec_dim is not None and in_shape != [spec_dim]:
-                    problems.append(f"input_shape {tuple(in_shape)} != spec dimension {spec_dim}")
-            rep.add("input_shape", not problems, "; ".join(problems) or f"input_shape {tuple(in_shape)} agrees")
-            if problems:
-                rep.skip(_MODEL_CHECKS[2:], "input_shape disagrees")
-                return
-
-        # predict on probes
-        probe = make_probe(kind, in_shape or ())
+    def run(self, python: str, limits: RunLimits) -> None:
+        pkg = self.package
+        worker = ModelWorker(pkg.root, module=pkg.model_module, class_name=pkg.model_class,
+                             kwargs=pkg.model_kwargs, python=python, timeout=limits.timeout,
+                             start_timeout=limits.timeout, memory_mb=limits.memory_mb,
+                             cpu_seconds=limits.cpu_seconds, sandbox=limits.sandbox,
+                             workdir_base=limits.scratch_dir)
         try:
-            out = worker.predict(probe)  # the runner checks that one row comes back per probe row
+            worker.start()
         except ModelRuntimeError as exc:
-            rep.add("predict", False, str(exc))
-            rep.skip(_MODEL_CHECKS[3:], "predict failed")
+            self._fail("model_instantiates", str(exc), 1, "the model did not instantiate")
             return
-        rep.add("predict", True, f"{PROBE_ROWS} {kind.lower()} probe rows -> {out.shape} {out.dtype}")
-        pytype = getattr(worker, "last_pytype", "") or ""
+        with worker:
+            outcome = self._in_worker(worker)
+        if outcome is not None:
+            self._check_output(*outcome)
 
-    # output shape and dtype (worker closed; only plain arrays from here)
-    must = out_shape is not None or task in ("Classification", "Regression", "Feature Extraction")
-    out2 = out.reshape(-1, 1) if out.ndim == 1 else out
-    problems = []
-    if not (pytype == "numpy.ndarray" or pytype.startswith("torch.")):
-        problems.append(f"predict returned {pytype}, not an ndarray or Tensor")
-    if out.dtype.kind not in "biuf":
-        problems.append(f"output dtype {out.dtype} is not numeric")
-    elif out.dtype.kind == "f" and not np.isfinite(out).all():
-        problems.append("output has NaN or inf")
-    if must:
-        if out_shape is None or not isinstance(out_shape, list):
-            problems.append(f"output_shape must be a tuple of ints for task {task}, got {out_shape!r}")
-        elif list(out2.shape[1:]) != out_shape:
-            problems.append(f"each output row has shape {tuple(out2.shape[1:])}, output_shape says {tuple(out_shape)}")
-    rep.add("output_shape", not problems, "; ".join(problems) or f"rows of shape {tuple(out2.shape[1:])}, dtype {out.dtype}")
-    if problems:
-        rep.skip(["task_output"], "output shape is wrong")
-        return
-    rep.add("task_output", *_task_output(task, out2, out_shape, _dim(sem_dims, "Output")))
+    def _in_worker(self, worker: ModelWorker) -> tuple[Any, list | None, str] | None:
+        """model_instantiates, input_shape and predict; (output, output_shape, python type) or None."""
+        info = worker.info()
+        self.report.model = info
+        if not info.get("has_predict"):
+            self._fail("model_instantiates", f"{info.get('class')} has no predict method", 1, "the model has no predict")
+            return None
+        self.rep.add("model_instantiates", True, f"{info.get('class')} instantiated")
+        in_shape = info.get("input_shape")
+        if not self._check_input_shape(in_shape):
+            return None
+        try:
+            out = worker.predict(make_probe(self.kind, in_shape or ()))  # the runner checks one row per probe row
+        except ModelRuntimeError as exc:
+            self._fail("predict", str(exc), 3, "predict failed")
+            return None
+        self.rep.add("predict", True, f"{PROBE_ROWS} {self.kind.lower()} probe rows -> {out.shape} {out.dtype}")
+        return out, info.get("output_shape"), getattr(worker, "last_pytype", "") or ""
+
+    def _check_input_shape(self, in_shape: Any) -> bool:
+        """input_shape against the semantic Input.Dimension and the spec's dimension."""
+        if self.kind == "Text" and in_shape is None:
+            return self.rep.add("input_shape", True, "text model (input_shape None)")
+        if not isinstance(in_shape, list):
+            self._fail("input_shape", f"input_shape must be a tuple of ints, got {in_shape!r}", 2, "no usable input_shape")
+            return False
+        problems = []
+        if self.kind == "Table":
+            if self.sem_in_dim is not None and in_shape != [self.sem_in_dim]:
+                problems.append(f"input_shape {tuple(in_shape)} != semantic Input.Dimension {self.sem_in_dim}")
+            if self.spec_dim is not None and in_shape != [self.spec_dim]:
+                problems.append(f"input_shape {tuple(in_shape)} != spec dimension {self.spec_dim}")
+        if problems:
+            self._fail("input_shape", "; ".join(problems), 2, "input_shape disagrees")
+            return False
+        return self.rep.add("input_shape", True, f"input_shape {tuple(in_shape)} agrees")
+
+    def _check_output(self, out: Any, out_shape: list | None, pytype: str) -> None:
+        """output_shape and task_output, on plain arrays once the worker is closed."""
+        import numpy as np
+
+        task = self.task
+        must = out_shape is not None or task in ("Classification", "Regression", "Feature Extraction")
+        out2 = out.reshape(-1, 1) if out.ndim == 1 else out
+        problems = []
+        if not (pytype == "numpy.ndarray" or pytype.startswith("torch.")):
+            problems.append(f"predict returned {pytype}, not an ndarray or Tensor")
+        if out.dtype.kind not in "biuf":
+            problems.append(f"output dtype {out.dtype} is not numeric")
+        elif out.dtype.kind == "f" and not np.isfinite(out).all():
+            problems.append("output has NaN or inf")
+        if must:
+            if out_shape is None or not isinstance(out_shape, list):
+                problems.append(f"output_shape must be a tuple of ints for task {task}, got {out_shape!r}")
+            elif list(out2.shape[1:]) != out_shape:
+                problems.append(f"each output row has shape {tuple(out2.shape[1:])}, output_shape says {tuple(out_shape)}")
+        if problems:
+            self._fail("output_shape", "; ".join(problems), 4, "output shape is wrong")
+            return
+        self.rep.add("output_shape", True, f"rows of shape {tuple(out2.shape[1:])}, dtype {out.dtype}")
+        self.rep.add("task_output", *_task_output(task, out2, out_shape, self.sem_out_dim))
 
 
 def _task_output(task: str | None, out: Any, out_shape: list | None, out_dim: int | None) -> tuple[bool, str]:
@@ -362,24 +369,10 @@ def check_zip(zip_path: str | os.PathLike[str], semantic_path: str | os.PathLike
     what a killed check leaves); by default under the per-user cache directory,
     whose stale entries are removed here first.
     """
-    from ..config import default_cache_dir
-    from ..errors import PackageError
-    from ..store.package import open_package
-    from ..store.scratch import clean_stale, new_dir
-
     zp = Path(zip_path)
     if not zp.is_file():
         raise NotFoundError(f"no such file: {zp}")
-    semantic = None
-    bad_semantic = None
-    if semantic_path is not None:
-        sp = Path(semantic_path)
-        if not sp.is_file():
-            raise NotFoundError(f"no such file: {sp}")
-        try:
-            semantic = json.loads(sp.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            bad_semantic = f"{sp.name} is not valid JSON: {exc}"
+    semantic, bad_semantic = _read_semantic_file(semantic_path)
     if scratch_dir is None:
         scratch_dir = default_cache_dir() / "tmp"
         clean_stale(scratch_dir)
@@ -401,3 +394,16 @@ def check_zip(zip_path: str | os.PathLike[str], semantic_path: str | os.PathLike
         return report
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_semantic_file(path: str | os.PathLike[str] | None) -> tuple[dict | None, str | None]:
+    """(semantic spec, None), or (None, why it cannot be read) for a file that is not JSON."""
+    if path is None:
+        return None, None
+    sp = Path(path)
+    if not sp.is_file():
+        raise NotFoundError(f"no such file: {sp}")
+    try:
+        return json.loads(sp.read_text(encoding="utf-8")), None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        return None, f"{sp.name} is not valid JSON: {exc}"

@@ -35,7 +35,7 @@ from typing import Any
 
 from ..config import default_cache_dir
 from ..errors import ModelRuntimeError
-from ..store.scratch import new_dir
+from .._scratch import new_dir
 from .sandbox import KERNEL, MAX_PROCESSES, Limits, mode_for, require, start_worker
 
 log = logging.getLogger("lwdock")

@@ -1,7 +1,10 @@
 """The ``lwdock`` command line: a thin layer over the ``lwdock`` library.
 
-Only typer is imported at start-up; each command imports the library code it
-needs when it runs, so ``lwdock --help`` stays fast.
+Only typer and lwdock's light modules (errors, config, records, the output sink) are imported
+at start-up. The library code behind a command (the dock and its TinyDB index, specs with
+numpy and torch, search, reuse with scikit-learn) is imported inside the command function, so
+``lwdock --help`` stays fast (tests/test_cli_dock.py::test_help_does_not_import_heavy_modules).
+That is the one reason for the function-local imports in lwdock/cli/.
 """
 
 from __future__ import annotations
@@ -13,7 +16,13 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from .. import __version__
+from .. import __version__, progress
+from .._log import configure
+from ..check.sandbox import set_cli_mode
+from ..config import load_settings
+from ..errors import LwdockError
+from . import check_cmds, dock_cmds, pack_cmds, reuse_cmds, search_cmds, spec_cmds
+from ._errors import report
 from ._state import State, state
 
 
@@ -28,12 +37,8 @@ class _Group(TyperGroup):
         except Exception as exc:  # noqa: BLE001 - this is the one place that maps errors
             if _is_click_signal(exc):
                 raise
-            from ._errors import report
-
             raise typer.Exit(report(exc, _debug(ctx))) from None
         except KeyboardInterrupt as exc:
-            from ._errors import report
-
             raise typer.Exit(report(exc, _debug(ctx))) from None
 
 
@@ -43,9 +48,6 @@ def _is_click_signal(exc: BaseException) -> bool:
 
 
 def _debug(ctx: typer.Context) -> bool:
-    from ..config import load_settings
-    from ..errors import LwdockError
-
     try:
         return state(ctx).debug or load_settings().debug
     except LwdockError:  # a bad LWDOCK_* value: that error is being reported right now
@@ -90,26 +92,14 @@ def _root(
     ] = False,
 ) -> None:
     ctx.obj = State(dock=dock, json=json, quiet=quiet, debug=debug)
-    from .._log import configure
-    from ..check.sandbox import set_cli_mode
-
     configure(debug=debug, quiet=quiet)
     set_cli_mode(sandbox)  # also resets it: one process may run several commands (tests, scripts)
+    progress.use_rich()  # bars beside the rich tables; the Python API draws them with tqdm
 
 
-def _register() -> None:
-    # one module per command group; each adds its commands with register(app)
-    for name in ("dock_cmds", "pack_cmds", "spec_cmds", "check_cmds", "search_cmds", "reuse_cmds"):
-        try:
-            module = __import__(f"{__name__}.{name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            continue
-        module.register(app)
-
-
-_register()
+# one module per command group; each adds its commands with register(app)
+for _group in (dock_cmds, pack_cmds, spec_cmds, check_cmds, search_cmds, reuse_cmds):
+    _group.register(app)
 
 
 def main() -> None:

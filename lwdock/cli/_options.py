@@ -35,6 +35,19 @@ OutputDimOpt = Annotated[
 ]
 
 
+# -- filters: the same flags, with the same rules, on `list` and `search` (lwdock/search/semantic.py)
+Multi = Optional[list[str]]  # a repeatable option
+NameLikeOpt = Annotated[Optional[str], typer.Option(
+    "--name", help="Name, description or alias contains (else fuzzily matches) this.", show_default=False)]
+DataTypesOpt = Annotated[Multi, typer.Option("--data-type", help="Data class (repeatable): Table, Image, Text.",
+                                             show_default=False)]
+TasksOpt = Annotated[Multi, typer.Option("--task", help="Task class (repeatable).", show_default=False)]
+LibrariesOpt = Annotated[Multi, typer.Option("--library", help="Library class (repeatable).", show_default=False)]
+ScenariosOpt = Annotated[Multi, typer.Option("--scenario", help="Scenario tag (repeatable; any may match).",
+                                             show_default=False)]
+LicensesOpt = Annotated[Multi, typer.Option("--license", help="License class (repeatable).", show_default=False)]
+
+
 def semantic_flags(**flags: Any) -> dict[str, Any]:
     """Only the semantic flags that were given."""
     return {k: v for k, v in flags.items() if v not in (None, [], ())}
@@ -47,7 +60,7 @@ def semantic_from_options(
     **flags: Any,
 ) -> Optional[dict[str, Any]]:
     """--semantic FILE, overridden by any semantic flags; None when neither is given."""
-    from ..store import semantic as sem
+    from ..format import semantic as sem
 
     if semantic_file is not None:
         base = sem.load(semantic_file)

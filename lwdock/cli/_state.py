@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from .. import progress
+from ..config import resolve_dock_dir
 from ._output import Output
+
+if TYPE_CHECKING:
+    from ..api import Dock
 
 
 @dataclass
@@ -36,16 +41,13 @@ def output(ctx: typer.Context, json: bool = False, quiet: bool = False) -> Outpu
     use_json = json or st.json
     use_quiet = (quiet or st.quiet) and not use_json
     if use_json or use_quiet:
-        from .. import progress
-
         progress.disable()
     return Output(json=use_json, quiet=use_quiet)
 
 
-def open_dock(ctx: typer.Context, create: bool = False):  # type: ignore[no-untyped-def]
+def open_dock(ctx: typer.Context, create: bool = False) -> Dock:
     """Open the dock chosen by --dock, then LWDOCK_HOME, then the platform default."""
-    from ..config import resolve_dock_dir
-    from ..store.dock import Dock
+    from ..api import Dock  # the library: see the note in lwdock/cli/__init__.py
 
     path = resolve_dock_dir(state(ctx).dock)
     return Dock.init(path) if create else Dock.open(path)

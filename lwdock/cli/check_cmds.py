@@ -7,6 +7,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..config import resolve_dock_dir
+from ..store.layout import Layout
+from ..errors import ExitCode, UsageError
 from ._state import JsonOpt, output, state
 
 EnvManagerOpt = Annotated[
@@ -16,16 +19,11 @@ EnvManagerOpt = Annotated[
 
 
 def _envs_dir(ctx: typer.Context) -> Path:
-    from ..config import resolve_dock_dir
-
     return resolve_dock_dir(state(ctx).dock) / "envs"
 
 
 def _scratch_dir(ctx: typer.Context) -> Optional[Path]:
     """``<dock>/tmp`` when the chosen dock exists (doctor cleans it), else None: the per-user cache."""
-    from ..config import resolve_dock_dir
-    from ..store.layout import Layout
-
     layout = Layout(resolve_dock_dir(state(ctx).dock))
     return layout.tmp if layout.version_file.is_file() else None
 
@@ -37,66 +35,68 @@ def _print_report(out: Any, data: dict[str, Any]) -> None:
     out.line(f"status: {data['status']}")
 
 
+def check(
+    ctx: typer.Context,
+    zip_path: Annotated[Path, typer.Argument(metavar="ZIP", help="Learnware zip to check.")],
+    semantic: Annotated[Optional[Path], typer.Option("--semantic", help="Semantic spec JSON (default: the one in the zip).")] = None,
+    env_manager: EnvManagerOpt = "venv",
+    no_run: Annotated[bool, typer.Option("--no-run", help="Check the semantic spec and files only; do not run the model.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed for loading the model and for each call.")] = 60.0,
+    memory_mb: Annotated[int, typer.Option("--memory-mb", help="Address-space limit of the model worker, MiB.")] = 4096,
+    json: JsonOpt = False,
+) -> None:
+    """Run the usability checks on ZIP without storing it."""
+    from ..check.checks import check_zip
+    from ..check.envs import ENV_MANAGERS
+
+    if env_manager not in ENV_MANAGERS:
+        raise UsageError(f"unknown env manager {env_manager!r}", hint="use --env-manager venv or none")
+    out = output(ctx, json)
+    if env_manager == "none" and not no_run:
+        out.warn("--env-manager none runs the model with lwdock's own interpreter: use it for trusted learnwares only")
+    report = check_zip(zip_path, semantic, envs_dir=_envs_dir(ctx), env_manager=env_manager,
+                       run_model=not no_run, timeout=timeout, memory_mb=memory_mb, scratch_dir=_scratch_dir(ctx))
+    data = report.to_dict()
+    out.result(data, human=lambda d: _print_report(out, d))
+    if report.status == "invalid":
+        raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+def envs_list(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """List cached envs with their requirements and size."""
+    from ..check.envs import EnvManager
+
+    rows = EnvManager(_envs_dir(ctx)).list()
+    out = output(ctx, json)
+    out.result(rows, human=lambda r: out.table(r, ["key", "state", "size_mb", "last_used", "requirements"]),
+               ids=[r["key"] for r in rows])
+
+
+def envs_prune(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Remove cached envs (they are rebuilt on demand)."""
+    from ..check.envs import EnvManager
+
+    manager = EnvManager(_envs_dir(ctx))
+    out = output(ctx, json)
+    if not dry_run and not yes:
+        n = len(manager.list(sizes=False))
+        if n and not typer.confirm(f"remove {n} env(s)?", err=True):
+            raise typer.Abort()
+    rows = manager.prune(dry_run=dry_run)
+    data = {"dry_run": dry_run, "removed": rows, "freed_mb": round(sum(r["size_mb"] or 0 for r in rows), 2)}
+    out.result(data, human=lambda d: out.line(
+        f"{'would remove' if dry_run else 'removed'} {len(d['removed'])} env(s), {d['freed_mb']} MiB"),
+        ids=[r["key"] for r in rows])
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("check")
-    def check(
-        ctx: typer.Context,
-        zip_path: Annotated[Path, typer.Argument(metavar="ZIP", help="Learnware zip to check.")],
-        semantic: Annotated[Optional[Path], typer.Option("--semantic", help="Semantic spec JSON (default: the one in the zip).")] = None,
-        env_manager: EnvManagerOpt = "venv",
-        no_run: Annotated[bool, typer.Option("--no-run", help="Check the semantic spec and files only; do not run the model.")] = False,
-        timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed for loading the model and for each call.")] = 60.0,
-        memory_mb: Annotated[int, typer.Option("--memory-mb", help="Address-space limit of the model worker, MiB.")] = 4096,
-        json: JsonOpt = False,
-    ) -> None:
-        """Run the usability checks on ZIP without storing it."""
-        from ..check.checks import check_zip
-        from ..check.envs import ENV_MANAGERS
-        from ..errors import ExitCode, UsageError
-
-        if env_manager not in ENV_MANAGERS:
-            raise UsageError(f"unknown env manager {env_manager!r}", hint="use --env-manager venv or none")
-        out = output(ctx, json)
-        if env_manager == "none" and not no_run:
-            out.warn("--env-manager none runs the model with lwdock's own interpreter: use it for trusted learnwares only")
-        report = check_zip(zip_path, semantic, envs_dir=_envs_dir(ctx), env_manager=env_manager,
-                           run_model=not no_run, timeout=timeout, memory_mb=memory_mb, scratch_dir=_scratch_dir(ctx))
-        data = report.to_dict()
-        out.result(data, human=lambda d: _print_report(out, d))
-        if report.status == "invalid":
-            raise typer.Exit(ExitCode.CHECK_FAILED)
-
+    app.command("check")(check)
     envs = typer.Typer(help="Cached learnware environments (under <dock>/envs).", no_args_is_help=True)
+    envs.command("list")(envs_list)
+    envs.command("prune")(envs_prune)
     app.add_typer(envs, name="envs")
-
-    @envs.command("list")
-    def envs_list(ctx: typer.Context, json: JsonOpt = False) -> None:
-        """List cached envs with their requirements and size."""
-        from ..check.envs import EnvManager
-
-        rows = EnvManager(_envs_dir(ctx)).list()
-        out = output(ctx, json)
-        out.result(rows, human=lambda r: out.table(r, ["key", "state", "size_mb", "last_used", "requirements"]),
-                   ids=[r["key"] for r in rows])
-
-    @envs.command("prune")
-    def envs_prune(
-        ctx: typer.Context,
-        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-        dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed.")] = False,
-        json: JsonOpt = False,
-    ) -> None:
-        """Remove cached envs (they are rebuilt on demand)."""
-        from ..check.envs import EnvManager
-
-        manager = EnvManager(_envs_dir(ctx))
-        out = output(ctx, json)
-        if not dry_run and not yes:
-            n = len(manager.list(sizes=False))
-            if n and not typer.confirm(f"remove {n} env(s)?", err=True):
-                raise typer.Abort()
-        rows = manager.prune(dry_run=dry_run)
-        data = {"dry_run": dry_run, "removed": rows, "freed_mb": round(sum(r["size_mb"] or 0 for r in rows), 2)}
-        out.result(data, human=lambda d: out.line(
-            f"{'would remove' if dry_run else 'removed'} {len(d['removed'])} env(s), {d['freed_mb']} MiB"),
-            ids=[r["key"] for r in rows])

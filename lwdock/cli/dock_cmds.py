@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from ..config import resolve_dock_dir
+from ..errors import DockError, UsageError
+from ..format import semantic as sem
 from ._options import (
     DataTypeOpt,
+    DataTypesOpt,
     DescriptionOpt,
     InputDimOpt,
+    LibrariesOpt,
     LibraryOpt,
     LicenseOpt,
+    LicensesOpt,
+    Multi,
+    NameLikeOpt,
     NameOpt,
     OutputDimOpt,
     ScenarioOpt,
+    ScenariosOpt,
     SemanticFileOpt,
     TaskOpt,
+    TasksOpt,
     semantic_flags,
 )
 from ._state import JsonOpt, QuietOpt, open_dock, output, state
+
+if TYPE_CHECKING:
+    from ..records import Entry
 
 RefArg = Annotated[str, typer.Argument(help="Learnware id, unique id prefix (>= 4 hex digits) or alias.")]
 EnvManagerOpt = Annotated[
@@ -28,20 +42,18 @@ EnvManagerOpt = Annotated[
 ]
 
 
-def _brief(e: dict[str, Any]) -> dict[str, Any]:
-    from ..store.semantic import value
-
-    s = e.get("semantic", {})
-    dims = [sp.get("dim") for sp in e.get("specs", []) if sp.get("dim") is not None]
+def _brief(e: Entry) -> dict[str, Any]:
+    """One row of ``list`` (and the ``--json`` of submit, alias and remove)."""
+    dims = [s.dim for s in e.specs if s.dim is not None]
     return {
-        "id": e["id"],
-        "alias": e.get("alias"),
-        "name": value(s, "Name"),
-        "data": value(s, "Data"),
-        "task": value(s, "Task"),
-        "status": e.get("status"),
+        "id": e.id,
+        "alias": e.alias,
+        "name": e.semantic.value("Name") or None,
+        "data": e.semantic.data_type,
+        "task": e.semantic.task,
+        "status": e.status or None,
         "dim": dims[0] if dims else None,
-        "created": e.get("created"),
+        "created": e.created or None,
     }
 
 
@@ -51,8 +63,7 @@ def init(
     json: JsonOpt = False,
 ) -> None:
     """Create a dock (idempotent)."""
-    from ..config import resolve_dock_dir
-    from ..store.dock import Dock
+    from ..api import Dock  # the library: see the note in lwdock/cli/__init__.py
 
     dock = Dock.init(resolve_dock_dir(state(ctx).dock), gamma=gamma)
     out = output(ctx, json)
@@ -81,12 +92,8 @@ def submit(
     quiet: QuietOpt = False,
 ) -> None:
     """Check learnware zips and store them. Each zip is all or nothing."""
-    from ..errors import UsageError
-
     if alias and len(zips) > 1:
         raise UsageError("--alias needs exactly one zip")
-    from ..store import semantic as sem
-
     semantic = sem.load(semantic_file) if semantic_file is not None else None
     flags = semantic_flags(
         name=name, description=description, data_type=data_type, task=task, library=library,
@@ -100,7 +107,7 @@ def submit(
             z, semantic, semantic_flags=flags, alias=alias, run_model=not no_run, env_manager=env_manager,
             exist_ok=exist_ok,
         )  # fmt: skip
-        out.info(f"submitted {z} as {entry['id'][:12]} ({entry['status']})")
+        out.info(f"submitted {z} as {entry.short_id} ({entry.status})")
         results.append(_brief(entry))
     out.result(
         results if len(results) != 1 else results[0],
@@ -111,17 +118,18 @@ def submit(
 
 def list_cmd(
     ctx: typer.Context,
-    status: Annotated[Optional[str], typer.Option("--status", help="usable, semantic-only or invalid.")] = None,
-    data_type: DataTypeOpt = None,
-    task: TaskOpt = None,
-    library: LibraryOpt = None,
-    scenario: Annotated[Optional[str], typer.Option("--scenario", help="Scenario tag.")] = None,
-    license: LicenseOpt = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Substring of name, description or alias.")] = None,
+    status: Annotated[Multi, typer.Option("--status", help="usable, semantic-only or invalid (repeatable).",
+                                          show_default=False)] = None,
+    data_type: DataTypesOpt = None,
+    task: TasksOpt = None,
+    library: LibrariesOpt = None,
+    scenario: ScenariosOpt = None,
+    license: LicensesOpt = None,
+    name: NameLikeOpt = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """List learnwares, newest first."""
+    """List learnwares, newest first. The filters follow the same rules as search's."""
     dock = open_dock(ctx)
     rows = [
         _brief(e)
@@ -144,16 +152,17 @@ def show(ctx: typer.Context, ref: RefArg, json: JsonOpt = False) -> None:
     entry = open_dock(ctx).get(ref, full=True)
     out = output(ctx, json)
 
-    def human(e: dict[str, Any]) -> None:
-        b = _brief(e)
+    def human(_: dict[str, Any]) -> None:
+        b = _brief(entry)
         for k in ("id", "alias", "name", "data", "task", "status", "created"):
             out.line(f"{k:<12}{b[k] if b[k] is not None else '-'}")
-        out.line(f"{'specs':<12}" + ", ".join(f"{s['kind']} (dim {s.get('dim', '?')})" for s in e.get("specs", [])))
-        out.line(f"{'requires':<12}" + (", ".join(e.get("requirements") or []) or "-"))
-        for c in (e.get("check") or {}).get("checks", []):
+        out.line(f"{'specs':<12}" + ", ".join(f"{s.kind} (dim {s.dim if s.dim is not None else '?'})"
+                                              for s in entry.specs))
+        out.line(f"{'requires':<12}" + (", ".join(entry.requirements) or "-"))
+        for c in entry.check.checks:
             out.line(f"  [{'ok' if c['ok'] else 'FAIL'}] {c['name']}: {c.get('reason', '')}")
 
-    out.result(entry, human=human, ids=[entry["id"]])
+    out.result(entry.to_dict(), human=human, ids=[entry.id])
 
 
 def alias(
@@ -164,8 +173,6 @@ def alias(
     json: JsonOpt = False,
 ) -> None:
     """Set or clear a learnware's human alias."""
-    from ..errors import UsageError
-
     if (name is None) == (not clear):
         raise UsageError("give an alias, or --clear")
     entry = open_dock(ctx).set_alias(ref, None if clear else name)
@@ -194,20 +201,16 @@ def remove(
     quiet: QuietOpt = False,
 ) -> None:
     """Remove learnwares from the dock."""
-    import sys
-
-    from ..errors import UsageError
-
     dock = open_dock(ctx)
     out = output(ctx, json, quiet)
     targets = [dock.get(r) for r in refs]
     if not dry_run and not yes:
         if not sys.stdin.isatty():
             raise UsageError("refusing to remove without confirmation; pass --yes (or --dry-run)")
-        names = ", ".join(e["id"][:12] for e in targets)
+        names = ", ".join(e.short_id for e in targets)
         if not typer.confirm(f"remove {names}?", err=True):
             raise typer.Exit(1)
-    done = [_brief(dock.remove(e["id"], dry_run=dry_run)) for e in targets]
+    done = [_brief(dock.remove(e.id, dry_run=dry_run)) for e in targets]
     verb = "would remove" if dry_run else "removed"
     out.result(
         {"dry_run": dry_run, "removed": done},
@@ -227,7 +230,7 @@ def recheck(
     entry = open_dock(ctx).recheck(ref, run_model=not no_run, env_manager=env_manager)
     out = output(ctx, json)
     out.result(
-        {"id": entry["id"], "status": entry["status"], "check": entry["check"]},
+        {"id": entry.id, "status": entry.status, "check": entry.check.to_dict()},
         human=lambda d: out.line(f"{d['id'][:12]} {d['status']}"),
     )
 
@@ -239,10 +242,8 @@ def doctor(
     json: JsonOpt = False,
 ) -> None:
     """Find and repair orphans, partial files and stale caches."""
-    from ..errors import DockError
-
     dock = open_dock(ctx)
-    report = dock.doctor(repair=not dry_run, rebuild_index=rebuild_index)
+    report = dock.doctor(repair=not dry_run, rebuild_index=rebuild_index).to_dict()
     out = output(ctx, json)
 
     def human(r: dict[str, Any]) -> None:

@@ -64,19 +64,20 @@ def pack(
     json: JsonOpt = False,
 ) -> None:
     """Build a learnware zip: model wrapper, learnware.yaml, requirements, specs."""
-    from ..store.pack import pack as do_pack
+    from ..format.pack import PackOptions
+    from ..format.pack import pack as do_pack
 
     semantic = semantic_from_options(
         semantic_file, name=name, description=description, data_type=data_type, task=task, library=library,
         scenario=scenario, license=license, output_dim=output_dim,
     ) or {}  # fmt: skip
-    summary = do_pack(
-        model, out, semantic, train_data=data, spec_file=spec, requirements=requirement, gamma=gamma, K=k,
-        seed=seed, max_samples=max_samples, output=predict_output, data_type=data_type, embedder=embedder,
-        text_field=text_field,
+    options = PackOptions(
+        data_type=data_type, requirements=tuple(requirement) if requirement is not None else None, gamma=gamma, K=k,
+        seed=seed, max_samples=max_samples, output=predict_output, embedder=embedder, text_field=text_field,
     )  # fmt: skip
+    summary = do_pack(model, out, semantic, train_data=data, spec_file=spec, options=options)
     sink = output(ctx, json)
-    sink.result(summary, human=lambda d: sink.line(d["path"]), ids=[summary["id"]])
+    sink.result(summary.to_dict(), human=lambda d: sink.line(d["path"]), ids=[summary.id])
 
 
 def register(app: typer.Typer) -> None:

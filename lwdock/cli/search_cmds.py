@@ -7,9 +7,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..errors import NoResultsError
+from ._options import DataTypesOpt, LibrariesOpt, LicensesOpt, Multi, NameLikeOpt, ScenariosOpt, TasksOpt
 from ._state import JsonOpt, open_dock, output
-
-Multi = Optional[list[str]]
 
 
 def search(
@@ -20,19 +20,16 @@ def search(
         typer.Option("--data", help="Your data (.npy/.npz/.csv); its spec is fitted locally, no rows are stored.",
                      show_default=False),
     ] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Name or description contains / fuzzily matches this.",
-                                                show_default=False)] = None,
+    name: NameLikeOpt = None,
     description_like: Annotated[
         Optional[str], typer.Option("--description-like", help="Description contains / fuzzily matches this.",
                                     show_default=False)
     ] = None,
-    data_type: Annotated[Multi, typer.Option("--data-type", help="Data class (repeatable): Table, Image, Text.",
-                                             show_default=False)] = None,
-    task: Annotated[Multi, typer.Option("--task", help="Task class (repeatable).", show_default=False)] = None,
-    library: Annotated[Multi, typer.Option("--library", help="Library class (repeatable).", show_default=False)] = None,
-    scenario: Annotated[Multi, typer.Option("--scenario", help="Scenario tag (repeatable; any may match).",
-                                            show_default=False)] = None,
-    license_: Annotated[Multi, typer.Option("--license", help="License class (repeatable).", show_default=False)] = None,
+    data_type: DataTypesOpt = None,
+    task: TasksOpt = None,
+    library: LibrariesOpt = None,
+    scenario: ScenariosOpt = None,
+    license_: LicensesOpt = None,
     ids: Annotated[Multi, typer.Option("--id", help="Id, id prefix or alias (repeatable).", show_default=False)] = None,
     k: Annotated[int, typer.Option("-k", "--top", help="How many single learnwares to list.")] = 10,
     max_mixture: Annotated[int, typer.Option("--max-mixture", help="Most learnwares in the mixture (1: none).")] = 5,
@@ -62,7 +59,6 @@ def search(
     (.txt one per line, .jsonl/.csv with --field); --data-type picks the kind when
     the file alone does not tell.
     """
-    from ..errors import NoResultsError
     from ..search.api import search as run_search
 
     out = output(ctx, json)

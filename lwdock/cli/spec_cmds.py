@@ -7,6 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..config import load_settings
 from ._state import JsonOpt, output
 
 spec_app = typer.Typer(
@@ -22,8 +23,6 @@ DeviceOpt = Annotated[
 
 
 def _device(device: Optional[str]) -> str:
-    from ..config import load_settings
-
     return device or load_settings().device
 
 

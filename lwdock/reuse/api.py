@@ -15,20 +15,36 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import clone
+from sklearn.model_selection import KFold, StratifiedKFold
 
-from ..errors import DockError, InputDataError, NotFoundError, UsageError
+from ..errors import InputDataError, LearnwareChangedError, NotFoundError, UsageError
+from ..format.ids import sha256_file
+from ..records import Entry
+from ..spec.specfile import load_spec
 from . import artifact
-from .base import CLASSIFICATION, check_input, check_task, check_y, labels_of, metric_name, score, task_from_semantic
-from .execute import DEFAULT_CHUNK, run_learnwares, stream
+from .base import (
+    CLASSIFICATION,
+    check_input,
+    check_task,
+    check_y,
+    input_kind_of,
+    labels_of,
+    metric_name,
+    normalise_output,
+    score,
+    task_from_semantic,
+)
+from .baseline import BaselineModel
+from .execute import DEFAULT_CHUNK, open_predictors, run_learnwares, stream
+
+__all__ = ["DATA_DEPENDENT", "METHODS", "Ensemble", "LearnwareChangedError", "build_ensemble", "evaluate",
+           "load_ensemble", "make_reuser", "read_selection", "reuse", "selection_input_kind", "verify_learnwares"]
 
 logger = logging.getLogger("lwdock")
 
 METHODS = ("average", "job-selector", "ensemble-pruning", "feature-augment")
 DATA_DEPENDENT = ("ensemble-pruning", "feature-augment")
-
-
-class LearnwareChangedError(DockError):
-    """A learnware an ensemble needs is no longer the one it was built with."""
 
 
 class Ensemble:
@@ -123,7 +139,8 @@ def read_selection(source: Any) -> tuple[list[str], list[float] | None]:
     """Learnware refs and optional weights from ids, a search result (dict) or its JSON file.
 
     A search result's ``mixture`` (ids and weights) is used when it is not
-    empty, else its top ``singles`` result, as the reference does.
+    empty, else its top ``singles`` result, as the reference does. (``singles`` is the key
+    ``lwdock search --json`` writes, schema ``lwdock.search/1``.)
     """
     if isinstance(source, (str, os.PathLike)) and str(source).endswith(".json"):
         path = Path(source)
@@ -141,10 +158,9 @@ def read_selection(source: Any) -> tuple[list[str], list[float] | None]:
         if ids:
             w = mix.get("weights")
             return ids, [float(x) for x in w] if w is not None and len(w) == len(ids) else None
-        # "singles" is the key `lwdock search --json` writes (schema lwdock.search/1)
-        single = source.get("singles") or source.get("single") or []
-        if single:
-            first = single[0]
+        singles = source.get("singles") or []
+        if singles:
+            first = singles[0]
             return [str(first["id"] if isinstance(first, dict) else first)], None
         if "ids" in source:
             return read_selection(list(source["ids"]))
@@ -158,43 +174,28 @@ def read_selection(source: Any) -> tuple[list[str], list[float] | None]:
     raise UsageError(f"cannot read learnware ids from {type(source).__name__}")
 
 
-def input_kind(entry: dict[str, Any]) -> str:
-    """What a learnware takes: "image" or "text" (from its spec kind, else its semantic Data), else "table"."""
-    kinds = {s.get("kind") for s in entry.get("specs") or []}
-    for k in ("image", "text"):
-        if k in kinds:
-            return k
-    data = ((entry.get("semantic") or {}).get("Data") or {}).get("Values") or []
-    return str(data[0]).lower() if data and str(data[0]).lower() in ("image", "text") else "table"
-
-
 def selection_input_kind(dock: Any, ids_or_search: Any) -> str:
     """The input kind ("table", "image", "text") of the learnwares a selection names."""
     refs, _ = read_selection(ids_or_search)
-    kinds = {input_kind(dock.get(dock.resolve(r))) for r in refs}
+    kinds = {dock.get(r).input_kind for r in refs}
     if len(kinds) != 1:
         raise UsageError(f"the learnwares take different kinds of input ({', '.join(sorted(kinds))})")
     return kinds.pop()
 
 
 def _describe_learnwares(dock: Any, refs: list[str]) -> tuple[list[dict[str, Any]], str, int, int | None, str]:
-    ids: list[str] = []
+    entries: dict[str, Entry] = {}
     for ref in refs:
-        i = dock.resolve(ref)
-        if i not in ids:
-            ids.append(i)
+        entry = dock.get(ref)
+        entries.setdefault(entry.id, entry)
     lws, tasks, dims, kinds = [], set(), set(), set()
-    for i in ids:
-        entry = dock.get(i)
-        kinds.add(input_kind(entry))
-        sem = entry.get("semantic") or {}
-        task, out_dim = task_from_semantic(sem)
-        tasks.add((task, out_dim))
-        dims.update(int(s["dim"]) for s in entry.get("specs") or [] if s.get("kind") == "table" and "dim" in s)
-        in_dim = (sem.get("Input") or {}).get("Dimension")
-        if in_dim is not None:
-            dims.add(int(in_dim))
-        lws.append({"id": i, "alias": entry.get("alias"), "name": (sem.get("Name") or {}).get("Values")})
+    for entry in entries.values():
+        kinds.add(entry.input_kind)
+        tasks.add(task_from_semantic(entry.semantic))
+        dims.update(s.dim for s in entry.specs if s.kind == "table" and s.dim is not None)
+        if entry.semantic.input_dim is not None:
+            dims.add(entry.semantic.input_dim)
+        lws.append({"id": entry.id, "alias": entry.alias, "name": entry.semantic.name or None})
     if len(tasks) != 1:
         raise UsageError(
             "the learnwares solve different tasks: " + ", ".join(f"{t} with {d} outputs" for t, d in sorted(tasks)),
@@ -244,11 +245,7 @@ def reuse(
         weights = search_weights
     specs = None
     if method == "job-selector":
-        from ..spec.specfile import load_spec
-
         specs = [load_spec(dock.spec_path(lw["id"], kind=kind)) for lw in lws]
-    from .execute import open_predictors
-
     stack = contextlib.ExitStack()
     try:
         handles = stack.enter_context(open_predictors(dock, [lw["id"] for lw in lws], trusted=trusted))
@@ -311,50 +308,51 @@ def build_ensemble(
     if labeled is not None:
         Xl = check_input(labeled[0], input_kind, None, n_features, what="labelled data")
         yl = check_y(labeled[1], Xl.shape[0], task, n_classes)
-        input_kind = input_kind or _kind_of(Xl)
+        input_kind = input_kind or input_kind_of(Xl)
     elif method in DATA_DEPENDENT:
         raise UsageError(f"{method} needs labelled data", hint="pass --labeled FILE (features + a label column)")
     Xu = check_input(data, input_kind, None, n_features, what="data") if data is not None else None
     if Xl is not None and Xu is not None and Xl.shape[1:] != Xu.shape[1:]:
         raise InputDataError(f"labelled data has shape {Xl.shape[1:]} per row but data has {Xu.shape[1:]}")
-    report: dict[str, Any] = {}
-    if Xl is not None:
-        outs, kinds = _outputs(reuser, handles, Xl, task, n_classes)
-        if method in DATA_DEPENDENT:
-            reuser._fit_precomputed(Xl, outs, kinds, yl)
-        else:
-            reuser.fit(Xu if Xu is not None else Xl)
-        report = evaluate(reuser, Xl, yl, outs, kinds, cv=cv, random_state=random_state)
-    else:
-        reuser.fit(Xu)
+    report = _fit(reuser, handles, Xl, yl, Xu, cv=cv, random_state=random_state)
     if not hasattr(reuser, "n_features_in_"):  # data-free and fitted without data: the dock knows the width
         if n_features is None and input_kind != "text":
             raise UsageError(f"{method} without data cannot tell the input width", hint="pass --data FILE")
         reuser.n_features_in_ = int(n_features) if n_features is not None else 1
         reuser.input_kind_ = input_kind or "table"
         reuser.input_shape_ = (int(n_features),) if input_kind in (None, "table") else None
+    lws = learnwares or [{"id": getattr(h, "id", None) or f"learnware-{i}", "alias": None, "name": None} for i, h in enumerate(handles)]
+    return Ensemble(reuser, lws, _input_schema(reuser, columns), report)
+
+
+def _fit(reuser: Any, handles: list[Any], Xl: Any, yl: Any, Xu: Any, *, cv: int, random_state: int) -> dict[str, Any]:
+    """Fit ``reuser``; with labelled rows, also evaluate it (the report), running the learnwares once."""
+    if Xl is None:
+        reuser.fit(Xu)
+        return {}
+    outs, kinds = _outputs(reuser, handles, Xl, reuser.task, reuser.n_classes)
+    if reuser.method in DATA_DEPENDENT:
+        reuser._fit_precomputed(Xl, outs, kinds, yl)
+    else:
+        reuser.fit(Xu if Xu is not None else Xl)
+    return evaluate(reuser, Xl, yl, outs, kinds, cv=cv, random_state=random_state)
+
+
+def _input_schema(reuser: Any, columns: list[str] | None) -> dict[str, Any]:
+    """What the ensemble takes (saved in the artifact, checked on predict)."""
     width = int(reuser.n_features_in_)
     kind = getattr(reuser, "input_kind_", "table")
     if columns is not None and (len(columns) != width or kind != "table"):
         columns = None
-    lws = learnwares or [{"id": getattr(h, "id", None) or f"learnware-{i}", "alias": None, "name": None} for i, h in enumerate(handles)]
     schema: dict[str, Any] = {"n_features": width, "dtype": "float64", "columns": columns}
     if kind != "table":  # table schemas stay as they were; image/text ones name their kind
         shape = getattr(reuser, "input_shape_", None)
         schema.update(kind=kind, dtype="str" if kind == "text" else "numeric",
                       shape=list(shape) if kind == "image" and shape else None)
-    return Ensemble(reuser, lws, schema, report)
-
-
-def _kind_of(X: Any) -> str:
-    from .base import input_kind_of
-
-    return input_kind_of(X)
+    return schema
 
 
 def _outputs(reuser: Any, handles: list[Any], X: np.ndarray, task: str, n_classes: int | None):
-    from .base import normalise_output
-
     raws = run_learnwares(handles, X)
     outs, kinds = [], []
     for i, raw in enumerate(raws):
@@ -368,8 +366,6 @@ def _outputs(reuser: Any, handles: list[Any], X: np.ndarray, task: str, n_classe
 
 
 def _folds(y: np.ndarray, task: str, cv: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import KFold, StratifiedKFold
-
     n = len(y)
     k = max(2, min(int(cv), n))
     counts = np.bincount(y)[np.bincount(y) > 0] if task == CLASSIFICATION else None
@@ -384,10 +380,6 @@ def evaluate(reuser: Any, X: np.ndarray, y: np.ndarray, outs: list, kinds: list,
     Data-dependent reusers and the baseline are scored by ``cv``-fold cross-validation
     (fitted on the other folds); data-free reusers and single learnwares on all rows.
     """
-    from sklearn.base import clone
-
-    from .baseline import BaselineModel
-
     task = reuser.task_
     n_classes = getattr(reuser, "n_classes_", None)
     singles = [score(y, labels_of(o, k) if task == CLASSIFICATION else o, task) for o, k in zip(outs, kinds)]
@@ -415,7 +407,7 @@ def evaluate(reuser: Any, X: np.ndarray, y: np.ndarray, outs: list, kinds: list,
     else:
         reuse_score, how = score(y, reuser._predict_from_outputs(X, outs, kinds)[0], task), "all labelled rows (data-free)"
     # the user-only baseline is a linear model on table features; images are flattened, texts have none
-    kind = _kind_of(X)
+    kind = input_kind_of(X)
     Xb = X.reshape(X.shape[0], -1).astype(np.float64) if kind == "image" else X
     baseline = None
     if kind != "text":
@@ -439,8 +431,6 @@ def evaluate(reuser: Any, X: np.ndarray, y: np.ndarray, outs: list, kinds: list,
 
 def verify_learnwares(dock: Any, doc: dict[str, Any], source: str = "the ensemble") -> None:
     """Refuse when a learnware the artifact needs is missing or its zip changed."""
-    from ..store.dock import sha256_file
-
     for lw in doc["learnwares"]:
         lw_id = str(lw.get("id", ""))
         try:
@@ -450,7 +440,7 @@ def verify_learnwares(dock: Any, doc: dict[str, Any], source: str = "the ensembl
                 f"learnware {lw_id[:12]} needed by {source} is not in the dock",
                 hint="submit it again (same zip, same id) or rebuild the ensemble",
             ) from None
-        if entry["id"] != lw_id:
+        if entry.id != lw_id:
             raise NotFoundError(f"learnware {lw_id[:12]} needed by {source} is not in the dock")
         blob = dock.blob_path(lw_id)
         if not blob.is_file():
@@ -480,8 +470,6 @@ def load_ensemble(path: str | os.PathLike[str], dock: Any = None, *, trusted: bo
         if dock is None:
             raise UsageError("loading an ensemble needs the dock that holds its learnwares")
         verify_learnwares(dock, doc, str(path))
-        from .execute import open_predictors
-
         handles = stack.enter_context(open_predictors(dock, ids, trusted=trusted)) if doc["method"] != "baseline" else []
     try:
         reuser = artifact.rebuild(doc, arrays, handles)

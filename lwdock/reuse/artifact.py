@@ -19,17 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputDataError, NotFoundError
+from .. import __version__
+from ..errors import ArtifactError, NotFoundError
+
+# The reuser classes (scikit-learn) are imported when an artifact names its method: reading or
+# checking an artifact's header does not need them.
 
 FORMAT = "lwdock-ensemble"
 FORMAT_VERSION = 1
 JSON_NAME = "ensemble.json"
 ARRAYS_NAME = "arrays.npz"
 MAX_MEMBER_BYTES = 2 * 2**30  # refuse absurd members before reading them
-
-
-class ArtifactError(InputDataError):
-    """An ``.lwe`` file is unreadable, of an unknown format, or inconsistent."""
 
 
 def reuser_class(method: str) -> type:
@@ -67,8 +67,6 @@ def _jsonable(v: Any) -> Any:
 
 def write(path: str | os.PathLike[str], reuser: Any, header: dict[str, Any]) -> Path:
     """Write ``reuser``'s fitted state plus ``header`` (learnwares, schema, report) atomically."""
-    from .. import __version__
-
     meta, arrays = reuser._get_state()
     params = {k: _jsonable(v) for k, v in reuser.get_params(deep=False).items() if k not in NOT_SAVED}
     doc = {

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression, RidgeCV
 
 from ..errors import InputDataError, UsageError
 from .base import CLASSIFICATION, check_y
@@ -32,11 +33,9 @@ def fit_linear(Z: np.ndarray, y: np.ndarray, task: str, C: float, alphas: Any) -
         classes = np.unique(y)
         if classes.size < 2:
             raise InputDataError("the labels hold a single class; a classifier needs at least two")
-        from sklearn.linear_model import LogisticRegression
 
         lr = LogisticRegression(C=float(C), max_iter=5000).fit(Z, y)
         return {"coef": lr.coef_, "intercept": lr.intercept_, "classes": lr.classes_.astype(np.int64)}
-    from sklearn.linear_model import RidgeCV
 
     alphas = np.asarray(alphas, dtype=np.float64)
     if alphas.size == 0 or np.any(alphas <= 0):

@@ -19,6 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import InputDataError, ModelRuntimeError, UsageError
+from ..records import Semantic
+from ..spec.rkme_text import as_texts
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -66,20 +68,18 @@ def check_task(task: str) -> str:
     return t
 
 
-def task_from_semantic(semantic: dict[str, Any]) -> tuple[str, int]:
-    """(task, output dimension) from a reference-format semantic specification."""
-    values = (semantic.get("Task") or {}).get("Values") or []
-    name = str(values[0]).strip().lower() if values else ""
+def task_from_semantic(semantic: Semantic) -> tuple[str, int]:
+    """(task, output dimension) from a learnware's semantic specification."""
+    task = semantic.task
+    name = task.strip().lower() if task else ""
     if name not in TASKS:
         raise UsageError(
-            f"learnware task {values[0] if values else 'missing'!r} cannot be reused",
+            f"learnware task {task or 'missing'!r} cannot be reused",
             hint="lwdock reuse handles Classification and Regression learnwares",
         )
-    try:
-        dim = int((semantic.get("Output") or {}).get("Dimension"))
-    except (TypeError, ValueError):
-        raise UsageError("learnware semantic spec has no Output.Dimension") from None
-    return name, dim
+    if semantic.output_dim is None:
+        raise UsageError("learnware semantic spec has no Output.Dimension")
+    return name, semantic.output_dim
 
 
 def check_X(X: Any, n_features: int | None = None, what: str = "X") -> np.ndarray:
@@ -146,7 +146,6 @@ def check_input(X: Any, kind: str | None = None, shape: tuple[int, ...] | None =
         if got != "text":
             raise InputDataError(f"{what} must be a list of strings: the learnwares take text",
                                  hint="one text per line in a .txt file, or a .jsonl field / .csv column")
-        from ..spec.rkme_text import as_texts
 
         return np.asarray(as_texts(X), dtype=str)
     if kind != "image":

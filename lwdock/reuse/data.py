@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputDataError, UsageError
+from ..spec.data import _is_number, load_data, load_images, load_texts
 
 
 def _csv_header(path: Path) -> list[str] | None:
-    from ..spec.data import _is_number
-
     try:
         with open(path, encoding="utf-8-sig") as fh:
             first = next((ln for ln in fh if ln.strip()), "")
@@ -30,8 +29,6 @@ def _csv_header(path: Path) -> list[str] | None:
 
 def load_features(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str] | None]:
     """``(X, column names or None)``."""
-    from ..spec.data import load_data
-
     path = Path(path)
     X = load_data(path)
     cols = _csv_header(path) if path.suffix.lower() in (".csv", ".tsv", ".txt") else None
@@ -42,12 +39,8 @@ def load_input(path: str | os.PathLike[str], kind: str = "table", text_field: st
     """User inputs for learnwares of ``kind``: table rows (:func:`load_features`), images
     (N x C x H x W ``.npy``/``.npz``) or texts (``.txt`` lines, ``.jsonl`` field, ``.csv`` column)."""
     if kind == "image":
-        from ..spec.data import load_images
-
         return np.asarray(load_images(path)), None
     if kind == "text":
-        from ..spec.data import load_texts
-
         return load_texts(path, field=text_field, column=text_field), None
     return load_features(path)
 

@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from ..errors import UsageError
-from .base import CLASSIFICATION, check_input, check_task, combine, normalise_output
+from .base import CLASSIFICATION, check_input, check_task, check_y, combine, input_kind_of, normalise_output
 from .execute import run_learnwares
 
 
@@ -53,8 +53,6 @@ class ReuserBase(BaseEstimator):
         return Xa
 
     def _set_input(self, Xa: np.ndarray) -> None:
-        from .base import input_kind_of
-
         self.input_kind_ = input_kind_of(Xa)
         if self.input_kind_ != "table" and self.method in ("feature-augment", "ensemble-pruning", "baseline"):
             raise UsageError(f"{self.method} works on table inputs only, not {self.input_kind_}",
@@ -119,8 +117,6 @@ class ReuserBase(BaseEstimator):
 
     def _fit_precomputed(self, Xa: np.ndarray, outs: list[np.ndarray], kinds: list[str], y: Any = None):
         """Fit from learnware outputs computed beforehand (evaluation folds, one run for several uses)."""
-        from .base import check_y
-
         self._check_params()
         self._set_input(Xa)
         self.output_kinds_ = list(kinds)

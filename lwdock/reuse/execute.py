@@ -15,12 +15,17 @@ import importlib.util
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import progress
+from ..check.envs import EnvManager
+from ..check.runner import ModelWorker
 from ..errors import LwdockError, ModelRuntimeError, PackageError, UsageError
+from .base import InProcessPredictor
 
 logger = logging.getLogger("lwdock")
 
@@ -30,8 +35,6 @@ DEFAULT_CHUNK = 20_000
 def run_learnwares(predictors: Sequence[Any], X: np.ndarray) -> list[Any]:
     """Raw outputs of every predictor on ``X`` (concurrently for out-of-process workers)."""
     if len(predictors) > 1 and all(getattr(p, "concurrent", False) for p in predictors):
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(max_workers=len(predictors)) as pool:
             return list(pool.map(lambda p: _call(p, X), predictors))
     return [_call(p, X) for p in predictors]
@@ -49,8 +52,6 @@ def _call(p: Any, X: np.ndarray) -> Any:
 
 def stream(fn: Callable[[np.ndarray], np.ndarray], X: np.ndarray, chunk_size: int = DEFAULT_CHUNK, what: str = "predict"):
     """``fn`` applied to row chunks of ``X`` and stacked; a progress bar when there is more than one chunk."""
-    from .. import progress
-
     n = X.shape[0]
     if chunk_size <= 0:
         raise UsageError(f"chunk size must be positive, got {chunk_size}")
@@ -108,14 +109,6 @@ def _load_trusted_model(package: Any, id: str) -> Any:
         raise PackageError(f"learnware {id[:12]}: model could not be created: {type(exc).__name__}: {exc}") from exc
 
 
-def _runner_available() -> bool:
-    try:
-        from ..check import envs, runner  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @contextlib.contextmanager
 def open_predictors(dock: Any, ids: Sequence[str], trusted: bool = False, env_manager: str = "venv", timeout: float = 600.0) -> Iterator[list[Any]]:
     """One handle per learnware id, closed on exit.
@@ -124,21 +117,12 @@ def open_predictors(dock: Any, ids: Sequence[str], trusted: bool = False, env_ma
     learnware's cached environment; ``trusted=True`` imports the model code into this process.
     ``timeout`` bounds one batch round trip in a worker.
     """
-    from .base import InProcessPredictor
-
-    if not trusted and not _runner_available():
-        raise UsageError(
-            "the sandboxed model runner is not available in this installation",
-            hint="pass --trusted (trusted=True) to run learnware code in this process",
-        )
     packages = [dock.package(id) for id in ids]
     if trusted:
         yield [InProcessPredictor(_load_trusted_model(p, id), id=id) for p, id in zip(packages, ids)]
         return
     with contextlib.ExitStack() as stack:
         # workers start in parallel: each start waits on a subprocess importing its model
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(ids)))) as pool:
             futures = [pool.submit(_start_worker, dock, p, env_manager, timeout) for p in packages]
             errors = []
@@ -157,9 +141,6 @@ def open_predictors(dock: Any, ids: Sequence[str], trusted: bool = False, env_ma
 
 
 def _start_worker(dock: Any, package: Any, env_manager: str, timeout: float) -> Any:
-    from ..check.envs import EnvManager
-    from ..check.runner import ModelWorker
-
     manager = EnvManager(dock.layout.envs, env_manager)
     env = manager.ensure(list(package.requirements or []))
     worker = ModelWorker(package.root, module=package.model_module, class_name=package.model_class,

@@ -33,12 +33,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
 
 from ..errors import UsageError
 from ..spec.qp import solve_simplex_qp
+from ..spec.rkme_text import RKMETextSpec
 from .base import CLASSIFICATION, check_weights, check_X, input_kind_of, labels_of
 from .estimator import ReuserBase
-
 
 SELECTORS = ("knn", "logistic")
 TEXT_HERDING_NOISE = 0.02  # embeddings are unit vectors: the table default (0.25 per axis) would swamp them
@@ -55,8 +57,6 @@ def _text_embedder(specs: list[Any]) -> str:
 
 def embed_texts(texts: Any, embedder: str) -> np.ndarray:
     """User texts embedded by the learnware specs' embedder (the selector's input space)."""
-    from ..spec.rkme_text import RKMETextSpec
-
     return RKMETextSpec(embedder=embedder).embed(texts)
 
 
@@ -190,14 +190,10 @@ class JobSelectorReuser(ReuserBase):
             self.selector_ = None
             return
         if self.selector == "knn":
-            from sklearn.neighbors import KNeighborsClassifier
-
             k = max(1, min(int(self.n_neighbors), len(labels)))
             self.selector_ = KNeighborsClassifier(n_neighbors=k, weights="distance").fit(self.herded_, labels)
         else:
             if not hasattr(self, "coef_"):
-                from sklearn.linear_model import LogisticRegression
-
                 lr = LogisticRegression(C=1.0, max_iter=2000).fit(self.herded_, labels)
                 self.coef_, self.intercept_, self.selector_classes_ = lr.coef_, lr.intercept_, lr.classes_
             self.selector_ = "logistic"

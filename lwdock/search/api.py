@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import UsageError
 from . import dense as _dense
 from . import mixture as _mixture
-from .cache import SearchCache, ensure_current, eligible
+from .cache import SearchCache, eligible, ensure_current, entry_dicts
 from .scores import mmd2_to_score
 from .semantic import SemanticQuery, entry_name, filter_entries
 from .stat import TABLE_TYPES, StatResult, UserSpec, as_user_spec, find_group, rank
@@ -154,11 +154,13 @@ def search(
         library=_listify(library), scenario=_listify(scenario), license=_listify(license), ids=_listify(ids),
     )
     with dock.lock():
-        entries = dock.entries()
+        records = dock.entries()
+        entries = entry_dicts(records)  # house branch shim
         generation = dock.generation()
         cache = ensure_current(dock, entries) if user is not None and dense_user is None else None
         group = find_group(cache, user) if cache is not None and user is not None else None
-    kept, trace = filter_entries(entries, query, include_unchecked)
+    kept, trace = filter_entries(records, query, include_unchecked)
+    kept = entry_dicts(kept)  # house branch shim
     result = SearchResult(
         query={"filters": query.describe(), "include_unchecked": include_unchecked, "k": k, "max_mixture": max_mixture,
                "method": method, "prefilter": prefilter, "user_spec": user.describe() if user else None},

@@ -67,8 +67,17 @@ def read_spec_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, float, str]:
     return z, np.asarray(spec.beta_, dtype=np.float64).ravel(), float(spec.gamma), str(spec.type)
 
 
+def entry_dicts(entries: Iterable[Any]) -> list[dict[str, Any]]:
+    """house branch: the Dock returns lwdock.records.Entry; this code still reads index dicts.
+    (The search half converts to Entry in one adapter instead; drop this on merge.) The records'
+    own documents, read-only, not copies: 100,000 new objects would wake the cyclic GC."""
+    return [e._doc if hasattr(e, "to_dict") else e for e in entries]
+
+
 def eligible(entry: dict[str, Any]) -> bool:
     """Entries that take part in statistical search: not invalid, with a table spec."""
+    if hasattr(entry, "specs"):  # house branch shim: an lwdock.records.Entry
+        return entry.status != "invalid" and any(s.kind == "table" for s in entry.specs)
     return entry.get("status") != "invalid" and any(s.get("kind") == "table" for s in entry.get("specs") or [])
 
 
@@ -382,6 +391,7 @@ def on_change(dock: Any, added: list[dict[str, Any]], removed: list[str]) -> Non
     it records ``None`` ("unknown") and the next search catches up by diffing id sets. Errors
     are logged, never raised: the cache is derived data and must not fail a commit.
     """
+    added = entry_dicts(added)  # house branch shim
     try:
         disk = dock.generation()
         cache = SearchCache(cache_dir(dock))
@@ -404,8 +414,7 @@ def on_change(dock: Any, added: list[dict[str, Any]], removed: list[str]) -> Non
 
 def sync(dock: Any, entries: list[dict[str, Any]] | None = None) -> tuple[int, int]:
     """Bring the cache to the index's state by diffing id sets. Returns (added, removed)."""
-    if entries is None:
-        entries = dock.entries()
+    entries = entry_dicts(dock.entries() if entries is None else entries)  # house branch shim
     want = {e["id"]: e for e in entries if eligible(e)}
     cache = SearchCache(cache_dir(dock))
     if cache.manifest.get("dtype") is None:
@@ -425,13 +434,13 @@ def rebuild(dock: Any) -> int:
         shutil.rmtree(directory)
     cache = SearchCache(directory)
     cache.manifest["dtype"] = _dtype(dock)
-    items, bad = _load_items(dock, dock.entries())
+    items, bad = _load_items(dock, entry_dicts(dock.entries()))  # house branch shim
     cache.apply(items, [], dock.generation(), unreadable=bad)
     return len(items)
 
 
 def _stale(cache: SearchCache, generation: int, entries: list[dict[str, Any]]) -> bool:
-    want = {e["id"] for e in entries if eligible(e)}
+    want = {e["id"] for e in entry_dicts(entries) if eligible(e)}  # house branch shim
     return cache.generation != generation or cache.live_ids() != want
 
 

@@ -41,6 +41,7 @@ import numpy as np
 from .._atomic import write_atomic
 from ..errors import InputDataError
 from . import mixture as _mixture
+from .cache import entry_dicts
 from .stat import StatResult
 
 logger = logging.getLogger("lwdock")
@@ -272,7 +273,7 @@ class DenseCache:
         missing = [e for e in wanted if e["id"] not in self.items and e["id"] not in self.manifest["unreadable"]]
         live: set[str] | None = None
         if self.manifest.get("generation") != gen:
-            live = {e["id"] for e in self.dock.entries()}
+            live = {e.id for e in self.dock.entries()}  # house branch: the Dock returns Entry records
         stale = [i for i in self.items if live is not None and i not in live]
         if not missing and not stale:
             if self.manifest.get("generation") != gen:
@@ -424,6 +425,7 @@ def stat_search_dense(
     it on above ``IMAGE_PREFILTER_AUTO`` compatible learnwares. ``rerank`` overrides
     :func:`rerank_count` (the number re-ranked exactly). ``result.prefiltered`` says whether it ran."""
     user = as_dense_user(user_spec)
+    entries = entry_dicts(entries)  # house branch shim
     of_kind = [e for e in entries if spec_kind(e) == user.kind]
     cache = DenseCache(dock, user.kind)
     with dock.lock():

@@ -1,32 +1,55 @@
-"""Semantic search over index entries: status, id/alias, Class/Tag rules, name and description.
+"""The one semantic filter, used by ``lwdock list`` and ``lwdock search`` alike.
 
 Rules (the reference's, with the differences noted):
 
-* Status: ``invalid`` never appears; ``semantic-only`` only with ``include_unchecked``.
-* ``ids``: a learnware matches when its alias equals the value or its id starts with it
-  (case-insensitive); several values are OR-ed.
-* Class keys (Data, Task, Library, License): the learnware's first value must be one of the
-  user's values. Tag keys (Scenario): the two value sets must intersect. A learnware with no
-  value for a key the user filters on does not match. Comparison ignores case (the reference's
-  is case-sensitive).
-* ``name``: case-insensitive substring of the learnware's Name *or* Description. Only when no
-  learnware matches that way, a fuzzy stage keeps learnwares whose best
-  :func:`partial_ratio` against Name or Description is at least :data:`FUZZY_THRESHOLD`
-  (75 of 100, the reference's value), best first.
+* ``ids``: a learnware matches when its alias equals one of the values or its id starts with
+  one (case-insensitive).
+* Class keys (``data_type``, ``task``, ``library``, ``license``): the learnware's value must be
+  one of the user's values. Tag keys (``scenario``): the two value sets must intersect. A
+  learnware with no value for a key the user filters on does not match. Comparison ignores case
+  (the reference's is case-sensitive).
+* ``name``: a case-insensitive substring of the learnware's Name, Description or alias. Only
+  when no learnware matches that way, a fuzzy stage keeps the learnwares whose best
+  :func:`partial_ratio` against those texts is at least :data:`FUZZY_THRESHOLD` (75 of 100, the
+  reference's value), best first. (The reference ignores aliases; lwdock has them.)
 * ``description_like``: the same substring-then-fuzzy rule against the Description alone (the
   reference ignores the user's Description; we offer it as a separate filter).
+* Several values of one key are OR-ed; different keys are AND-ed.
+
+Status is not part of the query: ``list`` shows every status unless ``--status`` says
+otherwise; ``search`` never returns ``invalid`` learnwares and returns ``semantic-only`` ones
+only with ``include_unchecked`` (:func:`filter_entries`).
+
+:meth:`SemanticQuery.matches` is the rule for one learnware (text filters as substrings, or
+fuzzily with ``fuzzy=True``); :meth:`SemanticQuery.select` applies it to a dock's entries with
+the fuzzy fallback above. Both take :class:`~lwdock.records.Entry` records (index documents are
+accepted and returned as they were given).
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from ..records import INVALID, SEMANTIC_ONLY, USABLE, Entry
 
 FUZZY_THRESHOLD = 75.0
 CLASS_KEYS = {"data_type": "Data", "task": "Task", "library": "Library", "license": "License"}
 TAG_KEYS = {"scenario": "Scenario"}
+# texts each text filter reads
+NAME_FIELDS = ("name", "description", "alias")
+DESCRIPTION_FIELDS = ("description",)
+
+T = TypeVar("T", Entry, Mapping[str, Any])
+
+
+def _listify(v: str | Iterable[str] | None) -> list[str]:
+    if v is None:
+        return []
+    return [v] if isinstance(v, str) else [str(x) for x in v]
 
 
 @dataclass
@@ -40,6 +63,24 @@ class SemanticQuery:
     license: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
 
+    @classmethod
+    def from_filters(
+        cls,
+        *,
+        name: str | None = None,
+        description_like: str | None = None,
+        data_type: str | Iterable[str] | None = None,
+        task: str | Iterable[str] | None = None,
+        library: str | Iterable[str] | None = None,
+        scenario: str | Iterable[str] | None = None,
+        license: str | Iterable[str] | None = None,  # noqa: A002 - the semantic key's name
+        ids: str | Iterable[str] | None = None,
+    ) -> SemanticQuery:
+        """A query from keyword filters; each key takes one value or several."""
+        return cls(name=name or None, description_like=description_like or None, data_type=_listify(data_type),
+                   task=_listify(task), library=_listify(library), scenario=_listify(scenario),
+                   license=_listify(license), ids=_listify(ids))
+
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key in ("name", "description_like", "data_type", "task", "library", "scenario", "license", "ids"):
@@ -47,6 +88,62 @@ class SemanticQuery:
             if value:
                 out[key] = value
         return out
+
+    def matches(self, entry: Entry | Mapping[str, Any], *, fuzzy: bool = False) -> bool:
+        """Whether one learnware passes every filter: text filters as substrings, or (``fuzzy``)
+        with a :func:`partial_ratio` of at least :data:`FUZZY_THRESHOLD`."""
+        record = Entry.coerce(entry)
+        if not all(keep(record) for _, keep in self._key_rules()):
+            return False
+        test = _fuzzy_score if fuzzy else _contains
+        return all(bool(test(record, text, fields)) for _, text, fields in self._text_rules())
+
+    def select(self, entries: Sequence[T]) -> list[T]:
+        """The entries that match, with the fuzzy fallback of each text filter (see the module doc)."""
+        records = [Entry.coerce(e) for e in entries]
+        return [entries[i] for i in self._apply(records, range(len(records)))]
+
+    def _apply(self, records: list[Entry], kept: Iterable[int], trace: list[tuple[str, int]] | None = None
+               ) -> list[int]:
+        """The positions in ``kept`` whose records pass every rule, in rule order. (Positions, not
+        pairs: on a dock of 100,000 learnwares, 100,000 tuples would wake the cyclic GC.)"""
+        kept = list(kept)
+        for label, keep in self._key_rules():
+            kept = [i for i in kept if keep(records[i])]
+            if trace is not None:
+                trace.append((label, len(kept)))
+        for label, text, fields in self._text_rules():
+            kept = _text_stage(records, kept, text, fields)
+            if trace is not None:
+                trace.append((label, len(kept)))
+        return kept
+
+    # -- the rules, in the order they are applied (and explained) ------------------------------
+    def _key_rules(self) -> list[tuple[str, Callable[[Entry], bool]]]:
+        rules: list[tuple[str, Callable[[Entry], bool]]] = []
+        if self.ids:
+            refs = [r.lower() for r in self.ids if r]
+            rules.append((f"id/alias {','.join(self.ids)}", lambda e: _id_ok(e, refs)))
+        for attr, key in CLASS_KEYS.items():
+            wanted = {w.lower() for w in getattr(self, attr) if w}
+            if wanted:
+                rules.append((f"{key} in {{{', '.join(getattr(self, attr))}}}",
+                              lambda e, key=key, wanted=wanted: (e.semantic.value(key) or "").lower() in wanted))
+        for attr, key in TAG_KEYS.items():
+            wanted = {w.lower() for w in getattr(self, attr) if w}
+            if wanted:
+                rules.append((f"{key} among {{{', '.join(getattr(self, attr))}}}",
+                              lambda e, key=key, wanted=wanted: bool({v.lower() for v in e.semantic.value(key)} & wanted)))
+        return rules
+
+    def _text_rules(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        rules = []
+        if self.name and self.name.strip():
+            rules.append((f"name like {self.name!r}", self.name.lower().strip(), NAME_FIELDS))
+        if self.description_like and self.description_like.strip():
+            rules.append((f"description like {self.description_like!r}", self.description_like.lower().strip(),
+                          DESCRIPTION_FIELDS))
+        return rules
 
 
 def partial_ratio(needle: str, hay: str) -> float:
@@ -70,92 +167,75 @@ def partial_ratio(needle: str, hay: str) -> float:
     return best
 
 
-def _values(semantic: dict[str, Any], key: str) -> list[str]:
-    item = semantic.get(key) if isinstance(semantic, dict) else None
-    if not isinstance(item, dict):
-        return []
-    vals = item.get("Values")
-    if isinstance(vals, str):
-        return [vals] if vals else []
-    if isinstance(vals, (list, tuple)):
-        return [str(v) for v in vals if str(v)]
-    return []
+def entry_name(entry: Entry | Mapping[str, Any]) -> str:
+    return Entry.coerce(entry).semantic.name
 
 
-def _string(semantic: dict[str, Any], key: str) -> str:
-    vals = _values(semantic, key)
-    return vals[0] if vals else ""
+def _texts(entry: Entry, fields: tuple[str, ...]) -> list[str]:
+    semantic = entry.semantic
+    texts = (entry.alias if f == "alias" else semantic.name if f == "name" else semantic.description for f in fields)
+    return [t for t in texts if t]
 
 
-def entry_name(entry: dict[str, Any]) -> str:
-    return _string(entry.get("semantic") or {}, "Name")
+def _contains(entry: Entry, needle: str, fields: tuple[str, ...]) -> bool:
+    return any(needle in t.lower() for t in _texts(entry, fields))
 
 
-def _class_ok(semantic: dict[str, Any], key: str, wanted: Sequence[str]) -> bool:
-    have = _values(semantic, key)
-    return bool(have) and have[0].lower() in {w.lower() for w in wanted}
+def _fuzzy_score(entry: Entry, needle: str, fields: tuple[str, ...], memo: dict[str, float] | None = None) -> float:
+    """The best partial ratio when it reaches the threshold, else 0. ``memo`` (text -> score)
+    serves docks where many learnwares share a name or a description."""
+    best = 0.0
+    for text in _texts(entry, fields):
+        score = memo.get(text) if memo is not None else None
+        if score is None:
+            score = partial_ratio(needle, text) if _may_reach(needle, text) else 0.0
+            if memo is not None:
+                memo[text] = score
+        best = max(best, score)
+    return best if best >= FUZZY_THRESHOLD else 0.0
 
 
-def _tag_ok(semantic: dict[str, Any], key: str, wanted: Sequence[str]) -> bool:
-    have = {v.lower() for v in _values(semantic, key)}
-    return bool(have & {w.lower() for w in wanted})
+def _may_reach(needle: str, text: str) -> bool:
+    """A cheap bound: a window can share no more characters with the shorter string than the two
+    strings share in all, so too few shared characters mean a ratio under the threshold."""
+    a, b = needle.lower().strip(), text.lower().strip()
+    shorter, longer = (a, b) if len(a) <= len(b) else (b, a)
+    if not shorter:
+        return False
+    shared = sum((Counter(shorter) & Counter(longer)).values())
+    return shared * 100.0 >= FUZZY_THRESHOLD * len(shorter)
 
 
-def _id_ok(entry: dict[str, Any], refs: Iterable[str]) -> bool:
-    eid = str(entry.get("id", "")).lower()
-    alias = (entry.get("alias") or "").lower()
-    return any((alias and r.lower() == alias) or (r and eid.startswith(r.lower())) for r in refs)
+def _id_ok(entry: Entry, refs: Iterable[str]) -> bool:
+    eid, alias = entry.id.lower(), (entry.alias or "").lower()
+    return any((alias and r == alias) or eid.startswith(r) for r in refs)
 
 
-def _text_match(entries: list[dict[str, Any]], text: str, keys: Sequence[str]) -> list[dict[str, Any]]:
-    """Substring stage first; the fuzzy stage only when it finds nothing."""
-    needle = text.lower().strip()
-    if not needle:
-        return entries
-    exact = [e for e in entries if any(needle in _string(e.get("semantic") or {}, k).lower() for k in keys)]
+def _text_stage(records: list[Entry], kept: list[int], needle: str, fields: tuple[str, ...]) -> list[int]:
+    """Substring stage first; the fuzzy stage (best first) only when it finds nothing."""
+    exact = [i for i in kept if _contains(records[i], needle, fields)]
     if exact:
         return exact
-    scored = []
-    for e in entries:
-        sem = e.get("semantic") or {}
-        score = max(partial_ratio(needle, _string(sem, k)) for k in keys)
-        if score >= FUZZY_THRESHOLD:
-            scored.append((score, e))
-    scored.sort(key=lambda t: -t[0])  # stable: ties keep index order
-    return [e for _, e in scored]
+    memo: dict[str, float] = {}
+    scores = {i: _fuzzy_score(records[i], needle, fields, memo) for i in kept}
+    return sorted((i for i in kept if scores[i] > 0), key=lambda i: -scores[i])  # stable: ties keep order
 
 
-def filter_entries(
-    entries: list[dict[str, Any]], query: SemanticQuery, include_unchecked: bool = False
-) -> tuple[list[dict[str, Any]], list[tuple[str, int]]]:
-    """Apply the rules in order; returns the survivors and (step, count after it) for explanations."""
+def filter_entries(entries: Sequence[T], query: SemanticQuery, include_unchecked: bool = False
+                   ) -> tuple[list[T], list[tuple[str, int]]]:
+    """Search's filter: the status rule, then :meth:`SemanticQuery.select`'s rules one by one.
+    Returns the survivors and (step, count after it) for explanations."""
+    allowed = {USABLE, SEMANTIC_ONLY} if include_unchecked else {USABLE}
+    records = [Entry.coerce(e) for e in entries]
+    statuses = [r.status or USABLE for r in records]
+    kept = [i for i, status in enumerate(statuses) if status in allowed]
+    counts = Counter(statuses)
     trace: list[tuple[str, int]] = [("in the dock", len(entries))]
-    allowed = {"usable", "semantic-only"} if include_unchecked else {"usable"}
-    kept = [e for e in entries if e.get("status", "usable") in allowed]
-    unchecked = sum(1 for e in entries if e.get("status") == "semantic-only")
-    invalid = sum(1 for e in entries if e.get("status") == "invalid")
+    unchecked, invalid = counts[SEMANTIC_ONLY], counts[INVALID]
     label = "status usable or semantic-only" if include_unchecked else "status usable"
     notes = [f"{invalid} invalid"] if invalid else []
     if unchecked and not include_unchecked:
         notes.append(f"{unchecked} semantic-only: add --include-unchecked to see them")
     trace.append((label + (f" ({'; '.join(notes)})" if notes else ""), len(kept)))
-    if query.ids:
-        kept = [e for e in kept if _id_ok(e, query.ids)]
-        trace.append((f"id/alias {','.join(query.ids)}", len(kept)))
-    for attr, key in CLASS_KEYS.items():
-        wanted = getattr(query, attr)
-        if wanted:
-            kept = [e for e in kept if _class_ok(e.get("semantic") or {}, key, wanted)]
-            trace.append((f"{key} in {{{', '.join(wanted)}}}", len(kept)))
-    for attr, key in TAG_KEYS.items():
-        wanted = getattr(query, attr)
-        if wanted:
-            kept = [e for e in kept if _tag_ok(e.get("semantic") or {}, key, wanted)]
-            trace.append((f"{key} among {{{', '.join(wanted)}}}", len(kept)))
-    if query.name:
-        kept = _text_match(kept, query.name, ("Name", "Description"))
-        trace.append((f"name like {query.name!r}", len(kept)))
-    if query.description_like:
-        kept = _text_match(kept, query.description_like, ("Description",))
-        trace.append((f"description like {query.description_like!r}", len(kept)))
-    return kept, trace
+    kept = query._apply(records, kept, trace)
+    return [entries[i] for i in kept], trace

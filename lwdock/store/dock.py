@@ -4,6 +4,10 @@ Every CLI command is one call into this class (or into the search/reuse APIs
 that take a Dock). Writes follow one rule: files first, index last. A learnware
 exists once its index entry is written, so a process killed at any point leaves
 it either fully present or absent; leftovers are orphans that ``doctor`` removes.
+
+Reads return :class:`~lwdock.records.Entry` records. Each change of the index is
+announced to the listeners (:meth:`Dock.subscribe`) as a
+:class:`~lwdock.store.events.DockChanged`; the store itself knows no consumer.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from ..check.checks import run_checks
+from ..config import load_settings
 from ..errors import (
     AmbiguousIdError,
     CheckFailedError,
@@ -27,21 +33,35 @@ from ..errors import (
     DockError,
     LwdockError,
     NotFoundError,
+    SemanticSpecError,
     UsageError,
 )
-from . import semantic as sem
-from .archive import Limits
-from .index import Index, open_index, write_atomic
+from ..format import semantic as sem
+from ..format.archive import Limits, open_zip
+from ..format.ids import sha256_file
+from ..format.package import Package, open_package, parse_package
+from ..records import INVALID, STATUSES, CheckReport, Entry, SpecSummary
+from ..spec.specfile import load_spec
+from . import doctor as _doctor
+from .events import DerivedData, DockChanged, Listener
+from .index import Index, index_entry, open_index, write_atomic
 from .layout import LAYOUT_VERSION, Layout, fault_point
-from .package import Package, open_package, parse_package
-from .verify import record_stamp, sha256_file, verified_copy
+from .lock import locked
+from .verify import mismatch, record_stamp, verified_copy
 
 logger = logging.getLogger("lwdock")
 
-STATUSES = ("usable", "semantic-only", "invalid")
+__all__ = ["Dock", "EntryFilter", "MIN_PREFIX", "STATUSES", "index_entry", "sha256_file"]
+
 _ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 _HEX_RE = re.compile(r"^[0-9a-f]+$")
 MIN_PREFIX = 4
+
+
+class EntryFilter(Protocol):
+    """What :meth:`Dock.list` filters with (:class:`lwdock.search.semantic.SemanticQuery` is one)."""
+
+    def select(self, entries: Sequence[Entry]) -> list[Entry]: ...
 
 
 def _now() -> str:
@@ -49,15 +69,39 @@ def _now() -> str:
 
 
 class Dock:
-    """A learnware dock directory. Use :meth:`init` to create one and :meth:`open` to use one."""
+    """A learnware dock directory. Use :meth:`init` to create one and :meth:`open` to use one.
+
+    This is the storage core. :class:`lwdock.Dock` (``lwdock/api.py``) is the same dock with the
+    search cache attached as a listener; the CLI and the Python API use that one.
+    """
 
     def __init__(self, path: Path, *, lock_timeout: float | None = None, limits: Limits | None = None) -> None:
-        from ..config import load_settings
-
         self.path = Path(path)
         self.layout = Layout(self.path)
         self.lock_timeout = load_settings().lock_timeout if lock_timeout is None else lock_timeout
         self.limits = limits or Limits.from_settings()
+        self._listeners: list[Listener] = []
+        self._derived: list[DerivedData] = []
+
+    # -- listeners ---------------------------------------------------------------
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener(DockChanged)`` on every change of the index (inside the dock lock,
+        before the change is written; see :mod:`lwdock.store.events`)."""
+        self._listeners.append(listener)
+
+    def attach(self, derived: DerivedData) -> None:
+        """Keep ``derived`` in step with the index, and let ``doctor`` check and rebuild it."""
+        self.subscribe(derived.on_change)
+        self._derived.append(derived)
+
+    @property
+    def derived(self) -> tuple[DerivedData, ...]:
+        return tuple(self._derived)
+
+    def _emit(self, idx: Index, added: Sequence[Entry] = (), removed: Sequence[str] = ()) -> None:
+        event = DockChanged(added=tuple(added), removed=tuple(removed), generation=idx.generation())
+        for listener in self._listeners:
+            listener(event)
 
     # -- creation ------------------------------------------------------------
     @classmethod
@@ -116,76 +160,54 @@ class Dock:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """The dock's cross-process lock (reentrant within a process)."""
-        from .lock import locked
-
         with locked(self.layout.lock_file, self.lock_timeout):
             yield
 
     @contextmanager
-    def _index(self) -> Iterator[Index]:
+    def index(self) -> Iterator[Index]:
+        """One locked index session: reads see one state; changes are written once, at the end."""
         with self.lock(), open_index(self.layout.index_dir) as idx:
             yield idx
 
     def generation(self) -> int:
-        with self._index() as idx:
+        with self.index() as idx:
             return idx.generation()
 
-    def entries(self, status: str | list[str] | None = None) -> list[dict[str, Any]]:
-        with self._index() as idx:
+    def entries(self, status: str | Sequence[str] | None = None) -> list[Entry]:
+        with self.index() as idx:
             items = idx.all()
         if status is not None:
             wanted = {status} if isinstance(status, str) else set(status)
-            items = [e for e in items if e.get("status") in wanted]
+            items = [e for e in items if e.status in wanted]
         return items
 
-    def list(
-        self,
-        *,
-        status: str | None = None,
-        data_type: str | None = None,
-        task: str | None = None,
-        library: str | None = None,
-        scenario: str | None = None,
-        license: str | None = None,
-        name: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """Entries filtered on status and semantic tags, newest first."""
-        if status is not None and status not in STATUSES:
-            raise UsageError(f"unknown status {status!r}; allowed: {', '.join(STATUSES)}")
-        out = []
-        for e in self.entries(status):
-            s = e.get("semantic", {})
-            if data_type and (sem.value(s, "Data") or "").lower() != data_type.lower():
-                continue
-            if task and (sem.value(s, "Task") or "").lower() != task.lower():
-                continue
-            if library and (sem.value(s, "Library") or "").lower() != library.lower():
-                continue
-            if license and (sem.value(s, "License") or "").lower() != license.lower():
-                continue
-            if scenario and scenario.lower() not in [v.lower() for v in sem.value(s, "Scenario") or []]:
-                continue
-            if name:
-                text = f"{sem.value(s, 'Name') or ''} {sem.value(s, 'Description') or ''} {e.get('alias') or ''}"
-                if name.lower() not in text.lower():
-                    continue
-            out.append(e)
-        out.sort(key=lambda e: (e.get("created", ""), e["id"]), reverse=True)
-        return out
+    def list(self, query: EntryFilter | None = None, *, status: str | Sequence[str] | None = None) -> list[Entry]:
+        """Entries with one of the ``status`` values that ``query`` selects, newest first.
+
+        :meth:`lwdock.Dock.list` takes the semantic filters as keywords and builds the query.
+        """
+        wanted = [status] if isinstance(status, str) else list(status or ())
+        unknown = [s for s in wanted if s not in STATUSES]
+        if unknown:
+            raise UsageError(f"unknown status {unknown[0]!r}; allowed: {', '.join(STATUSES)}")
+        items = self.entries(wanted or None)
+        if query is not None:
+            items = query.select(items)
+        return sorted(items, key=lambda e: (e.created, e.id), reverse=True)
 
     # -- lookup ------------------------------------------------------------------
     def resolve(self, ref: str) -> str:
         """Alias, full id or unique id prefix (at least 4 hex digits) -> id."""
-        return self.get(ref)["id"]
+        return self.get(ref).id
 
-    def get(self, ref: str, *, full: bool = False) -> dict[str, Any]:
+    def get(self, ref: str, *, full: bool = False) -> Entry:
         """The index entry; ``full=True`` adds the complete check report from the manifest."""
-        with self._index() as idx:
+        with self.index() as idx:
             entry = _resolve(idx, ref)
             if full:
-                stored = _read_manifest(self.layout.manifest(entry["id"]))
-                if stored is not None and stored.get("id") == entry["id"]:
-                    entry = {**stored, **{k: v for k, v in entry.items() if k != "check"}}
+                stored = _read_manifest(self.layout.manifest(entry.id))
+                if stored is not None and stored.get("id") == entry.id:
+                    entry = Entry.from_dict({**stored, **{k: v for k, v in entry.to_dict().items() if k != "check"}})
             return entry
 
     def blob_path(self, ref: str) -> Path:
@@ -196,7 +218,15 @@ class Dock:
 
         Models are loaded from here; see ``lwdock.store.verify``.
         """
-        return verified_copy(self.layout, self.resolve(ref), self._rebuild_unpacked)
+        return verified_copy(self.layout, self.resolve(ref), self.rebuild_unpacked)
+
+    def unpacked_state(self, lw_id: str) -> str:
+        """The unpacked copy of ``lw_id`` checked by content hash: "ok", "missing", or why it differs
+        (``lwdock.store.verify.OUTDATED`` for a stamp written by an older lwdock)."""
+        target = self.layout.unpacked_dir(lw_id)
+        if not (target / "learnware.yaml").is_file():
+            return "missing"
+        return mismatch(target, self.layout.unpacked_stamp(lw_id)) or "ok"
 
     def package(self, ref: str) -> Package:
         return parse_package(self.unpacked_dir(ref))
@@ -208,7 +238,8 @@ class Dock:
             raise NotFoundError(f"learnware {lw_id[:12]} has no {kind} specification")
         return path
 
-    def _rebuild_unpacked(self, lw_id: str) -> None:
+    def rebuild_unpacked(self, lw_id: str) -> None:
+        """Extract the unpacked cache of ``lw_id`` again from its blob."""
         blob = self.layout.blob(lw_id)
         if not blob.is_file():
             raise DockError(f"blob for learnware {lw_id[:12]} is missing", hint="run `lwdock doctor`")
@@ -234,7 +265,7 @@ class Dock:
         env_manager: str = "venv",
         exist_ok: bool = False,
         check_timeout: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> Entry:
         """Check a learnware zip and store it. All or nothing.
 
         ``semantic`` replaces the package's own semantic_specification.json;
@@ -245,8 +276,6 @@ class Dock:
         zip_path = Path(zip_path)
         if alias is not None:
             _check_alias(alias)
-        from .archive import open_zip
-
         open_zip(zip_path).close()  # one-line errors for missing, empty or non-zip files
         lw_id = sha256_file(zip_path)
         existing = self._lookup_existing(lw_id)
@@ -259,50 +288,41 @@ class Dock:
         scratch.mkdir(parents=True)
         try:
             pkg = open_package(zip_path, scratch / "pkg", limits=self.limits)
-            raw_semantic = semantic if semantic is not None else pkg.semantic
-            flags = {k: v for k, v in (semantic_flags or {}).items() if v not in (None, [], ())}
-            if flags:
-                raw_semantic = sem.from_flags(base=raw_semantic, **flags)
-            if raw_semantic is None:
-                raise sem.SemanticSpecError(
-                    "no semantic specification: the zip has none and none was given",
-                    hint="pass --semantic FILE or flags such as --name, --data-type, --task",
-                )
-            semantic = sem.validate(raw_semantic)
-            report = _run_checks(pkg, semantic, self, run_model=run_model, env_manager=env_manager, timeout=check_timeout)
-            if report["status"] == "invalid":
-                failed = next((c for c in report["checks"] if not c["ok"]), {"name": "?", "reason": "?"})
+            semantic = _semantic_for(pkg, semantic, semantic_flags)
+            report = self._run_checks(pkg, semantic, run_model=run_model, env_manager=env_manager, timeout=check_timeout)
+            if report.status == INVALID:
+                failed = next(iter(report.failures()), {"name": "?", "reason": "?"})
                 raise CheckFailedError(
-                    f"learnware failed the '{failed['name']}' check: {failed['reason']}", report=report
+                    f"learnware failed the '{failed['name']}' check: {failed['reason']}", report=report.to_dict()
                 )
-            entry = {
-                "id": lw_id,
-                "alias": alias,
-                "semantic": semantic,
-                "status": report["status"],
-                "check": report,
-                "specs": _spec_summaries(pkg),
-                "requirements": pkg.requirements,
-                "size": zip_path.stat().st_size,
-                "created": _now(),
-            }
+            entry = Entry(
+                id=lw_id,
+                alias=alias,
+                semantic=semantic,
+                status=report.status,
+                check=report,
+                specs=_spec_summaries(pkg),
+                requirements=pkg.requirements,
+                size=zip_path.stat().st_size,
+                created=_now(),
+            )
             self._commit_new(zip_path, scratch, entry)
             return entry
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _lookup_existing(self, lw_id: str) -> dict[str, Any] | None:
-        with self._index() as idx:
+    def _lookup_existing(self, lw_id: str) -> Entry | None:
+        with self.index() as idx:
             return idx.get(lw_id)
 
-    def _commit_new(self, zip_path: Path, scratch: Path, entry: dict[str, Any]) -> None:
+    def _commit_new(self, zip_path: Path, scratch: Path, entry: Entry) -> None:
         lay = self.layout
-        lw_id = entry["id"]
-        with self._index() as idx:
+        lw_id = entry.id
+        with self.index() as idx:
             if idx.get(lw_id) is not None:
                 raise ConflictError(f"learnware {lw_id[:12]} is already in the dock")
-            if entry["alias"] and idx.get(idx.alias_target(entry["alias"]) or "--") is not None:
-                raise ConflictError(f"alias {entry['alias']!r} is already in use")
+            if entry.alias and idx.get(idx.alias_target(entry.alias) or "--") is not None:
+                raise ConflictError(f"alias {entry.alias!r} is already in use")
             blob = lay.blob(lw_id)
             blob.parent.mkdir(parents=True, exist_ok=True)
             tmp_blob = scratch / "blob.zip"
@@ -314,49 +334,52 @@ class Dock:
             os.chmod(tmp_blob, 0o444)
             os.replace(tmp_blob, blob)
             fault_point("submit:after-blob")
-            write_atomic(lay.manifest(lw_id), json.dumps(entry, separators=(",", ":")).encode())
+            write_atomic(lay.manifest(lw_id), json.dumps(entry.to_dict(), separators=(",", ":")).encode())
             target = lay.unpacked_dir(lw_id)
             if target.exists():
                 shutil.rmtree(target)
             os.replace(scratch / "pkg", target)
             record_stamp(blob, lay.unpacked_stamp(lw_id), self.limits)
             fault_point("submit:before-index")
-            idx.insert(index_entry(entry))
-            _search_hook("on_change", self, added=[entry], removed=[])
+            idx.insert(entry)
+            self._emit(idx, added=[entry])
         fault_point("submit:after-index")
 
     # -- changes -----------------------------------------------------------------
-    def set_alias(self, ref: str, alias: str | None) -> dict[str, Any]:
+    def set_alias(self, ref: str, alias: str | None) -> Entry:
         if alias is not None:
             _check_alias(alias)
-        with self._index() as idx:
+        with self.index() as idx:
             entry = _resolve(idx, ref)
             owner = idx.alias_target(alias) if alias else None
-            if owner and owner != entry["id"] and idx.get(owner) is not None:
+            if owner and owner != entry.id and idx.get(owner) is not None:
                 raise ConflictError(f"alias {alias!r} is already in use")
-            idx.update(entry["id"], {"alias": alias})
-            entry["alias"] = alias
-            self._update_manifest(entry["id"], {"alias": alias}, fallback=entry)
+            entry = entry.replace(alias=alias)
+            idx.update(entry)
+            self._emit(idx, added=[entry], removed=[entry.id])
+            self._update_manifest(entry, alias=alias)
         return entry
 
-    def _update_manifest(self, lw_id: str, fields: dict[str, Any], fallback: dict[str, Any]) -> None:
-        stored = _read_manifest(self.layout.manifest(lw_id))
-        base = stored if stored is not None and stored.get("id") == lw_id else fallback
-        write_atomic(self.layout.manifest(lw_id), json.dumps({**base, **fields}, separators=(",", ":")).encode())
+    def _update_manifest(self, entry: Entry, **fields: Any) -> None:
+        """Change ``fields`` in the manifest of ``entry`` (rewritten from ``entry`` when unreadable)."""
+        path = self.layout.manifest(entry.id)
+        stored = _read_manifest(path)
+        base = Entry.from_dict(stored) if stored is not None and stored.get("id") == entry.id else entry
+        write_atomic(path, json.dumps(base.replace(**fields).to_dict(), separators=(",", ":")).encode())
 
-    def remove(self, ref: str, *, dry_run: bool = False) -> dict[str, Any]:
+    def remove(self, ref: str, *, dry_run: bool = False) -> Entry:
         """Remove a learnware. The index entry goes first; files follow."""
         lay = self.layout
-        with self._index() as idx:
+        with self.index() as idx:
             entry = _resolve(idx, ref)
             if dry_run:
                 return entry
-            lw_id = entry["id"]
+            lw_id = entry.id
+            idx.remove(lw_id)
+            self._emit(idx, removed=[lw_id])
             # tombstone the manifest so an index rebuild never resurrects it
             if lay.manifest(lw_id).exists():
                 write_atomic(lay.manifest(lw_id), json.dumps({"id": lw_id, "removed": True}).encode())
-            idx.remove(lw_id)
-            _search_hook("on_change", self, added=[], removed=[lw_id])
         with self.lock():
             for p in (lay.blob(lw_id), lay.manifest(lw_id), lay.unpacked_stamp(lw_id)):
                 p.unlink(missing_ok=True)
@@ -375,40 +398,41 @@ class Dock:
         os.replace(tmp, dest)
         return dest
 
-    def recheck(self, ref: str, *, run_model: bool = True, env_manager: str = "venv") -> dict[str, Any]:
+    def recheck(self, ref: str, *, run_model: bool = True, env_manager: str = "venv") -> Entry:
         """Run the checks again on a stored learnware and store the new status and report."""
         entry = self.get(ref)
-        pkg = self.package(entry["id"])
-        report = _run_checks(pkg, entry["semantic"], self, run_model=run_model, env_manager=env_manager)
-        with self._index() as idx:
-            idx.update(entry["id"], {"status": report["status"], "check": compact_report(report)})
-            entry.update(status=report["status"], check=report)
-            self._update_manifest(entry["id"], {"status": report["status"], "check": report}, fallback=entry)
-            _search_hook("on_change", self, added=[entry], removed=[entry["id"]])
+        pkg = self.package(entry.id)
+        report = self._run_checks(pkg, entry.semantic.to_dict(), run_model=run_model, env_manager=env_manager)
+        with self.index() as idx:
+            entry = entry.replace(status=report.status, check=report)
+            idx.update(entry)
+            self._emit(idx, added=[entry], removed=[entry.id])
+            self._update_manifest(entry, status=report.status, check=report)
         return entry
 
-    def doctor(self, *, repair: bool = True, rebuild_index: bool = False) -> dict[str, Any]:
-        from .doctor import run_doctor
+    def doctor(self, *, repair: bool = True, rebuild_index: bool = False) -> _doctor.DoctorReport:
+        return _doctor.run_doctor(self, repair=repair, rebuild_index=rebuild_index)
 
-        return run_doctor(self, repair=repair, rebuild_index=rebuild_index)
+    def _run_checks(self, pkg: Package, semantic: dict[str, Any], *, timeout: float | None = None,
+                    **kw: Any) -> CheckReport:
+        if timeout is not None:
+            kw["timeout"] = timeout
+        return run_checks(pkg, semantic, envs_dir=self.layout.envs, scratch_dir=self.layout.tmp, **kw)
 
 
 # -- helpers -----------------------------------------------------------------------
-def compact_report(report: dict[str, Any]) -> dict[str, Any]:
-    """The check report as the index keeps it: names and results, reasons of failures only.
-
-    The full report (environment, sandbox, model shapes, every reason) stays in the
-    manifest; keeping the index small keeps listing and search fast on big docks.
-    """
-    checks = [
-        {"name": c["name"], "ok": c.get("ok"), **({"reason": c.get("reason")} if c.get("ok") is False else {})}
-        for c in report.get("checks", [])
-    ]
-    return {"status": report.get("status"), "checks": checks}
-
-
-def index_entry(entry: dict[str, Any]) -> dict[str, Any]:
-    return {**entry, "check": compact_report(entry.get("check") or {})}
+def _semantic_for(pkg: Package, given: dict[str, Any] | None, flags: dict[str, Any] | None) -> dict[str, Any]:
+    """The validated semantic spec of a submit: ``given`` (else the package's own), then ``flags``."""
+    raw = given if given is not None else pkg.semantic
+    flags = {k: v for k, v in (flags or {}).items() if v not in (None, [], ())}
+    if flags:
+        raw = sem.from_flags(base=raw, **flags)
+    if raw is None:
+        raise SemanticSpecError(
+            "no semantic specification: the zip has none and none was given",
+            hint="pass --semantic FILE or flags such as --name, --data-type, --task",
+        )
+    return sem.validate(raw)
 
 
 def _read_manifest(path: Path) -> dict[str, Any] | None:
@@ -426,7 +450,7 @@ def _check_alias(alias: str) -> None:
         )
 
 
-def _resolve(idx: Index, ref: str) -> dict[str, Any]:
+def _resolve(idx: Index, ref: str) -> Entry:
     """Alias first, then id prefix; reads the alias map and one shard, not the whole index."""
     ref = ref.strip()
     target = idx.alias_target(ref) if ref else None
@@ -438,61 +462,36 @@ def _resolve(idx: Index, ref: str) -> dict[str, Any]:
     return _find(candidates, ref)
 
 
-def _find(entries: list[dict[str, Any]], ref: str) -> dict[str, Any]:
+def _find(entries: list[Entry], ref: str) -> Entry:
     ref = ref.strip()
     if not ref:
         raise UsageError("empty learnware id")
     for e in entries:
-        if e.get("alias") == ref:
+        if e.alias == ref:
             return e
     low = ref.lower()
     if not _HEX_RE.match(low):
         raise NotFoundError(f"no learnware with alias {ref!r}")
     if len(low) < MIN_PREFIX:
         raise UsageError(f"id prefix {ref!r} is too short; give at least {MIN_PREFIX} hex digits")
-    hits = [e for e in entries if e["id"].startswith(low)]
+    hits = [e for e in entries if e.id.startswith(low)]
     if not hits:
         raise NotFoundError(f"no learnware with id {ref!r}")
     if len(hits) > 1:
-        shown = ", ".join(e["id"][:12] for e in hits[:5])
+        shown = ", ".join(e.short_id for e in hits[:5])
         raise AmbiguousIdError(f"id prefix {ref!r} matches {len(hits)} learnwares ({shown}); give more digits")
     return hits[0]
 
 
-def _spec_summaries(pkg: Package) -> list[dict[str, Any]]:
+def _spec_summaries(pkg: Package) -> list[SpecSummary]:
     out = []
     for s in pkg.stat_specs:
-        info: dict[str, Any] = {"kind": s.kind, "class_name": s.class_name, "file_name": s.file_name}
         try:
-            from ..spec.specfile import load_spec
-
             spec = load_spec(pkg.root / s.file_name)
-            info.update(dim=int(spec.dim), gamma=float(getattr(spec, "gamma", 0.0) or 0.0))
-            info["num_points"] = int(getattr(spec, "num_points_", 0) or 0)
-        except (ImportError, LwdockError) as exc:  # the checks report spec problems; keep the summary going
-            info["error"] = str(exc)
-        out.append(info)
+        except LwdockError as exc:  # the checks report spec problems; keep the summary going
+            out.append(SpecSummary(s.kind, s.file_name, s.class_name, error=str(exc)))
+            continue
+        out.append(SpecSummary(s.kind, s.file_name, s.class_name, dim=int(spec.dim),
+                               gamma=float(getattr(spec, "gamma", 0.0) or 0.0),
+                               num_points=int(getattr(spec, "num_points_", 0) or 0)))
     return out
-
-
-def _run_checks(
-    pkg: Package, semantic: dict[str, Any], dock: Dock, *, timeout: float | None = None, **kw: Any
-) -> dict[str, Any]:
-    from ..check.checks import run_checks
-
-    if timeout is not None:
-        kw["timeout"] = timeout
-    report = run_checks(pkg, semantic, envs_dir=dock.layout.envs, scratch_dir=dock.layout.tmp, **kw)
-    return report.to_dict() if hasattr(report, "to_dict") else report
-
-
-
-def _search_hook(name: str, dock: Dock, **kw: Any) -> None:
-    """Keep the search cache in step with the index (called inside the dock lock)."""
-    try:
-        from ..search import cache
-    except ImportError:
-        return
-    fn = getattr(cache, name, None)
-    if fn is not None:
-        fn(dock, **kw)

@@ -5,7 +5,6 @@ makes each submit cost O(dock size) (measured: 2.4 s per submit at 10,000
 entries). The index is therefore split into 256 TinyDB files by the first two
 hex digits of the id, plus one small ``meta.json`` holding the generation
 counter and the alias map::
-
     <dock>/index/meta.json     {"meta": {"1": {"generation": n, "aliases": {alias: id}}}}
     <dock>/index/3f.json       {"learnwares": {...entries whose id starts with 3f...}}
 
@@ -20,13 +19,18 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from .._atomic import write_atomic
 from ..errors import DockError
+from ..records import Entry
+
+# tinydb is imported where it is used: `lwdock --help` and `lwdock list` must not pay for it
+# before they touch the index (see tests/test_imports.py).
 
 LEARNWARES = "learnwares"
 META = "meta"
@@ -75,12 +79,8 @@ class _File:
         self.middleware.WRITE_CACHE_SIZE = 1 << 30  # flush only at the end of the session
         self.db = TinyDB(str(path), storage=self.middleware)
 
-    @property
-    def dirty(self) -> bool:
-        return self.middleware._cache_modified_count > 0
-
     def flush(self) -> None:
-        self.middleware.flush()
+        self.middleware.flush()  # writes only when something changed
 
 
 class Index:
@@ -100,7 +100,7 @@ class Index:
     def _shard(self, lw_id: str):  # type: ignore[no-untyped-def]
         return self._file(lw_id[:2].lower()).db.table(LEARNWARES, cache_size=0)
 
-    def _meta_doc(self) -> dict[str, Any]:
+    def _meta(self) -> dict[str, Any]:
         table = self._file("meta").db.table(META, cache_size=0)
         doc = table.get(doc_id=1)
         return dict(doc) if doc else {"generation": 0, "aliases": {}}
@@ -113,7 +113,7 @@ class Index:
             table.insert(doc)
 
     def _touch(self, alias_changes: dict[str, str | None] | None = None, at_least: int = 0) -> None:
-        meta = self._meta_doc()
+        meta = self._meta()
         if not self._changed:  # one generation step per session
             meta["generation"] = max(int(meta.get("generation", 0)) + 1, at_least)
             self._changed = True
@@ -127,8 +127,8 @@ class Index:
         self._set_meta(meta)
 
     # reads -----------------------------------------------------------------
-    def all(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    def all(self) -> list[Entry]:
+        out: list[Entry] = []
         # Parsing JSON makes no reference cycles, but the many dicts it allocates would trigger
         # the cyclic GC over and over on a growing heap (measured: 5x slower at 10,000 entries).
         was_enabled = gc.isenabled()
@@ -136,63 +136,76 @@ class Index:
         try:
             for name in SHARDS:
                 if (self.directory / f"{name}.json").exists() or name in self._files:
-                    out.extend(dict(doc) for doc in self._file(name).db.table(LEARNWARES, cache_size=0).all())
+                    out.extend(map(Entry.from_dict, self._file(name).db.table(LEARNWARES, cache_size=0).all()))
         finally:
             if was_enabled:
                 gc.enable()
         return out
 
-    def get(self, lw_id: str) -> dict[str, Any] | None:
+    def get(self, lw_id: str) -> Entry | None:
         from tinydb import Query
 
         doc = self._shard(lw_id).get(Query().id == lw_id)
-        return dict(doc) if doc is not None else None
+        return Entry.from_dict(doc) if doc is not None else None
 
-    def with_prefix(self, prefix: str) -> list[dict[str, Any]]:
+    def with_prefix(self, prefix: str) -> list[Entry]:
         """Entries whose id starts with ``prefix`` (at least 2 hex digits)."""
-        return [dict(d) for d in self._shard(prefix).all() if d["id"].startswith(prefix)]
+        return [Entry.from_dict(d) for d in self._shard(prefix).all() if d["id"].startswith(prefix)]
 
     def alias_target(self, alias: str) -> str | None:
-        return (self._meta_doc().get("aliases") or {}).get(alias)
+        return self.aliases().get(alias)
+
+    def aliases(self) -> dict[str, str]:
+        """The alias map (alias -> id) as ``meta.json`` holds it."""
+        return dict(self._meta().get("aliases") or {})
 
     def generation(self) -> int:
-        return int(self._meta_doc().get("generation", 0))
+        return int(self._meta().get("generation", 0))
 
     # writes ----------------------------------------------------------------
-    def insert(self, entry: dict[str, Any]) -> None:
-        self._touch({entry["alias"]: entry["id"]} if entry.get("alias") else None)
-        self._shard(entry["id"]).insert(entry)
+    def insert(self, entry: Entry) -> None:
+        self._touch({entry.alias: entry.id} if entry.alias else None)
+        self._shard(entry.id).insert(index_entry(entry))
 
-    def update(self, lw_id: str, fields: dict[str, Any]) -> None:
+    def update(self, entry: Entry) -> None:
+        """Store ``entry`` (alias, status, check) in place of the entry with its id."""
         from tinydb import Query
 
+        old = self.get(entry.id)
         changes: dict[str, str | None] = {}
-        if "alias" in fields:
-            old = self.get(lw_id) or {}
-            if old.get("alias"):
-                changes[old["alias"]] = None
-            if fields["alias"]:
-                changes[fields["alias"]] = lw_id
+        if old is not None and old.alias != entry.alias:
+            if old.alias:
+                changes[old.alias] = None
+            if entry.alias:
+                changes[entry.alias] = entry.id
         self._touch(changes)
-        self._shard(lw_id).update(fields, Query().id == lw_id)
+        doc = index_entry(entry)
+        self._shard(entry.id).update({k: doc[k] for k in ("alias", "status", "check")}, Query().id == entry.id)
 
     def remove(self, lw_id: str) -> None:
         from tinydb import Query
 
-        old = self.get(lw_id) or {}
-        self._touch({old["alias"]: None} if old.get("alias") else None)
+        old = self.get(lw_id)
+        self._touch({old.alias: None} if old is not None and old.alias else None)
         self._shard(lw_id).remove(Query().id == lw_id)
 
-    def replace_all(self, entries: list[dict[str, Any]]) -> None:
-        import time
+    def set_aliases(self, aliases: dict[str, str]) -> None:
+        """Replace the alias map (``doctor`` rebuilds it from the entries). Search caches do not
+        hold aliases, so this is not a new generation."""
+        meta = self._meta()
+        meta["aliases"] = dict(aliases)
+        self._set_meta(meta)
 
+    def replace_all(self, entries: Iterable[Entry | Mapping[str, Any]]) -> None:
+        """Replace every entry (``doctor --rebuild-index``; accepts records or manifest documents)."""
+        docs = [index_entry(Entry.coerce(e)) for e in entries]
         by_shard: dict[str, list[dict[str, Any]]] = {name: [] for name in SHARDS}
-        for e in entries:
-            by_shard[e["id"][:2]].append(e)
+        for doc in docs:
+            by_shard[doc["id"][:2]].append(doc)
         # a rebuilt index must never reuse a generation an old search cache may hold
         self._touch(at_least=time.time_ns() // 1_000_000)
-        meta = self._meta_doc()
-        meta["aliases"] = {e["alias"]: e["id"] for e in entries if e.get("alias")}
+        meta = self._meta()
+        meta["aliases"] = {d["alias"]: d["id"] for d in docs if d.get("alias")}
         self._set_meta(meta)
         for name, items in by_shard.items():
             path = self.directory / f"{name}.json"
@@ -205,11 +218,18 @@ class Index:
 
     def flush(self) -> None:
         meta = self._files.get("meta")
-        if meta is not None and meta.dirty:
+        if meta is not None:
             meta.flush()  # meta first: see the module docstring
         for name, f in self._files.items():
-            if name != "meta" and f.dirty:
+            if name != "meta":
                 f.flush()
+
+
+def index_entry(entry: Entry | Mapping[str, Any]) -> dict[str, Any]:
+    """The document the index keeps for ``entry``: everything but the full check report, which
+    stays in the manifest (see :meth:`CheckReport.compact`)."""
+    entry = Entry.coerce(entry)
+    return {**entry.to_dict(), "check": entry.check.compact()}
 
 
 @contextmanager

@@ -20,6 +20,8 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import load_settings
+
 LAYOUT_VERSION = 1
 
 
@@ -83,7 +85,5 @@ class Layout:
 
 def fault_point(name: str) -> None:
     """Test hook: when LWDOCK_FAULT names this point, the process is killed right here."""
-    from ..config import load_settings
-
     if load_settings().fault == name:
         os.kill(os.getpid(), signal.SIGKILL)

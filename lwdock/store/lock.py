@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from ..errors import LockTimeoutError
 
 logger = logging.getLogger("lwdock")
@@ -25,9 +27,7 @@ _registry: dict[str, object] = {}
 _registry_guard = threading.Lock()
 
 
-def _file_lock(path: Path):  # type: ignore[no-untyped-def]
-    from filelock import FileLock
-
+def _file_lock(path: Path) -> FileLock:
     key = str(path.resolve())
     with _registry_guard:
         lock = _registry.get(key)
@@ -40,8 +40,6 @@ def _file_lock(path: Path):  # type: ignore[no-untyped-def]
 @contextmanager
 def locked(path: Path, timeout: float, what: str = "dock") -> Iterator[None]:
     """Hold the lock file ``path``; wait up to ``timeout`` seconds, saying so on stderr."""
-    from filelock import Timeout
-
     lock = _file_lock(path)
     deadline = time.monotonic() + max(timeout, 0.0)
     announced = False

@@ -13,7 +13,6 @@ they can be restored after an edit.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,7 +22,8 @@ from pathlib import Path
 
 from .._atomic import write_atomic
 from ..errors import DockError
-from .archive import Limits, member_hashes
+from ..format.archive import Limits, member_hashes
+from ..format.ids import sha256_file
 
 log = logging.getLogger("lwdock")
 
@@ -36,15 +36,6 @@ def record_stamp(blob: Path, stamp: Path, limits: Limits | None = None) -> None:
     """Write ``stamp`` with the SHA-256 of every member of ``blob``."""
     files = member_hashes(blob, limits)
     write_atomic(stamp, json.dumps({"version": STAMP_VERSION, "files": files}, separators=(",", ":")).encode())
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's content, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def mismatch(root: Path, stamp: Path) -> str | None:

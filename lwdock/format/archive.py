@@ -26,7 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..errors import PackageError
+from ..config import load_settings
+from ..errors import NotFoundError, PackageError
 
 YAML_NAME = "learnware.yaml"
 _CHUNK = 1 << 16
@@ -44,8 +45,6 @@ class Limits:
 
     @classmethod
     def from_settings(cls) -> Limits:
-        from ..config import load_settings
-
         s = load_settings()
         return cls(max_members=s.max_members, max_unpacked_bytes=s.max_unpacked_bytes)
 
@@ -90,8 +89,6 @@ def _is_special(info: zipfile.ZipInfo) -> bool:
 def open_zip(path: Path) -> zipfile.ZipFile:
     path = Path(path)
     if not path.exists():
-        from ..errors import NotFoundError
-
         raise NotFoundError(f"no such file: {path}")
     if path.is_dir():
         raise PackageError(f"{path} is a directory, not a learnware zip", hint="build a zip with `lwdock pack`")

@@ -1,7 +1,6 @@
 """The semantic specification: the reference's schema, validated with helpful errors.
 
 Format (as in the reference system)::
-
     {"Data": {"Type": "Class", "Values": ["Table"]},
      "Task": {"Type": "Class", "Values": ["Classification"]},
      "Library": {"Type": "Class", "Values": ["Scikit-learn"]},
@@ -12,7 +11,8 @@ Format (as in the reference system)::
      "Input": {"Dimension": 4, "Description": {"0": "sepal length", ...}},
      "Output": {"Dimension": 3, "Description": {"0": "setosa", ...}}}
 
-For convenience a plain value (``"Data": "Table"``) is accepted and wrapped.
+For convenience a plain value (``"Data": "Table"``) is accepted and wrapped. This module
+validates and builds specs; :class:`lwdock.records.Semantic` reads them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotFoundError, SemanticSpecError
+from ..records import CLASS_KEYS, STRING_KEYS, TAG_KEYS
 
 CLASS_VALUES: dict[str, tuple[str, ...]] = {
     "Data": ("Table", "Image", "Text"),
@@ -38,14 +39,13 @@ TAG_VALUES: dict[str, tuple[str, ...]] = {
         "Industry", "Agriculture", "Education", "Entertainment", "Architecture", "Others",
     ),
 }  # fmt: skip
-STRING_KEYS = ("Name", "Description")
 REQUIRED = ("Data", "Task", "Library", "Scenario", "License", "Name", "Description")
 
 
 def _type_of(key: str) -> str:
-    if key in CLASS_VALUES:
+    if key in CLASS_KEYS:
         return "Class"
-    if key in TAG_VALUES:
+    if key in TAG_KEYS:
         return "Tag"
     return "String"
 
@@ -64,7 +64,7 @@ def normalize(spec: dict[str, Any]) -> dict[str, Any]:
         raise SemanticSpecError("the semantic specification must be a JSON object")
     out: dict[str, Any] = {}
     for key, value in spec.items():
-        if key in ("Input", "Output") or key not in (*CLASS_VALUES, *TAG_VALUES, *STRING_KEYS):
+        if key in ("Input", "Output") or key not in (*CLASS_KEYS, *TAG_KEYS, *STRING_KEYS):
             out[key] = value
             continue
         if isinstance(value, dict) and "Values" in value:
@@ -170,8 +170,6 @@ def from_flags(
             value = defaults[key]
         if value is None:
             continue
-        if key == "Description" and value is None:
-            continue
         spec.update(normalize({key: value}))
     if "Description" not in spec and "Name" in spec:
         spec["Description"] = {"Type": "String", "Values": spec["Name"]["Values"]}
@@ -197,19 +195,3 @@ def load(path: str | Path) -> dict[str, Any]:
         return normalize(json.loads(text))
     except json.JSONDecodeError as exc:
         raise SemanticSpecError(f"semantic spec {p} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
-
-
-def value(spec: dict[str, Any], key: str) -> Any:
-    """The plain value of a key: the first value for Class, the list for Tag, the text for String."""
-    block = spec.get(key)
-    if not isinstance(block, dict):
-        return None
-    vals = block.get("Values")
-    if _type_of(key) == "Class":
-        return vals[0] if isinstance(vals, list) and vals else None
-    return vals
-
-
-def validate_semantic(spec: dict[str, Any]) -> dict[str, Any]:
-    """Alias kept for the check layer."""
-    return validate(spec)

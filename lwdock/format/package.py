@@ -1,7 +1,7 @@
 """The learnware package format: parse and check an unpacked learnware.
 
 See docs/format.md. Nothing here imports or runs learnware code: the yaml is
-read with a bounded safe loader (``lwdock.store.safeyaml``: no anchors or
+read with a bounded safe loader (``lwdock.format.safeyaml``: no anchors or
 aliases, capped size and depth) and every path it names must stay inside the
 package. Statistical specification classes are looked up in a fixed table of
 known types; unlike the reference, a package cannot make the dock import a
@@ -16,9 +16,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import PackageError
-from . import safeyaml
 from .archive import YAML_NAME, Limits, extract
 
+MAX_TEXT_BYTES = 256 * 1024  # the same bound as the YAML reader's (safeyaml.MAX_BYTES)
 SEMANTIC_FILE = "semantic_specification.json"
 REQUIREMENTS_FILE = "requirements.txt"
 ENVIRONMENT_FILE = "environment.yaml"
@@ -77,6 +77,8 @@ def _inside(root: Path, rel: Any, what: str) -> str:
 
 
 def _read_yaml(root: Path) -> dict[str, Any]:
+    from . import safeyaml  # PyYAML only when a package is read: `lwdock list` opens the dock without it
+
     doc = safeyaml.load((root / YAML_NAME).read_bytes(), YAML_NAME)
     if doc is None:
         doc = {}
@@ -100,8 +102,8 @@ def _requirements(root: Path) -> list[str]:
     lines: list[str] = []
     if req.is_file():
         raw = req.read_bytes()
-        if len(raw) > safeyaml.MAX_BYTES:
-            raise PackageError(f"{REQUIREMENTS_FILE} is {len(raw)} bytes; the limit is {safeyaml.MAX_BYTES}")
+        if len(raw) > MAX_TEXT_BYTES:
+            raise PackageError(f"{REQUIREMENTS_FILE} is {len(raw)} bytes; the limit is {MAX_TEXT_BYTES}")
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
@@ -126,6 +128,8 @@ def _requirements(root: Path) -> list[str]:
 def _conda_requirements(path: Path) -> list[str]:
     """pip requirements from a conda environment.yaml (conda pins become pip pins)."""
     raw = path.read_bytes()
+    from . import safeyaml
+
     doc = safeyaml.load(raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw, ENVIRONMENT_FILE)
     if doc is not None and not isinstance(doc, dict):
         raise PackageError(f"{ENVIRONMENT_FILE} must be a mapping at the top level")
@@ -154,7 +158,24 @@ def parse_package(root: Path) -> Package:
     if not (root / YAML_NAME).is_file():
         raise PackageError(f"package has no {YAML_NAME}")
     doc = _read_yaml(root)
+    class_name, module, kwargs = _model_section(root, doc)
+    specs = _stat_specs(root, doc)
+    semantic = _semantic(root, doc)
+    name = doc.get("name")
+    return Package(
+        root=root,
+        model_class=class_name,
+        model_module=module,
+        model_kwargs=kwargs,
+        stat_specs=specs,
+        requirements=_requirements(root),
+        semantic=semantic,
+        name=name if isinstance(name, str) else None,
+    )
 
+
+def _model_section(root: Path, doc: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """(class name, module path, kwargs) of the yaml's ``model``."""
     model = doc.get("model", {}) or {}
     if not isinstance(model, dict):
         raise PackageError(f"{YAML_NAME}: 'model' must be a mapping")
@@ -168,7 +189,10 @@ def parse_package(root: Path) -> Package:
     if not isinstance(kwargs, dict):
         raise PackageError(f"{YAML_NAME}: model.kwargs must be a mapping")
     kwargs = _plain(kwargs, "model.kwargs")
+    return class_name, module, kwargs
 
+
+def _stat_specs(root: Path, doc: dict[str, Any]) -> list[StatSpecEntry]:
     entries = doc.get("stat_specifications")
     if entries is None:
         entries = [{"class_name": "RKMETableSpecification", "file_name": "stat_spec.json"}]
@@ -195,7 +219,11 @@ def parse_package(root: Path) -> Package:
         if not isinstance(skw, dict):
             raise PackageError(f"{YAML_NAME}: stat_specifications[{i}].kwargs must be a mapping")
         specs.append(StatSpecEntry(kind=SPEC_KINDS[cname], class_name=cname, file_name=fname, kwargs=skw))
+    return specs
 
+
+def _semantic(root: Path, doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The package's own semantic spec (not validated here), or None."""
     semantic = None
     sem_name = SEMANTIC_FILE
     sem_ref = doc.get("semantic_specification")
@@ -206,18 +234,7 @@ def parse_package(root: Path) -> Package:
             semantic = json.loads((root / sem_name).read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise PackageError(f"{sem_name} in the package is not valid UTF-8 JSON ({exc})") from None
-
-    name = doc.get("name")
-    return Package(
-        root=root,
-        model_class=class_name,
-        model_module=module,
-        model_kwargs=kwargs,
-        stat_specs=specs,
-        requirements=_requirements(root),
-        semantic=semantic,
-        name=name if isinstance(name, str) else None,
-    )
+    return semantic
 
 
 def open_package(zip_path: Path, dest_dir: Path, *, limits: Limits | None = None) -> Package:
