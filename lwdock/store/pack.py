@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputDataError, NotFoundError, UsageError
+from ..spec.registry import SPEC_CLASS, serves
 from . import semantic as sem
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: same inputs, same bytes, same id
@@ -25,7 +26,6 @@ SPEC_FILE = "rkme.json"
 
 
 DATA_TYPES = ("Table", "Image", "Text")
-SPEC_CLASS = {"Table": "RKMETableSpecification", "Image": "RKMEImageSpecification", "Text": "RKMETextSpecification"}
 WRAPPER = {"Table": "sklearn_wrapper.py", "Image": "image_wrapper.py", "Text": "text_wrapper.py"}
 DEFAULT_K = {"Table": 100, "Image": 50, "Text": 100}
 
@@ -162,7 +162,7 @@ def pack(
         from ..spec.specfile import load_spec
 
         spec_obj = load_spec(spec_path)
-        if spec_obj.type != SPEC_CLASS[data_type] and not (data_type == "Table" and spec_obj.type == "RKMEStatSpecification"):
+        if not serves(spec_obj.type, data_type):
             raise UsageError(f"the spec is a {spec_obj.type} but the data type is {data_type}")
         if data_type == "Image":
             raise UsageError("an image learnware needs its training images (--data) for the model's input shape",
