@@ -49,15 +49,22 @@ def summary(spec: Any, path: str | Path | None = None) -> dict[str, Any]:
     return out
 
 
-def build_table_spec(data_path: str | Path, out_path: str | Path, **params: Any) -> dict[str, Any]:
-    """Read DATA, fit an :class:`RKMETableSpec` with ``params``, write it to ``out_path``; return a summary."""
-    X = load_data(data_path)
+def _fit_and_save(spec: Any, fit: Any, out_path: str | Path) -> dict[str, Any]:
+    """Run ``fit()`` (which fits ``spec``), write the spec to ``out_path``; its summary with the fit time."""
     t0 = time.perf_counter()
-    spec = RKMETableSpec(**params).fit(X)
+    fit()
     seconds = time.perf_counter() - t0
     spec.save(out_path)
     out = summary(spec, out_path)
     out["fit_seconds"] = round(seconds, 4)
+    return out
+
+
+def build_table_spec(data_path: str | Path, out_path: str | Path, **params: Any) -> dict[str, Any]:
+    """Read DATA, fit an :class:`RKMETableSpec` with ``params``, write it to ``out_path``; return a summary."""
+    X = load_data(data_path)
+    spec = RKMETableSpec(**params)
+    out = _fit_and_save(spec, lambda: spec.fit(X), out_path)
     out["guard_moved"] = int(getattr(spec, "guard_moved_", 0))
     if getattr(spec, "suggested_gamma_", None) is not None:
         out["suggested_gamma"] = float(spec.suggested_gamma_)
@@ -73,28 +80,21 @@ def build_image_spec(data_path: str | Path, out_path: str | Path, *, max_samples
     X = load_images(data_path)
     if max_samples is not None:
         params["sample_size"] = int(max_samples)
-    t0 = time.perf_counter()
-    spec = RKMEImageSpec(**params).fit(X)
-    seconds = time.perf_counter() - t0
-    spec.save(out_path)
-    out = summary(spec, out_path)
-    out["fit_seconds"] = round(seconds, 4)
-    return out
+    spec = RKMEImageSpec(**params)
+    return _fit_and_save(spec, lambda: spec.fit(X), out_path)
 
 
 def build_text_spec(data_path: str | Path, out_path: str | Path, *, field: str | None = None,
                     column: str | None = None, **params: Any) -> dict[str, Any]:
     """Read texts (.txt lines, .jsonl field, .csv column), fit an :class:`RKMETextSpec`, write it."""
     texts = load_texts(data_path, field=field, column=column)
-    t0 = time.perf_counter()
     spec = RKMETextSpec(**params)
-    with bar(len(texts) if len(texts) >= 1000 else None, "embedding texts") as progress:
-        spec.fit(texts, progress=progress.advance)
-    seconds = time.perf_counter() - t0
-    spec.save(out_path)
-    out = summary(spec, out_path)
-    out["fit_seconds"] = round(seconds, 4)
-    return out
+
+    def fit() -> None:
+        with bar(len(texts) if len(texts) >= 1000 else None, "embedding texts") as progress:
+            spec.fit(texts, progress=progress.advance)
+
+    return _fit_and_save(spec, fit, out_path)
 
 
 def describe_spec(spec_path: str | Path, data_path: str | Path | None = None, threshold: float = 0.01) -> dict[str, Any]:

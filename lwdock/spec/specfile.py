@@ -77,8 +77,8 @@ def table_to_dict(spec) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return data
 
 
-def _fail(msg: str, source: str) -> SpecFileError:
-    return SpecFileError(f"{source}: {msg}", hint="rebuild it with `lwdock spec table DATA -o SPEC`")
+def _fail(msg: str, source: str, rebuild: str = "lwdock spec table DATA -o SPEC") -> SpecFileError:
+    return SpecFileError(f"{source}: {msg}", hint=f"rebuild it with `{rebuild}`")
 
 
 def _check_version(data: dict[str, Any], source: str) -> None:
@@ -87,19 +87,28 @@ def _check_version(data: dict[str, Any], source: str) -> None:
         raise _fail(f"schema_version {version!r} is not supported (this lwdock reads up to {SCHEMA_VERSION})", source)
 
 
-def _weighted_points(data: dict[str, Any], source: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_points(data: dict[str, Any], source: str, dtype: Any, fail: Callable[[str, str], SpecFileError]
+                 ) -> tuple[np.ndarray, np.ndarray]:
     try:
-        z = np.array(data["z"], dtype=np.float64)
-        beta = np.array(data["beta"], dtype=np.float64)
+        return np.array(data["z"], dtype=dtype), np.array(data["beta"], dtype=np.float64)
     except (TypeError, ValueError):
-        raise _fail("z and beta must be numeric arrays", source) from None
+        raise fail("z and beta must be numeric arrays", source) from None
+
+
+def _check_weights(z: np.ndarray, beta: np.ndarray, source: str, fail: Callable[[str, str], SpecFileError],
+                   rows: str) -> None:
+    if beta.ndim != 1 or beta.shape[0] != z.shape[0]:
+        raise fail(f"beta has shape {beta.shape} but z has {z.shape[0]} {rows}", source)
+    if not (np.all(np.isfinite(z)) and np.all(np.isfinite(beta))):
+        raise fail("z or beta contains NaN or Inf", source)
+
+
+def _weighted_points(data: dict[str, Any], source: str) -> tuple[np.ndarray, np.ndarray]:
+    z, beta = _read_points(data, source, np.float64, _fail)
     if z.ndim < 2 or z.shape[0] == 0 or z.size == 0:
         raise _fail(f"z must be a non-empty K x d array, got shape {z.shape}", source)
     z = z.reshape(z.shape[0], -1)
-    if beta.ndim != 1 or beta.shape[0] != z.shape[0]:
-        raise _fail(f"beta has shape {beta.shape} but z has {z.shape[0]} rows", source)
-    if not (np.all(np.isfinite(z)) and np.all(np.isfinite(beta))):
-        raise _fail("z or beta contains NaN or Inf", source)
+    _check_weights(z, beta, source, _fail, "rows")
     return z, beta
 
 
@@ -210,22 +219,15 @@ def model_config(spec) -> dict[str, Any]:  # type: ignore[no-untyped-def]
 
 
 def _image_fail(msg: str, source: str) -> SpecFileError:
-    return SpecFileError(f"{source}: {msg}", hint="rebuild it with `lwdock spec image DATA.npy -o SPEC`")
+    return _fail(msg, source, "lwdock spec image DATA.npy -o SPEC")
 
 
 def _image_points(data: dict[str, Any], source: str) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        z = np.array(data["z"], dtype=np.float32)
-        beta = np.array(data["beta"], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise _image_fail("z and beta must be numeric arrays", source) from None
+    z, beta = _read_points(data, source, np.float32, _image_fail)
     if z.ndim != 4 or z.shape[0] == 0 or z.shape[2:] != (32, 32) or z.shape[1] < 1:
         raise _image_fail(f"z has shape {z.shape}, but type {registry.IMAGE.name!r} needs a non-empty "
                           "K x C x 32 x 32 array", source)
-    if beta.ndim != 1 or beta.shape[0] != z.shape[0]:
-        raise _image_fail(f"beta has shape {beta.shape} but z has {z.shape[0]} images", source)
-    if not (np.all(np.isfinite(z)) and np.all(np.isfinite(beta))):
-        raise _image_fail("z or beta contains NaN or Inf", source)
+    _check_weights(z, beta, source, _image_fail, "images")
     return z, beta
 
 
