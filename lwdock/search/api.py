@@ -11,7 +11,7 @@ Every spec type goes through the same path: the user's spec names its group in t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -124,23 +124,28 @@ class _Snapshot:
     """What one search reads from the dock, all under one hold of its lock."""
 
     raw: list[Any]  # Dock.entries() as returned (the semantic filter reads these)
-    entries: list[Entry]
     generation: int
     store: SegmentStore | None = None
     group: Group | None = None  # the user's group, every array opened
+    _records: dict[int, Entry] = field(default_factory=dict)
 
     def records(self, subset: list[Any]) -> list[Entry]:
-        """The records of a subset of ``raw`` (the filter returns the same objects it was given)."""
-        by_obj = {id(r): e for r, e in zip(self.raw, self.entries)}
-        return [by_obj[id(r)] for r in subset]
+        """Records of items of ``raw``, each converted once and only when asked for (the semantic
+        filter returns the objects it was given, so a subset maps back by identity)."""
+        out = []
+        for r in subset:
+            e = self._records.get(id(r))
+            if e is None:
+                e = self._records[id(r)] = as_entry(r)
+            out.append(e)
+        return out
 
 
 def _snapshot(dock: DockView, user: UserSpec | None) -> _Snapshot:
     with dock.lock():
-        raw = dock.entries()
-        snap = _Snapshot(raw, [as_entry(e) for e in raw], dock.generation())
+        snap = _Snapshot(dock.entries(), dock.generation())
         if user is not None:
-            snap.store = ensure_current(dock, snap.entries)
+            snap.store = ensure_current(dock, snap.records(snap.raw))
             snap.group = snap.store.group(user.key)
     return snap
 
@@ -150,21 +155,20 @@ def run(dock: DockView, semantic: SemanticQuery, stat: StatQuery, options: Searc
     options.check()
     user = stat.resolve(dock)
     snap = _snapshot(dock, user)
-    raw_kept, trace = filter_entries(snap.raw, semantic, options.include_unchecked)
-    kept = snap.records(raw_kept)
+    kept, trace = filter_entries(snap.raw, semantic, options.include_unchecked)
     result = SearchResult(
         query={"filters": semantic.describe(), "include_unchecked": options.include_unchecked, "k": options.k,
                "max_mixture": options.max_mixture, "method": options.method, "prefilter": options.prefilter,
                "user_spec": user.describe() if user else None},
         dock={"path": str(dock.path), "generation": snap.generation},
-        counts={"learnwares": len(snap.entries), "semantic_matches": len(kept)},
+        counts={"learnwares": len(snap.raw), "semantic_matches": len(kept)},
     )
     if not kept:
         result.explanation = explain.semantic(trace)
     elif user is None:
-        result.singles = [_single(i + 1, e) for i, e in enumerate(kept[: options.k])]
+        result.singles = [_single(i + 1, e) for i, e in enumerate(snap.records(kept[: options.k]))]
     else:
-        _statistical(result, snap, user, kept, options)
+        _statistical(result, snap, user, snap.records(kept), options)
     return result
 
 

@@ -127,8 +127,9 @@ class NNGPBackend:
 
     # -- exact ------------------------------------------------------------------------------
     def self_product(self, z: np.ndarray, beta: np.ndarray) -> float:
-        # the symmetric path: an exact diagonal, as RKMEImageSpec._self computes it
-        K = nngp.nngp_kernel(self._images(z), depth=self.depth, n_threads=self.threads)
+        # the symmetric path: an exact diagonal, as RKMEImageSpec._self computes it; one thread, as
+        # there (switching torch to 2 threads costs more than a few hundred pairs take)
+        K = nngp.nngp_kernel(self._images(z), depth=self.depth, n_threads=1)
         b = np.asarray(beta, dtype=np.float64)
         return float(b @ K @ b)
 

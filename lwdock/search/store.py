@@ -106,10 +106,6 @@ class Group:
     segments: list[Segment]
     removed: set[str]
 
-    @property
-    def size(self) -> int:
-        return int(sum(int(s.live.sum()) for s in self.segments))
-
     def live_ids(self) -> list[str]:
         return [i.decode() for s in self.segments for i in s.ids[s.live]]
 
@@ -150,9 +146,6 @@ class SegmentStore:
 
     def keys(self) -> list[str]:
         return list(self.manifest["groups"])
-
-    def profile(self, key: str) -> Profile:
-        return Profile.from_dict(self.manifest["groups"][key]["profile"])
 
     def group(self, key: str) -> Group | None:
         """The group of ``key`` with every segment opened (memory-mapped); None when there is none."""

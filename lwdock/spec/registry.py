@@ -26,7 +26,7 @@ class SpecType:
     kind: str  # table | image | text
     data_type: str  # the semantic specification's Data value it serves
     kernel: str  # search kernel backend: rbf | nngp
-    class_path: str  # "module:Class", imported on first use
+    class_path: str  # "module:Class" inside lwdock.spec, imported on first use
     aliases: tuple[str, ...] = ()  # other ``type`` values read as this type (the reference's legacy names)
     class_names: tuple[str, ...] = ()  # further names a learnware.yaml may give as class_name
 
@@ -38,14 +38,14 @@ class SpecType:
     def spec_class(self) -> Any:
         """The estimator class (imported here, not at module load: numpy and torch stay unloaded)."""
         module, _, cls = self.class_path.partition(":")
-        return getattr(importlib.import_module(module), cls)
+        return getattr(importlib.import_module(f".{module}", __package__), cls)
 
 
-TABLE = SpecType("RKMETableSpecification", "table", "Table", "rbf", "lwdock.spec.rkme_table:RKMETableSpec",
+TABLE = SpecType("RKMETableSpecification", "table", "Table", "rbf", "rkme_table:RKMETableSpec",
                  aliases=("RKMEStatSpecification",), class_names=("RKMETableSpec",))
-IMAGE = SpecType("RKMEImageSpecification", "image", "Image", "nngp", "lwdock.spec.rkme_image:RKMEImageSpec",
+IMAGE = SpecType("RKMEImageSpecification", "image", "Image", "nngp", "rkme_image:RKMEImageSpec",
                  class_names=("RKMEImageSpec",))
-TEXT = SpecType("RKMETextSpecification", "text", "Text", "rbf", "lwdock.spec.rkme_text:RKMETextSpec",
+TEXT = SpecType("RKMETextSpecification", "text", "Text", "rbf", "rkme_text:RKMETextSpec",
                 class_names=("RKMETextSpec",))
 TYPES: tuple[SpecType, ...] = (TABLE, IMAGE, TEXT)
 KINDS: tuple[str, ...] = tuple(t.kind for t in TYPES)
@@ -59,13 +59,6 @@ SPEC_CLASS: dict[str, str] = {t.data_type: t.name for t in TYPES}
 def by_name(name: Any) -> SpecType | None:
     """The type a spec file's ``type`` (or a yaml ``class_name``) names, if any."""
     return next((t for t in TYPES if name in t.names or name in t.class_names), None)
-
-
-def by_kind(kind: str) -> SpecType:
-    for t in TYPES:
-        if t.kind == kind:
-            return t
-    raise KeyError(f"unknown specification kind {kind!r}")
 
 
 def serves(type_name: Any, data_type: str) -> bool:
