@@ -113,6 +113,18 @@ def test_rebuild_and_corrupt_manifest(tmp_path, market):
     assert _consistent(dock) and not cache.is_stale(dock)
 
 
+def test_damaged_store_files_are_rebuilt_not_fatal(tmp_path, market, caplog):
+    mu, specs = market
+    dock, ids = _dock(tmp_path, market, n=3)
+    seg = next(cache.cache_dir(dock).glob("*/seg-*"))
+    (seg / "ids.npy").write_bytes(b"\x93NUMPY garbage")  # a torn write, a bad disk
+    dock.submit(zip_learnware(tmp_path / "late.zip", specs[4], "late"), run_model=False)  # the listener logs it
+    assert "search store update failed" in caplog.text and cache.is_stale(dock)
+    res = search(dock, fit(sample(mu[1], 400, seed=3)), include_unchecked=True, k=10)
+    assert "damaged" in caplog.text and res.ids[0] == ids[1] and len(res.ids) == 4
+    assert _consistent(dock) and not cache.is_stale(dock)
+
+
 def test_empty_dock_and_mismatched_dimension_messages(tmp_path, market):
     from lwdock.store.dock import Dock
 

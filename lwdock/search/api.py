@@ -26,7 +26,7 @@ from .scores import mmd2_to_score
 from .semantic import SemanticQuery, filter_entries
 from .store import Group, SegmentStore
 from .user import UserSpec, as_user_spec, data_kind, user_spec_from_data
-from .view import DockView, as_entry, setting
+from .view import DockView, as_entry, gc_paused, setting
 
 __all__ = ["SearchOptions", "SearchResult", "StatQuery", "load_user_spec", "run", "search", "search_cache",
            "user_spec_from_data"]
@@ -154,6 +154,11 @@ def run(dock: DockView, semantic: SemanticQuery, stat: StatQuery, options: Searc
     """:func:`search` with its parameters grouped."""
     options.check()
     user = stat.resolve(dock)
+    with gc_paused():  # index-sized bursts of small objects, none cyclic: see view.gc_paused
+        return _run(dock, semantic, user, options)
+
+
+def _run(dock: DockView, semantic: SemanticQuery, user: UserSpec | None, options: SearchOptions) -> SearchResult:
     snap = _snapshot(dock, user)
     kept, trace = filter_entries(snap.raw, semantic, options.include_unchecked)
     result = SearchResult(

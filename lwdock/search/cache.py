@@ -24,11 +24,13 @@ from ..progress import track
 from ..records import Entry
 from ..spec.specfile import load_spec
 from .store import Item, SegmentStore, check, item_from_spec
-from .view import DockView, as_entry, searchable_kinds, setting, spec_file
+from .view import DockView, as_entries, searchable_kinds, setting, spec_file
 
 logger = logging.getLogger("lwdock")
 
 PROGRESS_FROM = 20  # show progress when reading this many specs at once
+# what reading or writing the store's files can raise when they are damaged or the disk fails
+STORE_ERRORS = (OSError, ValueError)
 
 
 def cache_dir(dock: DockView) -> Path:
@@ -76,21 +78,21 @@ def on_change(dock: DockView, added: list[Entry | Mapping[str, Any]], removed: l
     """The Dock's change listener (inside its lock): ``added`` entries, ``removed`` ids.
 
     A status change comes as the same id removed and added: its stored arrays are kept unless it
-    became invalid. Unreadable specs are recorded, not raised; a store that cannot be written
-    (disk full, permissions) is logged and caught up by the next search. Anything else is a bug
-    and propagates.
+    became invalid. Unreadable specs are recorded, not raised; a store that cannot be read or
+    written (damaged files, disk full, permissions) is logged and caught up by the next search.
+    Anything else is a bug and propagates.
     """
-    new = [as_entry(e) for e in added]
-    store = open_store(dock)
-    both = {e.id for e in new} & set(removed)
-    live = store.live() if both else set()
-    adds = [(k, e) for e in new for k in searchable_kinds(e) if e.id not in both or (k, e.id) not in live]
-    still = {e.id for e in new if searchable_kinds(e)}
-    gone = [i for i in removed if i not in both or i not in still]
-    items, bad = load_items(dock, adds)
+    new = as_entries(added)
     try:
+        store = open_store(dock)
+        both = {e.id for e in new} & set(removed)
+        live = store.live() if both else set()
+        adds = [(k, e) for e in new for k in searchable_kinds(e) if e.id not in both or (k, e.id) not in live]
+        still = {e.id for e in new if searchable_kinds(e)}
+        gone = [i for i in removed if i not in both or i not in still]
+        items, bad = load_items(dock, adds)
         store.apply(items, gone, _next_generation(store, dock.generation()), unreadable=bad)
-    except OSError as exc:
+    except STORE_ERRORS as exc:
         logger.warning("search store update failed (%s); the next search will catch it up", exc)
 
 
@@ -112,7 +114,7 @@ def rebuild(dock: DockView) -> int:
     """Throw the store away and rebuild it from the index, every spec type (``lwdock doctor``)."""
     with dock.lock():
         shutil.rmtree(cache_dir(dock), ignore_errors=True)
-        entries = [as_entry(e) for e in dock.entries()]
+        entries = as_entries(dock.entries())
         store = open_store(dock)
         items, bad = load_items(dock, sorted(((k, e) for (k, _), e in wanted(entries).items()), key=_pair_order))
         store.apply(items, [], dock.generation(), unreadable=bad)
@@ -136,7 +138,7 @@ def problems(dock: DockView) -> list[str]:
     """Everything that keeps the store from matching the index (empty when it is current)."""
     with dock.lock():
         store = open_store(dock)
-        entries = [as_entry(e) for e in dock.entries()]
+        entries = as_entries(dock.entries())
         found = check(store)
         if not found:
             stale = _disagreement(store, dock.generation(), entries)
@@ -150,14 +152,18 @@ def is_stale(dock: DockView) -> bool:
 
 
 def ensure_current(dock: DockView, entries: list[Entry]) -> SegmentStore:
-    """The store for ``entries`` (call under the dock lock); caught up first if it lags."""
+    """The store for ``entries`` (call under the dock lock); caught up first if it lags, rebuilt
+    if its files are damaged."""
     store = open_store(dock)
-    generation = dock.generation()
-    stale = _disagreement(store, generation, entries)
-    if stale is not None:
+    try:
+        stale = _disagreement(store, dock.generation(), entries)
+        if stale is None:
+            return store
         if store.generation is not None or store.keys():
             logger.warning("search store was out of date (%s); updating it", stale)
-        added, removed = sync(dock, entries)
-        logger.debug("search store sync: +%d -%d", added, removed)
-        store = open_store(dock)
-    return store
+        sync(dock, entries)
+    except STORE_ERRORS as exc:
+        logger.warning("search store damaged (%s); rebuilding it", exc)
+        shutil.rmtree(cache_dir(dock), ignore_errors=True)
+        sync(dock, entries)
+    return open_store(dock)
