@@ -31,6 +31,7 @@ import importlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -160,7 +161,17 @@ def build_dock(pkg: SimpleNamespace, path: Path, template: dict, n: int, gamma: 
         pkg.bulk_load(dock.layout.search, ids, z, beta, off, gamma, dtype="float32", generation=dock.generation())
 
 
-def dock_rows(pkgs: dict, tmp: Path, gamma: float, user: dict, repeat: int) -> list[dict]:
+def cold(tree: Path | None, dock: Path, spec: Path) -> float:
+    """Wall time of a whole ``lwdock search --spec`` process (``tree``: the old checkout, else this one)."""
+    env = dict(os.environ, PYTHONPATH=str(tree)) if tree else dict(os.environ)
+    exe = str(Path(sys.executable).parent / "lwdock")
+    t0 = time.perf_counter()
+    subprocess.run([exe, "--dock", str(dock), "search", "--spec", str(spec), "--json"], env=env, check=True,
+                   capture_output=True)
+    return time.perf_counter() - t0
+
+
+def dock_rows(pkgs: dict, tmp: Path, gamma: float, user: dict, repeat: int, old_tree: Path) -> list[dict]:
     template = template_entry(tmp / "template")
     spec = tmp / "user.json"
     spec.write_text(json.dumps({"z": user["z"].tolist(), "beta": user["beta"].tolist(), "gamma": gamma,
@@ -178,6 +189,9 @@ def dock_rows(pkgs: dict, tmp: Path, gamma: float, user: dict, repeat: int) -> l
         adapter = min(_time(lambda: [Entry.from_dict(e) for e in raw]) for _ in range(3))
         rows.append({"workload": f"dock {n}: search() end to end", "old_s": t_old, "new_s": t_new,
                      "of which Entry.from_dict": adapter})
+        t_old, t_new = interleaved(lambda: cold(old_tree, tmp / f"old-dock{n}", spec),
+                                   lambda: cold(None, tmp / f"new-dock{n}", spec), 3)
+        rows.append({"workload": f"dock {n}: cold `lwdock search` process", "old_s": t_old, "new_s": t_new})
     return rows
 
 
@@ -265,7 +279,7 @@ def main() -> None:
         which = set(args.workloads.split(","))
         rows = table_rows(pkgs, tmp, [int(s) for s in args.sizes.split(",")], gamma, user, args.repeat) \
             if "table" in which else []
-        rows += dock_rows(pkgs, tmp, gamma, user, args.repeat) if "dock" in which else []
+        rows += dock_rows(pkgs, tmp, gamma, user, args.repeat, Path(args.old_tree)) if "dock" in which else []
         rows += dense_rows(pkgs, tmp, args.repeat) if "dense" in which else []
     for r in rows:
         r["new / old"] = r["new_s"] / r["old_s"]

@@ -6,9 +6,6 @@ import logging
 import warnings
 
 import numpy as np
-from scipy.spatial.distance import pdist
-from sklearn.cluster import KMeans, kmeans_plusplus
-from sklearn.exceptions import ConvergenceWarning
 
 from ..errors import InputDataError, SpecParamError
 from .kernels import chunk_rows, iter_chunks
@@ -92,6 +89,9 @@ def median_sq_distance(S: np.ndarray) -> float:
     """Median of off-diagonal squared distances between the rows of ``S``."""
     if S.shape[0] < 2:
         return 0.0
+    # imported here, not at module load: loading a spec file (every `lwdock search`) must not pay for scipy
+    from scipy.spatial.distance import pdist
+
     # scipy's pairwise distances: exact (no |a|^2 - 2ab + |b|^2 cancellation) and only the n(n-1)/2 pairs
     return float(np.median(pdist(S, "sqeuclidean")))
 
@@ -128,6 +128,10 @@ def kmeans(S: np.ndarray, K: int, rng: np.random.Generator, max_iter: int = 20, 
     relocated by scikit-learn to far points, never left at the origin; fewer distinct rows than
     ``K`` give repeated centres (the weights then share the mass), which is not worth a warning.
     """
+    # imported here, not at module load: scikit-learn costs ~0.8 s, and reading a spec never needs it
+    from sklearn.cluster import KMeans, kmeans_plusplus
+    from sklearn.exceptions import ConvergenceWarning
+
     seed = int(rng.integers(2**31 - 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
