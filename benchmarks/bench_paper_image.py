@@ -95,6 +95,24 @@ def paper_rows(tmp: Path):
     return rows, results, t_market
 
 
+def synthetic_specs(cls, nz: int, n: int = SEARCH_N) -> list:  # type: ignore[no-untyped-def]
+    """``n`` image specs of K=50 standardised 3x32x32 blob images with ``nz`` nonzero weights each."""
+    from bench_spec_image_text import blobs
+
+    pool = blobs(2000, seed=2).astype(np.float32)
+    pool = (pool - pool.mean((0, 2, 3), keepdims=True)) / pool.std((0, 2, 3), keepdims=True)
+    rng = np.random.default_rng(3)
+    specs = []
+    for _ in range(n):
+        s = cls()
+        s.z_ = pool[rng.choice(len(pool), 50, replace=False)]
+        b = rng.random(50)
+        b[rng.permutation(50)[nz:]] = 0.0
+        s.beta_, s.num_points_ = b / b.sum(), 100
+        specs.append(s)
+    return specs
+
+
 def search_time(tmp: Path):
     from bench_spec_image_text import blobs
 
@@ -108,17 +126,7 @@ def search_time(tmp: Path):
 
     user = RKMEImageSpec(random_state=0).fit(blobs(500, seed=5))  # default settings, K=50
     nz = int((user.beta_ > 1e-9 * user.beta_.max()).sum())
-    pool = blobs(2000, seed=2).astype(np.float32)
-    pool = (pool - pool.mean((0, 2, 3), keepdims=True)) / pool.std((0, 2, 3), keepdims=True)
-    rng = np.random.default_rng(3)
-    specs = []
-    for _ in range(SEARCH_N):
-        s = RKMEImageSpec()
-        s.z_ = pool[rng.choice(len(pool), 50, replace=False)]
-        b = rng.random(50)
-        b[rng.permutation(50)[nz:]] = 0.0
-        s.beta_, s.num_points_ = b / b.sum(), 100
-        specs.append(s)
+    specs = synthetic_specs(RKMEImageSpec, nz)
     directory = tmp / "image-store"
     t0 = time.perf_counter()
     store.SegmentStore(directory).apply([store.item_from_spec(f"{i:064x}", s) for i, s in enumerate(specs)], [], 1)

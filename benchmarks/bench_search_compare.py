@@ -46,6 +46,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from _common import report  # noqa: E402
 from bench_search import ids_for, market, median_gamma, template_entry, user_for  # noqa: E402
+from bench_paper_image import synthetic_specs  # noqa: E402
 from bench_spec_image_text import blobs  # noqa: E402
 
 from lwdock.records import Entry  # noqa: E402
@@ -195,17 +196,8 @@ def dock_rows(pkgs: dict, tmp: Path, gamma: float, user: dict, repeat: int, old_
     return rows
 
 
-def image_specs(cls, pool: np.ndarray, nz: int, n: int = 1000) -> dict:  # type: ignore[no-untyped-def]
-    rng = np.random.default_rng(3)
-    specs = {}
-    for i in range(n):
-        s = cls()
-        s.z_ = pool[rng.choice(len(pool), 50, replace=False)]
-        b = rng.random(50)
-        b[rng.permutation(50)[nz:]] = 0.0
-        s.beta_, s.num_points_ = b / b.sum(), 100
-        specs[f"{i:064x}"] = s
-    return specs
+def image_specs(cls, nz: int) -> dict:  # type: ignore[no-untyped-def]
+    return {f"{i:064x}": s for i, s in enumerate(synthetic_specs(cls, nz))}
 
 
 def text_specs(cls, n: int = 2000, K: int = 50, d: int = 384) -> tuple[dict, object]:  # type: ignore[no-untyped-def]
@@ -231,11 +223,9 @@ def dense_rows(pkgs: dict, tmp: Path, repeat: int) -> list[dict]:
     users = {"new": load_spec(tmp / "image_user.json"),
              "old": importlib.import_module("lwdock_old.spec.specfile").load_spec(tmp / "image_user.json")}
     nz = int((user_new.beta_ > 1e-9 * user_new.beta_.max()).sum())
-    pool = blobs(2000, seed=2).astype(np.float32)
-    pool = (pool - pool.mean((0, 2, 3), keepdims=True)) / pool.std((0, 2, 3), keepdims=True)
     runs, build = {}, {}
     for k in ("old", "new"):
-        specs = image_specs(pkgs[k].Image, pool, nz)
+        specs = image_specs(pkgs[k].Image, nz)
         t0 = time.perf_counter()
         runs[k] = dense_search(pkgs[k], tmp / f"{k}-img", "image", specs)
         runs[k](users[k])
