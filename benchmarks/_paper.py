@@ -193,14 +193,14 @@ def evaluate_user(dock: Any, ids: list[str], market_preds: list[np.ndarray], X: 
     res = search(dock, spec, task=task.capitalize(), k=10, max_mixture=5)
     # a result without a mixture means "the top single" (read_selection misses the "singles" key: see report)
     found = res.to_dict() if res.mixture else res.ids[:1]
-    ranked = [s["id"] for s in res.singles]
+    ranked = res.ids
     out = {
         "mean": float(losses.mean()),
         "best": float(losses.min()),
         "top1": float(by_id[ranked[0]]),
         "hit1": bool(np.isclose(by_id[ranked[0]], losses.min())),
         "hit3": bool(np.isclose(min(by_id[i] for i in ranked[:3]), losses.min())),
-        "mixture_size": len(res.mixture["ids"]) if res.mixture else 1,
+        "mixture_size": len(res.mixture.ids) if res.mixture else 1,
     }
     for method, key in (("job-selector", "job_selector"), ("average", "average")):
         with reuse(dock, found, method, data=X, trusted=True, random_state=seed) as ens:

@@ -3,20 +3,20 @@
 Market: 12 learnwares, each a scaled logistic regression on 200 training-split digits from 3 random
 classes at 0.4/0.4/0.2, with an image RKME (K=10, 30 rounds of 2 narrow random networks; the spec
 resizes to 32x32). Users: 15, each 135 held-out digits from 4 random classes (50/40/30/15 images).
-Every user fits an image RKME on its unlabelled images, searches the dock (lwdock.search.dense),
+Every user fits an image RKME on its unlabelled images, searches the dock (lwdock.search.api.search),
 and reuses the result by averaging (mixture weights when there is a mixture). No job selector row:
 lwdock refuses it for images (see docs/reuse.md). Models run in-process (trusted) here.
 
 Search time: 1,000 synthetic image learnwares of K=50, 3x32x32, whose weights have the sparsity of a
-fitted spec, in the dense search cache of a stand-in dock; one user spec; warm = a fresh
-``stat_search_dense`` call (cache read from disk, all cross terms, ranking, greedy mixture).
+fitted spec, in a search store built from the spec objects; one user spec; warm = a fresh
+``search_cache`` call on a fresh store object (manifest read, arrays mapped, all cross terms, ranking,
+greedy mixture).
 
     .venv/bin/python benchmarks/bench_paper_image.py
 """
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import tempfile
 import time
@@ -66,7 +66,7 @@ def market(tmp: Path):
 
 def paper_rows(tmp: Path):
     from lwdock.reuse.api import reuse
-    from lwdock.search.dense import stat_search_dense
+    from lwdock.search.api import search
     from lwdock.spec.rkme_image import RKMEImageSpec
 
     t0 = time.perf_counter()
@@ -81,9 +81,9 @@ def paper_rows(tmp: Path):
         losses = np.array([_paper.loss("classification", yu, m.predict(Xu.reshape(len(Xu), -1))) for m in models])
         by_id = dict(zip(ids, losses))
         spec = RKMEImageSpec(random_state=u, **params).fit(Xu)
-        res = stat_search_dense(dock, spec, dock.entries(), k=10, max_mixture=5)
+        res = search(dock, spec, include_unchecked=True, k=10, max_mixture=5)
         ranked = res.ids
-        sel, w = (res.mixture_ids, res.mixture_weights) if res.mixture_ids else (ranked[:1], None)
+        sel, w = (list(res.mixture.ids), list(res.mixture.weights)) if res.mixture else (ranked[:1], None)
         r = {"mean": float(losses.mean()), "best": float(losses.min()), "top1": float(by_id[ranked[0]]),
              "hit1": bool(np.isclose(by_id[ranked[0]], losses.min())),
              "hit3": bool(np.isclose(min(by_id[i] for i in ranked[:3]), losses.min())),
@@ -95,99 +95,77 @@ def paper_rows(tmp: Path):
     return rows, results, t_market
 
 
-class _StandIn:
-    """The three things the dense cache asks of a dock: its search folder, generation and entries."""
+def synthetic_specs(cls, nz: int, n: int = SEARCH_N) -> list:  # type: ignore[no-untyped-def]
+    """``n`` image specs of K=50 standardised 3x32x32 blob images with ``nz`` nonzero weights each."""
+    from bench_spec_image_text import blobs
 
-    def __init__(self, path: Path, entries: list[dict]) -> None:
-        self.path = path
-        self._entries = entries
-
-    def generation(self) -> int:
-        return 1
-
-    def entries(self) -> list[dict]:
-        return self._entries
-
-    def lock(self):  # type: ignore[no-untyped-def]
-        return contextlib.nullcontext()
+    pool = blobs(2000, seed=2).astype(np.float32)
+    pool = (pool - pool.mean((0, 2, 3), keepdims=True)) / pool.std((0, 2, 3), keepdims=True)
+    rng = np.random.default_rng(3)
+    specs = []
+    for _ in range(n):
+        s = cls()
+        s.z_ = pool[rng.choice(len(pool), 50, replace=False)]
+        b = rng.random(50)
+        b[rng.permutation(50)[nz:]] = 0.0
+        s.beta_, s.num_points_ = b / b.sum(), 100
+        specs.append(s)
+    return specs
 
 
 def search_time(tmp: Path):
     from bench_spec_image_text import blobs
 
-    from lwdock.search import dense
+    from lwdock.search import store
+    from lwdock.search.api import search_cache
+    from lwdock.search.backends import NNGPBackend
+    from lwdock.search.engine import RankOptions, rank
+    from lwdock.search.user import as_user_spec
+    from lwdock.spec import nngp
     from lwdock.spec.rkme_image import RKMEImageSpec
 
     user = RKMEImageSpec(random_state=0).fit(blobs(500, seed=5))  # default settings, K=50
     nz = int((user.beta_ > 1e-9 * user.beta_.max()).sum())
-    pool = blobs(2000, seed=2).astype(np.float32)
-    pool = (pool - pool.mean((0, 2, 3), keepdims=True)) / pool.std((0, 2, 3), keepdims=True)
-    rng = np.random.default_rng(3)
-    specs = {}
-    entries = []
-    for i in range(SEARCH_N):
-        s = RKMEImageSpec()
-        s.z_ = pool[rng.choice(len(pool), 50, replace=False)]
-        b = rng.random(50)
-        b[rng.permutation(50)[nz:]] = 0.0
-        s.beta_ = b / b.sum()
-        lid = f"{i:064x}"
-        specs[lid] = s
-        entries.append({"id": lid, "status": "ok", "specs": [{"kind": "image"}]})
-    dock = _StandIn(tmp / "standin", entries)
-    (tmp / "standin").mkdir()
-    real_loader = dense._load_entry_spec
-    dense._load_entry_spec = lambda _dock, e, _kind: specs[e["id"]]
-    try:
-        t0 = time.perf_counter()
-        dense.stat_search_dense(dock, user, entries, k=10, max_mixture=5)
-        cold = time.perf_counter() - t0
-    finally:
-        dense._load_entry_spec = real_loader
+    specs = synthetic_specs(RKMEImageSpec, nz)
+    directory = tmp / "image-store"
+    t0 = time.perf_counter()
+    store.SegmentStore(directory).apply([store.item_from_spec(f"{i:064x}", s) for i, s in enumerate(specs)], [], 1)
+    cold = time.perf_counter() - t0
 
     def timed(**kw):  # type: ignore[no-untyped-def]
         t0 = time.perf_counter()
-        r = dense.stat_search_dense(dock, user, entries, k=10, max_mixture=5, **kw)
+        r = search_cache(store.SegmentStore(directory), user, k=10, max_mixture=5, **kw)
         return time.perf_counter() - t0, r
 
     warm = float(np.median([timed()[0] for _ in range(3)]))  # default: pre-filter on (1,000 > 200)
     res = timed()[1]
     exact, exact_res = timed(prefilter=False)
     # the previous kernel on the same pairs (all cross terms), and the new one on them
-    from lwdock.spec import nngp
-
-    du = dense.as_dense_user(user)
-    Zall = np.concatenate([specs[e["id"]].z_[specs[e["id"]].beta_ > 1e-9 * specs[e["id"]].beta_.max()] for e in entries])
+    du = as_user_spec(user)
+    group = store.SegmentStore(directory).group(du.key)
+    seg = group.segments[0]
+    Zall = np.asarray(seg.z).reshape(-1, *du.profile.values()["shape"])
     t0 = time.perf_counter()
-    nngp.nngp_kernel_reference(du.z, Zall)
+    nngp.nngp_kernel_reference(du.z.reshape(-1, *Zall.shape[1:]), Zall)
     old_cross = time.perf_counter() - t0
     t0 = time.perf_counter()
-    nngp.nngp_kernel(du.z, Zall, n_threads=dense._threads())
+    nngp.nngp_kernel(du.z.reshape(-1, *Zall.shape[1:]), Zall, n_threads=NNGPBackend.threads)
     new_cross = time.perf_counter() - t0
     # recall@10 of the pre-filtered ranking against exact: the benchmark user + 5 more
-    from bench_spec_image_text import blobs as _blobs
-
-    users = [du] + [dense.as_dense_user(RKMEImageSpec(random_state=s, steps=10).fit(_blobs(300, seed=100 + s)))
+    users = [du] + [as_user_spec(RKMEImageSpec(random_state=s, steps=10).fit(blobs(300, seed=100 + s)))
                     for s in range(1, 6)]
-    cache = dense.DenseCache(dock, "image")
-    ids = [e["id"] for e in entries]
-    sp = [cache.get(i) for i in ids]
-    selfs = np.array([cache.items[i]["self"] for i in ids])
     budgets = [10, 25, 50, 100, 200]
     recall = {r: [] for r in budgets}
     for u in users:
-        ex = selfs - 2 * dense._cross("image", u.meta, u.z, u.beta, sp) + u.self_product
-        top = set(np.argsort(ex, kind="stable")[:10])
-        ap = dense.approx_mmd2(cache, u, ids)
+        top = set(rank(group, u, None, RankOptions(k=10, max_mixture=1, prefilter=False)).ids)
         for r in budgets:
-            cand = np.argsort(ap, kind="stable")[:r]
-            got = set(cand[np.argsort(ex[cand], kind="stable")[:10]])
-            recall[r].append(len(top & got) / 10)
+            got = rank(group, u, None, RankOptions(k=10, max_mixture=1, prefilter=True, rerank=r)).ids
+            recall[r].append(len(top & set(got)) / 10)
     trade = [{"rerank": r, "recall@10": float(np.mean(recall[r])), "min recall@10": float(np.min(recall[r])),
               "warm s": timed(prefilter=True, rerank=r)[0]} for r in budgets]
     return {"cold": cold, "warm": warm, "exact": exact, "old_cross": old_cross, "new_cross": new_cross,
             "trade": trade, "nz": nz, "res": res, "same_top1": res.ids[0] == exact_res.ids[0],
-            "budget": dense.rerank_count(10, 5, SEARCH_N), "pairs": int(du.z.shape[0] * Zall.shape[0])}
+            "budget": NNGPBackend.budget.count(10, 5, SEARCH_N), "pairs": int(du.z.shape[0] * Zall.shape[0])}
 
 
 def main() -> None:
@@ -211,10 +189,10 @@ def main() -> None:
         f"greedy mixture over the exact top 25). All {st['pairs']:,} cross-term kernel pairs: previous kernel "
         f"{st['old_cross']:.1f} s, new kernel {st['new_cross']:.1f} s ({st['old_cross'] / st['new_cross']:.1f}x); "
         f"exact search (prefilter=False) warm {st['exact']:.2f} s. Default search (random-feature pre-filter, "
-        f"width-64 sketches, exact re-rank of the best {st['budget']}): cold {cold:.2f} s (self terms and sketches "
-        f"computed and cached), warm {warm:.2f} s (goal 2 s); same top-1 as exact: {st['same_top1']}. Recall@10 "
+        f"width-64 sketches, exact re-rank of the best {st['budget']}): building the store {cold:.2f} s (self terms "
+        f"and sketches), warm {warm:.2f} s (goal 2 s); same top-1 as exact: {st['same_top1']}. Recall@10 "
         f"against exact over 6 users, by re-rank budget: {trade}. Mixture found: "
-        f"{len(res.mixture_ids) if res.mixture_ids else 0} members. Total {elapsed:.0f} s. "
+        f"{len(res.mixture.ids) if res.mixture else 0} members. Total {elapsed:.0f} s. "
         "Command: `.venv/bin/python benchmarks/bench_paper_image.py`."
     )
     report("paper_image", "Paper-style: digits as images (error = 1 - accuracy, lower is better)", rows,

@@ -6,7 +6,7 @@ Market: 12 learnwares, each a TF-IDF + multinomial naive Bayes pipeline on 2 ran
 0.7/0.3 (200 sentences), with a text RKME (K=50) on the embeddings of the default embedder
 (all-MiniLM-L6-v2 when lwdock[text] is installed, else hashing-384; the notes say which).
 Users: 12, each 150 sentences from 3 random classes at 0.5/0.3/0.2. Every user fits a text RKME,
-searches the dock (lwdock.search.dense), and reuses the result (the mixture when there is one, else
+searches the dock (lwdock.search.api.search), and reuses the result (the mixture when there is one, else
 the top single) with the job selector (routing by embedding) and by averaging. Models run in-process
 (trusted) here.
 
@@ -52,7 +52,7 @@ def main() -> None:
     from sklearn.pipeline import make_pipeline
 
     from lwdock.reuse.api import reuse
-    from lwdock.search.dense import stat_search_dense
+    from lwdock.search.api import search
     from lwdock.spec.embedders import MiniLMEmbedder
     from lwdock.spec.rkme_text import RKMETextSpec
     from lwdock import Dock
@@ -85,10 +85,10 @@ def main() -> None:
             by_id = dict(zip(ids, losses))
             spec = RKMETextSpec(K=50, random_state=u, embedder=emb).fit(X)
             s0 = time.perf_counter()
-            res = stat_search_dense(dock, spec, dock.entries(), k=10, max_mixture=5)
+            res = search(dock, spec, include_unchecked=True, k=10, max_mixture=5)
             t_search.append(time.perf_counter() - s0)
             ranked = res.ids
-            sel, w = (res.mixture_ids, res.mixture_weights) if res.mixture_ids else (ranked[:1], None)
+            sel, w = (list(res.mixture.ids), list(res.mixture.weights)) if res.mixture else (ranked[:1], None)
             r = {"mean": float(losses.mean()), "best": float(losses.min()), "top1": float(by_id[ranked[0]]),
                  "hit1": bool(np.isclose(by_id[ranked[0]], losses.min())),
                  "hit3": bool(np.isclose(min(by_id[i] for i in ranked[:3]), losses.min())),

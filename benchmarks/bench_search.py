@@ -33,8 +33,10 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from _common import peak_rss_mb, report, timed  # noqa: E402
 
-from lwdock.search import bulk, cache, prefilter  # noqa: E402
+from lwdock.search import bulk, cache, prefilter, store  # noqa: E402
 from lwdock.search.api import search_cache  # noqa: E402
+from lwdock.search.backends import RBFBackend  # noqa: E402
+from lwdock.spec.kernels import sq_dists  # noqa: E402
 from lwdock.spec.qp import solve_simplex_qp  # noqa: E402
 
 K, D, SPREAD = 100, 32, 1.0
@@ -73,7 +75,7 @@ def median_gamma(z: np.ndarray, sample: int = 2000, seed: int = 0) -> float:
     """The median heuristic: 1 / median squared distance between points of the market."""
     rng = np.random.default_rng(seed)
     S = np.asarray(z[rng.choice(z.shape[0], sample, replace=False)], dtype=np.float64)
-    D2 = bulk.sq_dists(S, S)
+    D2 = sq_dists(S, S)
     return float(1.0 / np.median(D2[np.triu_indices(sample, 1)]))
 
 
@@ -167,7 +169,7 @@ def build_dock(path: Path, template: dict, ids: list, z, beta, off, gamma: float
         with open_index(dock.layout.index_dir) as idx:
             idx.replace_all(entries)
         shutil.rmtree(dock.layout.search, ignore_errors=True)
-        cache.bulk_load(dock.layout.search, ids, z, beta, off, gamma, dtype="float32", generation=dock.generation())
+        store.bulk_load(dock.layout.search, ids, z, beta, off, gamma, dtype="float32", generation=dock.generation())
     assert not cache.is_stale(dock), "the cache must match the index so search does not resync"
 
 
@@ -192,13 +194,12 @@ def recall_table(c, users: list, n: int) -> tuple[list, list]:
     top 10 is the exact top 10 among the candidates), and the warm time of each budget."""
     g = c.group(c.keys()[0])
     seg = g.segments[0]
-    sk = np.asarray(seg.sketch)
     out = {r: [] for r in RERANKS if r < n}
     for u in users:
         cross = bulk.cross_products(seg.z, seg.beta, seg.offsets, u["z"], u["beta"], u["gamma"])
         exact = seg.self_ - 2 * cross
         truth = set(np.argsort(exact, kind="stable")[:10].tolist())
-        approx = seg.self_ - 2.0 * (sk @ prefilter.user_sketch(u["z"], u["beta"], g.rff))
+        approx = g.backend.approx(seg.self_, seg.sketch, g.backend.user_sketch(u["z"], u["beta"]))
         for r in out:
             keep = prefilter.candidates(approx, r)
             top = keep[np.argsort(exact[keep], kind="stable")[:10]]
@@ -216,7 +217,7 @@ def run_size(n: int, work: Path, template: dict, gamma: float, rows: list, extra
     centres, z, beta, off = market(n)
     ids = ids_for(n)
     directory = work / f"n{n}"
-    c = cache.bulk_load(directory, ids, z, beta, off, gamma, dtype="float32")
+    c = store.bulk_load(directory, ids, z, beta, off, gamma, dtype="float32")
     build = time.perf_counter() - t0
     rng = np.random.default_rng(n)
     users = [user_for(centres, int(j), 100 + i, gamma) for i, j in enumerate(rng.integers(0, n, USERS))]
@@ -224,11 +225,11 @@ def run_size(n: int, work: Path, template: dict, gamma: float, rows: list, extra
     t_exact, res = timed(lambda: search_cache(c, users[0], prefilter=False), repeat=3)
     t_single, _ = timed(lambda: search_cache(c, users[0], prefilter=False, max_mixture=1), repeat=3)
     row = {"N": n, "build_s": build, "warm_exact_s": t_exact, "warm_exact_single_s": t_single,
-           "mixture_size": len(res.mixture["ids"]) if res.mixture else 0}
-    if n > prefilter.AUTO_THRESHOLD:
+           "mixture_size": len(res.mixture.ids) if res.mixture else 0}
+    if n > RBFBackend.budget.auto_above:
         t_pf, _ = timed(lambda: search_cache(c, users[0], prefilter=True), repeat=3)
         row["warm_prefilter_s"] = t_pf
-        row["rerank"] = prefilter.candidate_count(10, 5, n)
+        row["rerank"] = RBFBackend.budget.count(10, 5, n)
         pairs = rng.integers(0, n, size=(USERS, 2))
         mixed = [mixed_user(centres, int(a), int(b), 200 + i, gamma) for i, (a, b) in enumerate(pairs)]
         rec = recall_table(c, users + mixed, n)
@@ -258,7 +259,7 @@ def run_size(n: int, work: Path, template: dict, gamma: float, rows: list, extra
             ratios_single.append(t_ref1 / t_ours1)
             same.append([ids[i] for i in ref["top10"]] == ours.ids[:10])
             mix_ref = [ids[i] for i in ref["mixture"]["ids"]] if ref["mixture"] else None
-            same_mix.append(mix_ref == (ours.mixture["ids"] if ours.mixture else None))
+            same_mix.append(mix_ref == (list(ours.mixture.ids) if ours.mixture else None))
             row.setdefault("ref_s", t_ref)
             row.setdefault("ref_single_s", t_ref1)
         row["speedup"] = float(np.median(ratios))
@@ -266,11 +267,11 @@ def run_size(n: int, work: Path, template: dict, gamma: float, rows: list, extra
         row["top10_identical"] = f"{sum(same)}/{len(same)}"
         row["mixture_identical"] = f"{sum(same_mix)}/{len(same_mix)}"
         # float32 storage vs float64: accuracy of the MMDs
-        c64 = cache.bulk_load(work / f"n{n}-f64", ids, z.astype(np.float64), beta, off, gamma, dtype="float64")
+        c64 = store.bulk_load(work / f"n{n}-f64", ids, z.astype(np.float64), beta, off, gamma, dtype="float64")
         r64 = search_cache(c64, users[0], k=n, prefilter=False, max_mixture=1)
         r32 = search_cache(c, users[0], k=n, prefilter=False, max_mixture=1)
-        a = {s["id"]: s["mmd2"] for s in r64.singles}
-        diff = max(abs(a[s["id"]] - s["mmd2"]) for s in r32.singles)
+        a = {s.id: s.mmd2 for s in r64.singles}
+        diff = max(abs(a[s.id] - s.mmd2) for s in r32.singles)
         extra.setdefault("float32", []).append(
             {"N": n, "max_abs_mmd2_diff": diff, "mmd2_range": [min(a.values()), max(a.values())],
              "top10_same": r64.ids[:10] == r32.ids[:10]})
@@ -295,11 +296,11 @@ def run_size(n: int, work: Path, template: dict, gamma: float, rows: list, extra
 def old_setting(work: Path, extra: dict, n: int = 10_000) -> None:
     """The previous, degenerate setting (gamma=0.1) at one size, for comparison."""
     centres, z, beta, off = market(n)
-    c = cache.bulk_load(work / "old", ids_for(n), z, beta, off, OLD_GAMMA, dtype="float32")
+    c = store.bulk_load(work / "old", ids_for(n), z, beta, off, OLD_GAMMA, dtype="float32")
     rng = np.random.default_rng(n)
     users = [user_for(centres, int(j), 100 + i, OLD_GAMMA) for i, j in enumerate(rng.integers(0, n, USERS))]
     r = search_cache(c, users[0], k=n, prefilter=False, max_mixture=1)
-    d = [s["mmd2"] for s in r.singles]
+    d = [s.mmd2 for s in r.singles]
     pairs = rng.integers(0, n, size=(USERS, 2))
     rec = recall_table(c, users + [mixed_user(centres, int(a), int(b), 200 + i, OLD_GAMMA)
                                    for i, (a, b) in enumerate(pairs)], n)
@@ -336,7 +337,7 @@ def main() -> None:
         "cvxopt QP and fresh inner products per candidate evaluation); speedup = ref_s / warm exact search, median over "
         f"{USERS} users at N=1,000 (1 user at 10,000), same run; speedup_single: ranking alone. top10/mixture_identical: "
         "reference ids vs ours (float32 storage). recall@10: prefilter (RFF, 512 frequencies, re-rank budget "
-        f"`rerank` = prefilter.candidate_count) vs exact, {USERS} users drawn from one learnware and {USERS} from a "
+        f"`rerank` = the RBF backend's Budget.count) vs exact, {USERS} users drawn from one learnware and {USERS} from a "
         "50/50 mix of two; the table below gives other budgets. "
         "cold_s: a whole `lwdock search --spec user.json --json` process (index of N cloned entries, cache "
         "generation = index generation, no resync), peak memory of that child from /usr/bin/time -v. "

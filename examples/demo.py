@@ -174,17 +174,18 @@ def main(argv: list[str] | None = None) -> int:
         out.step("4. search the dock",
                  f"lwdock --dock {path} search --spec user_spec.json --task Classification -k 5 --json > result.json")
         res = search(dock, work / "user_spec.json", task="Classification", k=5, max_mixture=3)
+        singles = res.to_dict()["singles"]  # the rows `--json` prints
         out.table(["rank", "learnware", "MMD²", "score"],
-                  [[s["rank"], label(s), s["mmd2"], s["score"]] for s in res.singles],
+                  [[s["rank"], label(s), s["mmd2"], s["score"]] for s in singles],
                   title="best single learnwares")
         if res.mixture:
-            m = res.mixture
+            m = res.mixture.to_dict()
             out.table(["learnware", "weight"], [[a or i[:12], w] for a, i, w in zip(m["aliases"], m["ids"], m["weights"])],
                       title=f"best mixture (MMD² {m['mmd2']:.4f}, score {m['score']:.4f})")
         else:
             out.line("no mixture beats the best single learnware")
         found = res.to_dict() if res.mixture else res.ids[:1]  # no mixture: reuse the top single
-        top1 = label(res.singles[0])
+        top1 = label(singles[0])
 
         # 5a. job selector: route each row to the mixture learnware whose spec explains it
         out.step("5a. reuse the mixture: job selector (no labels)",
@@ -203,9 +204,9 @@ def main(argv: list[str] | None = None) -> int:
 
         # 5c. feature augmentation: a linear head on [pixels, learnware outputs], from a few labels
         all_ids = [e.alias or e.short_id for e in dock.list(task="Classification") if e.semantic.input_dim == 64]
-        top_ids = [s["id"] for s in res.singles[:3]]
+        top_ids = res.ids[:3]
         out.step(f"5c. reuse with {args.labels} labels: feature augmentation on the top 3 learnwares",
-                 f"lwdock --dock {path} reuse --ids {','.join(label(s) for s in res.singles[:3])} "
+                 f"lwdock --dock {path} reuse --ids {','.join(label(s) for s in singles[:3])} "
                  "--method feature-augment --labeled labeled.csv -o fa.lwe")
         with reuse(dock, top_ids, "feature-augment", labeled=(X_lab, y_lab)) as ens:
             acc_fa = accuracy(y_ev, ens.predict(X_ev))

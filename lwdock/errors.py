@@ -46,6 +46,10 @@ class UsageError(LwdockError):
     exit_code = ExitCode.USAGE
 
 
+class SpecParamError(UsageError):
+    """A specification hyperparameter is out of range (K < 1, gamma <= 0, ...): a usage error."""
+
+
 class NotFoundError(LwdockError):
     exit_code = ExitCode.NOT_FOUND
 

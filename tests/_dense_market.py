@@ -9,6 +9,7 @@ Bayes pipelines, one per topic group. Zips are built by hand with the packer's w
 
 from __future__ import annotations
 
+import functools
 import json
 import pickle
 import zipfile
@@ -199,3 +200,15 @@ class TextMarket:
             out.append(_zip(Path(directory) / f"txt{i}.zip", "text_wrapper.py", kwargs, "RKMETextSpecification",
                             spec.to_dict(), model, semantic(f"{GROUPS[i]} topics", "Text", self.n_classes)))
         return out
+
+
+# -- shared, fitted once per test session ------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def image_market(seed: int = 0) -> ImageMarket:
+    """The image market of ``seed`` (three specs, ~5 s to fit): modules share one copy; do not mutate it."""
+    return ImageMarket(seed=seed)
+
+
+@functools.lru_cache(maxsize=None)
+def text_market(embedder: str = "hashing-384") -> TextMarket:
+    return TextMarket(embedder=embedder)

@@ -84,9 +84,9 @@ def test_selection_forms():
 
 def test_read_selection_reads_the_search_json_schema():
     # the real `lwdock search --json` shape: no mixture -> the top single result
-    from lwdock.search.api import SearchResult
+    from lwdock.search.result import MixtureHit, SearchResult, Single
 
-    found = SearchResult(singles=[{"rank": 1, "id": "top1"}, {"rank": 2, "id": "second"}], mixture=None)
+    found = SearchResult(singles=[Single(1, "top1"), Single(2, "second")], mixture=None)
     assert read_selection(found.to_dict()) == (["top1"], None)
-    found.mixture = {"ids": ["a", "b"], "weights": [0.25, 0.75], "mmd2": 0.1}
+    found.mixture = MixtureHit(("a", "b"), (None, None), (0.25, 0.75), 0.1, 0.9)
     assert read_selection(found.to_dict()) == (["a", "b"], [0.25, 0.75])

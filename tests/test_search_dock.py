@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from lwdock.cli import app
 from lwdock.errors import ExitCode, SpecFileError
 from lwdock.search import cache
+from lwdock.records import Entry
 from lwdock.search.api import search
 
 N = 6
@@ -35,9 +36,9 @@ def _dock(tmp_path, market, n=N):
 
 
 def _consistent(dock):
-    c = cache.SearchCache(cache.cache_dir(dock))
-    want = {e.id for e in dock.entries() if cache.eligible(e)}
-    return c.generation == dock.generation() and c.live_ids() == want
+    c = cache.open_store(dock)
+    want = set(cache.wanted(dock.entries()))
+    return c.generation == dock.generation() and c.live() == want
 
 
 def test_search_through_dock(tmp_path, market):
@@ -46,7 +47,7 @@ def test_search_through_dock(tmp_path, market):
     assert _consistent(dock)  # kept up to date by the Dock's hook on every submit
     user = fit(sample(mu[2], 400, seed=3))
     res = search(dock, user, include_unchecked=True, k=3)
-    assert res.singles[0]["id"] == ids[2] and res.singles[0]["alias"] == "g2"
+    assert res.singles[0].id == ids[2] and res.singles[0].alias == "g2"
     # semantic filters restrict the statistical candidates
     res = search(dock, user, include_unchecked=True, scenario="Nature")
     assert ids[2] not in res.ids and len(res.ids) == N // 2
@@ -109,6 +110,18 @@ def test_rebuild_and_corrupt_manifest(tmp_path, market):
     (cache.cache_dir(dock) / "manifest.json").write_text("{ truncated")
     assert cache.is_stale(dock)
     assert cache.rebuild(dock) == 3
+    assert _consistent(dock) and not cache.is_stale(dock)
+
+
+def test_damaged_store_files_are_rebuilt_not_fatal(tmp_path, market, caplog):
+    mu, specs = market
+    dock, ids = _dock(tmp_path, market, n=3)
+    seg = next(cache.cache_dir(dock).glob("*/seg-*"))
+    (seg / "ids.npy").write_bytes(b"\x93NUMPY garbage")  # a torn write, a bad disk
+    dock.submit(zip_learnware(tmp_path / "late.zip", specs[4], "late"), run_model=False)  # the listener logs it
+    assert "search store update failed" in caplog.text and cache.is_stale(dock)
+    res = search(dock, fit(sample(mu[1], 400, seed=3)), include_unchecked=True, k=10)
+    assert "damaged" in caplog.text and res.ids[0] == ids[1] and len(res.ids) == 4
     assert _consistent(dock) and not cache.is_stale(dock)
 
 

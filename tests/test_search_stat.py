@@ -1,4 +1,4 @@
-"""Statistical search on a Gaussian market: ranking, mixture, bulk == loop, float32, prefilter."""
+"""Statistical search on a Gaussian market: ranking, mixture, bulk == loop, float32, prefilter (table specs)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from test_search_fixtures import GAMMA, fit, learnware_specs, sample
 
-from lwdock.search import bulk, cache, mixture, prefilter
+from lwdock.search import bulk, mixture, prefilter, store
 from lwdock.search.api import search_cache
+from lwdock.search.engine import smallest
 from lwdock.search.scores import mmd2_to_score
-from lwdock.search.stat import as_user_spec
+from lwdock.search.user import as_user_spec
+from lwdock.spec.kernels import weighted_inner as inner
 
 N = 12
 
@@ -29,7 +31,7 @@ def _stack(specs):
 def _cache(tmp_path, specs, dtype="float64"):
     z, beta, offsets = _stack(specs)
     ids = [f"lw{i:02d}" for i in range(len(specs))]
-    return cache.bulk_load(tmp_path / f"cache-{dtype}", ids, z, beta, offsets, GAMMA, dtype=dtype)
+    return store.bulk_load(tmp_path / f"cache-{dtype}", ids, z, beta, offsets, GAMMA, dtype=dtype)
 
 
 def test_user_from_j_gets_j_first(tmp_path, market):
@@ -38,8 +40,8 @@ def test_user_from_j_gets_j_first(tmp_path, market):
     for j in (0, 5, 11):
         user = fit(sample(mu[j], 400, seed=50 + j))
         res = search_cache(c, user, k=3)
-        assert res.singles[0]["id"] == f"lw{j:02d}"
-        assert res.singles[0]["score"] > res.singles[1]["score"]
+        assert res.singles[0].id == f"lw{j:02d}"
+        assert res.singles[0].score > res.singles[1].score
 
 
 def test_half_half_mixture_recovers_both_with_half_weights(tmp_path, market):
@@ -54,10 +56,10 @@ def test_half_half_mixture_recovers_both_with_half_weights(tmp_path, market):
         res = search_cache(c, user, method=method)
         mix = res.mixture
         assert mix is not None, method
-        assert set(mix["ids"]) == {f"lw{j:02d}", f"lw{k:02d}"}, method
-        assert all(abs(w - 0.5) <= 0.1 for w in mix["weights"]), (method, mix["weights"])
-        assert mix["mmd2"] < res.singles[0]["mmd2"]
-        assert mix["score"] > res.singles[0]["score"]
+        assert set(mix.ids) == {f"lw{j:02d}", f"lw{k:02d}"}, method
+        assert all(abs(w - 0.5) <= 0.1 for w in mix.weights), (method, mix.weights)
+        assert mix.mmd2 < res.singles[0].mmd2
+        assert mix.score > res.singles[0].score
 
 
 def test_bulk_equals_per_learnware_loop(tmp_path, market):
@@ -65,7 +67,7 @@ def test_bulk_equals_per_learnware_loop(tmp_path, market):
     c = _cache(tmp_path, specs)
     user = fit(sample(mu[3] + 0.7, 300, seed=99))
     res = search_cache(c, user, k=N)
-    got = {s["id"]: s["mmd2"] for s in res.singles}
+    got = {s.id: s.mmd2 for s in res.singles}
     # the spec class's own dist(), one learnware at a time
     want = {f"lw{i:02d}": s.dist(user) for i, s in enumerate(specs)}
     assert set(got) == set(want)
@@ -76,7 +78,7 @@ def test_bulk_equals_per_learnware_loop(tmp_path, market):
     cross = bulk.cross_products(z, beta, off, user.z_, user.beta_, GAMMA)
     selfs = bulk.self_products(z, beta, off, GAMMA)
     loop = bulk.loop_mmd2([s.z_ for s in specs], [s.beta_ for s in specs], user.z_, user.beta_, GAMMA)
-    uu = bulk.inner(user.z_, user.beta_, user.z_, user.beta_, GAMMA)
+    uu = inner(user.z_, user.beta_, user.z_, user.beta_, GAMMA)
     np.testing.assert_allclose(selfs - 2 * cross + uu, loop, rtol=0, atol=1e-12)
 
 
@@ -85,9 +87,9 @@ def test_float32_storage_keeps_ranking(tmp_path, market):
     c64, c32 = _cache(tmp_path, specs, "float64"), _cache(tmp_path, specs, "float32")
     user = fit(sample(mu[4], 300, seed=5))
     r64, r32 = search_cache(c64, user, k=N), search_cache(c32, user, k=N)
-    assert [s["id"] for s in r64.singles] == [s["id"] for s in r32.singles]
-    a = np.array([s["mmd2"] for s in r64.singles])
-    b = np.array([s["mmd2"] for s in r32.singles])
+    assert r64.ids == r32.ids
+    a = np.array([s.mmd2 for s in r64.singles])
+    b = np.array([s.mmd2 for s in r32.singles])
     assert np.max(np.abs(a - b)) <= 1e-5 * max(1.0, a.max())
 
 
@@ -99,18 +101,18 @@ def test_prefilter_reranks_exactly(tmp_path):
     z = (centres[:, None, :] + rng.normal(size=(n, K, d))).reshape(-1, d)
     beta = np.full(n * K, 1.0 / K)
     off = np.arange(n + 1) * K
-    c = cache.bulk_load(tmp_path / "pf", [f"x{i}" for i in range(n)], z, beta, off, GAMMA, dtype="float64")
+    c = store.bulk_load(tmp_path / "pf", [f"x{i}" for i in range(n)], z, beta, off, GAMMA, dtype="float64")
     user = {"z": centres[17] + rng.normal(size=(30, d)), "beta": np.full(30, 1 / 30), "gamma": GAMMA}
     exact = search_cache(c, user, k=10, prefilter=False)
     approx = search_cache(c, user, k=10, prefilter=True)
     assert approx.counts["prefiltered"] and not exact.counts["prefiltered"]
-    assert exact.singles[0]["id"] == "x17"
+    assert exact.singles[0].id == "x17"
     overlap = len(set(exact.ids) & set(approx.ids))
     assert overlap >= 9
-    common = {s["id"]: s["mmd2"] for s in exact.singles}
+    common = {s.id: s.mmd2 for s in exact.singles}
     for s in approx.singles:  # re-ranked values are the exact ones
-        if s["id"] in common:
-            assert abs(common[s["id"]] - s["mmd2"]) < 1e-12
+        if s.id in common:
+            assert abs(common[s.id] - s.mmd2) < 1e-12
 
 
 def test_rff_sketch_estimates_mmd():
@@ -119,7 +121,7 @@ def test_rff_sketch_estimates_mmd():
     wa, wb = np.full(50, 0.02), np.full(50, 0.02)
     W = prefilter.frequencies(3, 0.1, m=4096)
     sa, sb = prefilter.user_sketch(a, wa, W), prefilter.user_sketch(b, wb, W)
-    exact = bulk.inner(a, wa, a, wa, 0.1) - 2 * bulk.inner(a, wa, b, wb, 0.1) + bulk.inner(b, wb, b, wb, 0.1)
+    exact = inner(a, wa, a, wa, 0.1) - 2 * inner(a, wa, b, wb, 0.1) + inner(b, wb, b, wb, 0.1)
     assert abs(float(((sa - sb) ** 2).sum()) - exact) < 0.2 * exact + 1e-3
 
 
@@ -152,7 +154,8 @@ def test_other_dimension_finds_no_group(tmp_path, market):
     _, specs = market
     c = _cache(tmp_path, specs)
     res = search_cache(c, {"z": np.zeros((3, 7)), "beta": np.full(3, 1 / 3), "gamma": GAMMA})
-    assert res.empty and "dimension 7" in res.explanation
+    assert res.empty and res.explanation.startswith("0 of 12 table learnwares have dimension 7")
+    assert "dimensions in the dock: 4 (12)" in res.explanation
 
 
 def test_float32_arithmetic_within_documented_tolerance():
@@ -169,11 +172,11 @@ def test_float32_arithmetic_within_documented_tolerance():
     z32 = z.astype(np.float32).astype(np.float64)  # the same stored points, float64 arithmetic
     c32_exact = bulk.cross_products(z32, beta, off, uz, ub, gamma)
     selfs = bulk.self_products(z32, beta, off, gamma)
-    uu = bulk.inner(uz, ub, uz, ub, gamma)
+    uu = inner(uz, ub, uz, ub, gamma)
     assert np.max(np.abs(2 * (c32 - c32_exact)) / (uu + selfs)) <= 1e-6
     assert np.max(np.abs(c64 - c32) / c64) <= 1e-5
     # float64 storage really is float64 arithmetic
-    loop = np.array([bulk.inner(z[off[i]:off[i + 1]], beta[off[i]:off[i + 1]], uz, ub, gamma) for i in range(n)])
+    loop = np.array([inner(z[off[i]:off[i + 1]], beta[off[i]:off[i + 1]], uz, ub, gamma) for i in range(n)])
     np.testing.assert_allclose(c64, loop, rtol=1e-12, atol=0)
 
 
@@ -193,8 +196,8 @@ def test_fast_greedy_equals_straightforward_greedy(seed):
     mix = rng.choice(m, k, replace=False)
     uz = np.concatenate([pts[i] for i in mix]) + 0.1 * rng.normal(size=(k * K, d))
     ub = np.concatenate([w[i] for i in mix]) / k
-    c = np.array([bulk.inner(uz, ub, pts[i], w[i], 0.3) for i in range(m)])
-    uu = bulk.inner(uz, ub, uz, ub, 0.3)
+    c = np.array([inner(uz, ub, pts[i], w[i], 0.3) for i in range(m)])
+    uu = inner(uz, ub, uz, ub, 0.3)
     want = mixture.greedy_reference(G, c, uu, 5)
     lazy = mixture.Gram(np.diag(G).copy(), lambda i: G[i])
     for K_ in (G, lazy):
@@ -222,11 +225,9 @@ def test_screen_matches_cvxopt_per_candidate():
 
 
 def test_partial_top_k_equals_stable_sort():
-    from lwdock.search.stat import _smallest
-
     rng = np.random.default_rng(2)
     d = rng.integers(0, 20, size=500).astype(float)  # many ties
     d[[3, 77]] = np.inf
     want = np.argsort(np.where(np.isfinite(d), d, np.inf), kind="stable")[:30]
-    np.testing.assert_array_equal(_smallest(d, 30), want)
-    assert list(_smallest(d, 1000)) == list(np.argsort(d, kind="stable")[:498])
+    np.testing.assert_array_equal(smallest(d, 30), want)
+    assert list(smallest(d, 1000)) == list(np.argsort(d, kind="stable")[:498])

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_iris, load_wine
 
-from lwdock.errors import InputDataError
+from lwdock.errors import ExitCode, InputDataError, SpecParamError
 from lwdock.spec.kernels import data_self_inner, kernel_stats, rbf_kernel, sq_dists
 from lwdock.spec.leak import leak_report
 from lwdock.spec.rkme_table import RKMETableSpec
@@ -214,14 +214,35 @@ def test_bad_inputs(bad: np.ndarray) -> None:
 
 
 def test_bad_params_and_mismatched_dims() -> None:
-    with pytest.raises(InputDataError):
-        RKMETableSpec(gamma=-1).fit(np.ones((5, 2)))
+    # a bad hyperparameter is the caller's setting, not bad data: a usage error (exit 2)
+    for bad in ({"gamma": -1}, {"gamma": float("nan")}, {"K": 0}, {"steps": -1}, {"min_dist": -0.1}):
+        with pytest.raises(SpecParamError) as info:
+            RKMETableSpec(**bad).fit(np.ones((5, 2)))
+        assert info.value.exit_code == ExitCode.USAGE and not isinstance(info.value, InputDataError)
     a = RKMETableSpec(K=3).fit(np.random.default_rng(0).standard_normal((10, 2)))
     b = RKMETableSpec(K=3).fit(np.random.default_rng(0).standard_normal((10, 3)))
     with pytest.raises(InputDataError, match="dimension"):
         a.dist(b)
     with pytest.raises(InputDataError, match="not fitted"):
         RKMETableSpec().dim  # noqa: B018
+
+
+def test_specs_are_scikit_learn_estimators() -> None:
+    from sklearn.base import clone
+
+    from lwdock.spec.rkme_image import RKMEImageSpec
+    from lwdock.spec.rkme_text import RKMETextSpec
+
+    for cls in (RKMETableSpec, RKMEImageSpec, RKMETextSpec):
+        est = cls(K=7, random_state=3)
+        twin = clone(est)
+        assert type(twin) is cls and twin is not est
+        assert twin.get_params(deep=False) == est.get_params(deep=False) == est.get_params(deep=True)
+        assert twin.get_params()["K"] == 7
+    fitted = RKMETableSpec(K=5, gamma=0.3).fit(clustered(100, 2, 3, seed=0))
+    fresh = clone(fitted)  # hyperparameters only: the fitted state stays behind
+    assert fresh.gamma == 0.3 and not hasattr(fresh, "z_")
+    assert fresh.set_params(K=9).K == 9
 
 
 def test_float32_and_max_samples() -> None:

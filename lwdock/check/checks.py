@@ -29,7 +29,6 @@ from ..errors import LwdockError, ModelRuntimeError, NotFoundError, PackageError
 from ..format.package import Package, open_package
 from ..format.semantic import validate
 from ..records import INVALID, SEMANTIC_ONLY, USABLE, CheckReport, Semantic
-from ..spec.specfile import load_spec
 from .sandbox import Limits, describe, mode_for, require
 from .envs import EnvManager
 from .runner import ModelWorker
@@ -77,6 +76,7 @@ class _Report:
 
 def load_spec_dim_and_self_distance(path: Path) -> tuple[int | None, float]:
     """``(dim, dist(spec, spec))`` for a statistical spec file."""
+    from ..spec.specfile import load_spec  # numpy: the store imports this module, and `lwdock list` must not pay
     spec = load_spec(path)
     return getattr(spec, "dim", None), float(spec.dist(spec))
 

@@ -24,6 +24,7 @@ from ..records import Semantic
 from ..spec.data import load_data, load_images, load_texts
 from ..spec.rkme_image import RKMEImageSpec
 from ..spec.rkme_table import RKMETableSpec
+from ..spec.registry import SPEC_CLASS, serves
 from ..spec.rkme_text import RKMETextSpec
 from ..spec.specfile import load_spec
 from . import semantic as sem
@@ -33,7 +34,6 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: same inputs, same b
 SPEC_FILE = "rkme.json"
 
 DATA_TYPES = ("Table", "Image", "Text")
-SPEC_CLASS = {"Table": "RKMETableSpecification", "Image": "RKMEImageSpecification", "Text": "RKMETextSpecification"}
 WRAPPER = {"Table": "sklearn_wrapper.py", "Image": "image_wrapper.py", "Text": "text_wrapper.py"}
 DEFAULT_K = {"Table": 100, "Image": 50, "Text": 100}
 OUTPUTS = ("auto", "labels", "proba")
@@ -183,7 +183,7 @@ def _spec_from_file(path: Path, data_type: str) -> _Spec:
     if not path.is_file():
         raise NotFoundError(f"no such spec file: {path}")
     spec = load_spec(path)
-    if spec.type != SPEC_CLASS[data_type] and not (data_type == "Table" and spec.type == "RKMEStatSpecification"):
+    if not serves(spec.type, data_type):
         raise UsageError(f"the spec is a {spec.type} but the data type is {data_type}")
     if data_type == "Image":
         raise UsageError("an image learnware needs its training images (--data) for the model's input shape",

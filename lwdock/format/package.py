@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import PackageError
+from ..spec.registry import SPEC_KINDS  # class name -> kind; the reference's names and ours
 from .archive import YAML_NAME, Limits, extract
 
 MAX_TEXT_BYTES = 256 * 1024  # the same bound as the YAML reader's (safeyaml.MAX_BYTES)
@@ -23,16 +24,6 @@ SEMANTIC_FILE = "semantic_specification.json"
 REQUIREMENTS_FILE = "requirements.txt"
 ENVIRONMENT_FILE = "environment.yaml"
 
-# class name -> kind; both the reference's names and ours are accepted
-SPEC_KINDS = {
-    "RKMETableSpecification": "table",
-    "RKMEStatSpecification": "table",  # the reference's legacy alias
-    "RKMEImageSpecification": "image",
-    "RKMETextSpecification": "text",
-    "RKMETableSpec": "table",
-    "RKMEImageSpec": "image",
-    "RKMETextSpec": "text",
-}
 SPEC_MODULES = {"learnware.specification", "lwdock.spec", "lwdock"}
 
 

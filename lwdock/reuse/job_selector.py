@@ -38,6 +38,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from ..errors import UsageError
 from ..spec.qp import solve_simplex_qp
+from ..spec.registry import IMAGE, TEXT
 from ..spec.rkme_text import RKMETextSpec
 from .base import CLASSIFICATION, check_weights, check_X, input_kind_of, labels_of
 from .estimator import ReuserBase
@@ -66,7 +67,7 @@ def mixture_weights(specs: list[Any], X: Any, random_state: int = 0) -> np.ndarr
     if m == 1:
         return np.ones(1)
     first = specs[0]
-    if str(getattr(first, "type", "")) == "RKMETextSpecification":
+    if str(getattr(first, "type", "")) == TEXT.name:
         user = type(first)(gamma=first.gamma, embedder=_text_embedder(specs), random_state=random_state).fit(list(X))
     else:
         user = type(first)(gamma=getattr(first, "gamma", 0.1), random_state=random_state).fit(X)
@@ -130,14 +131,14 @@ class JobSelectorReuser(ReuserBase):
             raise UsageError("herding_num and min_per_learnware must be positive")
         seed = 0 if self.random_state is None else int(self.random_state)
         types = {str(getattr(s, "type", "")) for s in specs}
-        if "RKMEImageSpecification" in types or (X is not None and input_kind_of(X) == "image"):
+        if IMAGE.name in types or (X is not None and input_kind_of(X) == "image"):
             raise UsageError(
                 "the job selector does not support image learnwares: image RKME points live in the specs' "
                 "standardised/whitened space, not in pixel space, so a selector trained on them cannot route "
                 "raw images (the reference's image path is unreliable for the same reason)",
                 hint="use --method average for images",
             )
-        self.embedder_ = _text_embedder(specs) if "RKMETextSpecification" in types else None
+        self.embedder_ = _text_embedder(specs) if TEXT.name in types else None
         if self.embedder_ is not None and len(types) > 1:
             raise UsageError("the job selector needs specs of one kind; got " + ", ".join(sorted(types)))
         Xa = self._check_X(X, fitting=True) if X is not None else None

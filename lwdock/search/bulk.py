@@ -18,8 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
+
+from ..spec.kernels import rbf, weighted_inner
 
 # Rows per block of the exact pass: the block's kernel values (rows x user points) stay in the
 # L2 cache between the matrix product, the exp and the matrix-vector product.
@@ -29,44 +34,24 @@ CHUNK_ELEMENTS = 1 << 22
 PART_ROWS = 25_000
 
 _POOL: ThreadPoolExecutor | None = None
-_CONTROLLER = None
+_CONTROLLER: ThreadpoolController | None = None
 
 
-def one_blas_thread():  # type: ignore[no-untyped-def]
+def one_blas_thread() -> AbstractContextManager[Any]:
     """Context limiting BLAS to one thread: we split the work ourselves, and a multi-threaded
     BLAS on small blocks collapses when another process holds a core (measured 15x slower)."""
     global _CONTROLLER
-    try:
-        if _CONTROLLER is None:
-            from threadpoolctl import ThreadpoolController
-
-            _CONTROLLER = ThreadpoolController()
-        return _CONTROLLER.limit(limits=1, user_api="blas")
-    except Exception:  # noqa: BLE001 - without threadpoolctl, run as configured
-        import contextlib
-
-        return contextlib.nullcontext()
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
-def _pool(threads: int) -> ThreadPoolExecutor:
+def pool(threads: int) -> ThreadPoolExecutor:
+    """The search's worker threads (numpy releases the GIL in BLAS and ufuncs)."""
     global _POOL
     if _POOL is None or _POOL._max_workers < threads:  # noqa: SLF001 - size check only
         _POOL = ThreadPoolExecutor(threads, thread_name_prefix="lwdock-search")
     return _POOL
-
-
-def sq_dists(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances via the expansion, clipped at 0."""
-    d = np.einsum("ij,ij->i", A, A)[:, None] + np.einsum("ij,ij->i", B, B)[None, :]
-    d -= 2.0 * (A @ B.T)
-    np.maximum(d, 0.0, out=d)
-    return d
-
-
-def rbf(A: np.ndarray, B: np.ndarray, gamma: float) -> np.ndarray:
-    d = sq_dists(np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64))
-    d *= -gamma
-    return np.exp(d, out=d)
 
 
 def _user_side(uz: np.ndarray, ubeta: np.ndarray, gamma: float, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +122,7 @@ def cross_products(
             # numpy releases the GIL in BLAS and ufuncs, so the parts run in parallel
             bounds = np.linspace(base, m, parts + 1).astype(np.int64)
             futs = [
-                _pool(parts).submit(_rows_into, z[lo:hi], U, ub, gamma, values[lo - base : hi - base], rows)
+                pool(parts).submit(_rows_into, z[lo:hi], U, ub, gamma, values[lo - base : hi - base], rows)
                 for lo, hi in zip(bounds[:-1], bounds[1:])
             ]
             for f in futs:
@@ -163,27 +148,9 @@ def self_products(z: np.ndarray, beta: np.ndarray, offsets: np.ndarray, gamma: f
             rows = (offsets[sel][:, None] + np.arange(size)[None, :]).ravel()
             zb = np.asarray(z[rows], dtype=np.float64).reshape(sel.size, size, -1)
             bb = np.asarray(beta[rows], dtype=np.float64).reshape(sel.size, size)
-            nrm = np.einsum("bkd,bkd->bk", zb, zb)
-            d = nrm[:, :, None] + nrm[:, None, :] - 2.0 * np.matmul(zb, zb.transpose(0, 2, 1))
-            np.maximum(d, 0.0, out=d)
-            d *= -gamma
-            np.exp(d, out=d)
+            d = rbf(zb, zb, gamma)  # (B, K, K): one batched matrix product
             out[sel] = np.einsum("bk,bkl,bl->b", bb, d, bb)
     return out
-
-
-def pair_matrix(zs: Sequence[np.ndarray], betas: Sequence[np.ndarray], gamma: float) -> np.ndarray:
-    """(n, n) matrix of <R_a, R_b> for a few learnwares (mixture candidates)."""
-    sizes = np.array([len(b) for b in betas])
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    Z = np.concatenate([np.asarray(z, dtype=np.float64) for z in zs])
-    B = np.concatenate([np.asarray(b, dtype=np.float64) for b in betas])
-    k = rbf(Z, Z, gamma)
-    k *= B[:, None]
-    k *= B[None, :]
-    k = np.add.reduceat(k, starts, axis=0)
-    k = np.add.reduceat(k, starts, axis=1)
-    return 0.5 * (k + k.T)
 
 
 def gram_row(Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, i: int, gamma: float) -> np.ndarray:
@@ -193,15 +160,12 @@ def gram_row(Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, i: int, gamma: f
     return np.add.reduceat(np.asarray(B[s:e], dtype=np.float64) @ k * B, np.asarray(offsets[:-1], dtype=np.int64))
 
 
-def inner(za: np.ndarray, ba: np.ndarray, zb: np.ndarray, bb: np.ndarray, gamma: float) -> float:
-    return float(np.asarray(ba, dtype=np.float64) @ rbf(za, zb, gamma) @ np.asarray(bb, dtype=np.float64))
-
-
 def loop_mmd2(
     zs: Sequence[np.ndarray], betas: Sequence[np.ndarray], uz: np.ndarray, ubeta: np.ndarray, gamma: float
 ) -> np.ndarray:
     """The reference's way: one learnware at a time, every term recomputed per call."""
     out = np.empty(len(zs))
     for i, (z, b) in enumerate(zip(zs, betas)):
-        out[i] = inner(z, b, z, b, gamma) - 2.0 * inner(z, b, uz, ubeta, gamma) + inner(uz, ubeta, uz, ubeta, gamma)
+        out[i] = (weighted_inner(z, b, z, b, gamma) - 2.0 * weighted_inner(z, b, uz, ubeta, gamma)
+                  + weighted_inner(uz, ubeta, uz, ubeta, gamma))
     return out

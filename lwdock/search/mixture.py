@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UsageError
 from ..spec.qp import solve_simplex_qp
 
 GREEDY_DECAY = 0.95
@@ -218,6 +219,4 @@ def find(K: Any, c: np.ndarray, uu: float, max_mixture: int, method: str = "gree
         return greedy(K, c, uu, max_mixture)
     if method == "auto":
         return auto(K, c, uu, max_mixture)
-    from ..errors import UsageError
-
     raise UsageError(f"unknown mixture method {method!r}; choose one of {', '.join(METHODS)}")

@@ -1,4 +1,4 @@
-"""Approximate pre-filter: random Fourier feature (RFF) sketches of each RKME.
+"""Approximate pre-filter: sketches of each RKME, and the one rule for how many candidates survive it.
 
 With ``w ~ N(0, 2*gamma*I)`` and ``phi(x) = [cos(x.W), sin(x.W)] / sqrt(m)`` (m frequencies),
 ``phi(x).phi(y)`` is an unbiased estimate of the RBF kernel ``exp(-gamma |x-y|^2)``. An RKME's
@@ -6,16 +6,41 @@ sketch is ``s_R = sum_j beta_j phi(z_j)``, a fixed 2m-vector, and
 ``s_u . s_R`` estimates ``<u, R>``. Search scores all N learnwares with one matrix-vector
 product (brute force, O(N m)) as ``<R,R> - 2 s_u.s_R`` -- the exact, precomputed self product
 plus the sketched cross term, which is less noisy than ``|s_u - s_R|^2`` -- keeps the best
-``candidates`` and re-ranks them exactly. The sketches live in the search cache (float32), computed once per learnware.
+``candidates`` and re-ranks them exactly. The sketches live in the search store (float32), computed once per learnware.
+(The NNGP kernel's sketches are random CNN features, :class:`lwdock.spec.nngp.RandomFeatures`.)
+
+Every kernel backend has a :class:`Budget`: when the pre-filter runs by default and how many
+candidates go on to the exact pass; :meth:`Budget.count` is the same rule for every backend.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
+from .bulk import one_blas_thread, pool
+
 DEFAULT_FREQUENCIES = 512
-AUTO_THRESHOLD = 20_000  # eligible learnwares above which prefilter=None turns it on
-MIN_CANDIDATES = 1_000
+
+
+@dataclass(frozen=True)
+class Budget:
+    """When a backend's pre-filter runs and how many candidates it keeps for the exact re-rank."""
+
+    auto_above: int  # candidates above which prefilter=None turns it on
+    floor: int  # never re-rank fewer (unless there are fewer)
+    per_result: int  # re-rank at least this many per requested result
+    fraction: float  # and at least this share of the candidates
+
+    def applies(self, forced: bool | None, n: int) -> bool:
+        return n > self.auto_above if forced is None else bool(forced)
+
+    def count(self, k: int, max_mixture: int, n: int) -> int:
+        """``min(n, max(floor, per_result k, max_mixture^2, ceil(fraction n)))``: the mixture's
+        ``max_mixture^2`` candidates always come from exact values."""
+        return min(n, max(self.floor, self.per_result * int(k), int(max_mixture) ** 2, math.ceil(self.fraction * n)))
 
 
 def frequencies(dim: int, gamma: float, m: int = DEFAULT_FREQUENCIES, seed: int = 0) -> np.ndarray:
@@ -35,8 +60,6 @@ def features(x: np.ndarray, W: np.ndarray) -> np.ndarray:
 
 def sketches(z: np.ndarray, beta: np.ndarray, offsets: np.ndarray, W: np.ndarray, threads: int = 2) -> np.ndarray:
     """(N, 2m) float32 sketches of stacked learnwares (learnwares split across ``threads``)."""
-    from .bulk import _pool, one_blas_thread
-
     offsets = np.asarray(offsets, dtype=np.int64)
     n = offsets.size - 1
     out = np.zeros((n, 2 * W.shape[1]), dtype=np.float32)
@@ -45,7 +68,7 @@ def sketches(z: np.ndarray, beta: np.ndarray, offsets: np.ndarray, W: np.ndarray
     parts = max(1, min(threads, n // 1000))
     bounds = np.linspace(0, n, parts + 1).astype(np.int64)
     with one_blas_thread():
-        futs = [_pool(parts).submit(_sketch_range, z, beta, offsets, W, out, int(a), int(b))
+        futs = [pool(parts).submit(_sketch_range, z, beta, offsets, W, out, int(a), int(b))
                 for a, b in zip(bounds[:-1], bounds[1:])]
         for f in futs:
             f.result()
@@ -77,17 +100,8 @@ def user_sketch(uz: np.ndarray, ubeta: np.ndarray, W: np.ndarray) -> np.ndarray:
     return (np.asarray(ubeta, dtype=np.float32) @ features(uz, W)).astype(np.float32)
 
 
-def approx_mmd2(sk: np.ndarray, sk_norms: np.ndarray, us: np.ndarray) -> np.ndarray:
-    return sk_norms - 2.0 * (sk @ us) + float(us @ us)
-
-
 def candidates(approx: np.ndarray, count: int) -> np.ndarray:
     """Positions of the ``count`` smallest approximate distances (unordered)."""
     if count >= approx.size:
         return np.arange(approx.size)
     return np.argpartition(approx, count)[:count]
-
-
-def candidate_count(k: int, max_mixture: int, n: int = 0) -> int:
-    """Exact re-rank budget: at least 1,000, 50 per requested result, and 2 % of the dock."""
-    return max(MIN_CANDIDATES, 50 * k, 4 * max_mixture * max_mixture, n // 50)

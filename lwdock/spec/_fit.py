@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 
-from ..errors import InputDataError
-from .kernels import chunk_rows, iter_chunks, sq_dists
+from ..errors import InputDataError, SpecParamError
+from .kernels import chunk_rows, iter_chunks
 
 logger = logging.getLogger("lwdock")
 
@@ -38,7 +39,7 @@ def as_table(X) -> np.ndarray:  # type: ignore[no-untyped-def]
 def effective_k(K: int, n: int, d: int) -> int:
     """The reference's rules: cap ``K*d`` at 1310720 (K >= 20), then ``K >= n -> max(1, 2n//3)``."""
     if K < 1:
-        raise InputDataError(f"K must be at least 1, got {K}")
+        raise SpecParamError(f"K must be at least 1, got {K}")
     if K * d > MAX_REDUCED_SET:
         K = max(20, MAX_REDUCED_SET // d)
     if K >= n:
@@ -88,8 +89,11 @@ def median_sq_distance(S: np.ndarray) -> float:
     """Median of off-diagonal squared distances between the rows of ``S``."""
     if S.shape[0] < 2:
         return 0.0
-    D = sq_dists(S, S)
-    return float(np.median(D[np.triu_indices(S.shape[0], 1)]))
+    # imported here, not at module load: loading a spec file (every `lwdock search`) must not pay for scipy
+    from scipy.spatial.distance import pdist
+
+    # scipy's pairwise distances: exact (no |a|^2 - 2ab + |b|^2 cancellation) and only the n(n-1)/2 pairs
+    return float(np.median(pdist(S, "sqeuclidean")))
 
 
 def check_gamma(gamma: float, med: float) -> float | None:
@@ -118,56 +122,21 @@ def check_gamma(gamma: float, med: float) -> float | None:
 
 
 def kmeans(S: np.ndarray, K: int, rng: np.random.Generator, max_iter: int = 20, tol: float = 1e-6) -> np.ndarray:
-    """Seeded k-means (k-means++ seeding, vectorised Lloyd) on the rows of ``S``.
+    """Seeded k-means on the rows of ``S``: scikit-learn's k-means++ seeding, then its Lloyd iterations.
 
-    An empty cluster is re-seeded at the point farthest from its centroid,
-    never at the origin, and duplicate rows never give duplicate centres
-    unless there are fewer distinct rows than ``K``.
+    Deterministic for a given ``rng`` state (one integer seed is drawn from it). Empty clusters are
+    relocated by scikit-learn to far points, never left at the origin; fewer distinct rows than
+    ``K`` give repeated centres (the weights then share the mass), which is not worth a warning.
     """
-    m, d = S.shape
-    s_sq = np.einsum("ij,ij->i", S, S)
-    centers = np.empty((K, d))
-    first = int(rng.integers(m))
-    centers[0] = S[first]
-    closest = sq_dists(S, centers[:1], None, s_sq)[:, 0]
-    # k-means++: a few candidates per step, keep the one that lowers the potential most
-    trials = 2 + int(np.log(K))
-    for k in range(1, K):
-        total = closest.sum()
-        if total <= 0:
-            cand = rng.integers(m, size=trials)
-        else:
-            cand = np.searchsorted(np.cumsum(closest), rng.random(trials) * total)
-            cand = np.minimum(cand, m - 1)
-        dc = sq_dists(S, S[cand], s_sq[cand], s_sq)
-        pot = np.minimum(closest[:, None], dc).sum(axis=0)
-        best = int(pot.argmin())
-        centers[k] = S[cand[best]]
-        np.minimum(closest, dc[:, best], out=closest)
-    scale = max(float(s_sq.mean()), 1e-300)
-    for _ in range(max_iter):
-        D = sq_dists(S, centers, None, s_sq)
-        label = D.argmin(axis=1)
-        counts = np.bincount(label, minlength=K).astype(np.float64)
-        sums = np.zeros((K, d))
-        np.add.at(sums, label, S) if m < 2048 else _group_sum(sums, label, S)
-        new = centers.copy()
-        nz = counts > 0
-        new[nz] = sums[nz] / counts[nz, None]
-        empty = np.nonzero(~nz)[0]
-        if empty.size:
-            far = np.argsort(D[np.arange(m), label])[::-1][: empty.size]
-            new[empty] = S[far]
-        shift = float(((new - centers) ** 2).sum())
-        centers = new
-        if shift <= tol * scale:
-            break
-    return centers
+    # imported here, not at module load: scikit-learn costs ~0.8 s, and reading a spec never needs it
+    from sklearn.cluster import KMeans, kmeans_plusplus
+    from sklearn.exceptions import ConvergenceWarning
 
-
-def _group_sum(out: np.ndarray, label: np.ndarray, S: np.ndarray) -> None:
-    # sort by label, then reduceat: much faster than add.at on large inputs
-    order = np.argsort(label, kind="stable")
-    lab = label[order]
-    starts = np.nonzero(np.r_[True, lab[1:] != lab[:-1]])[0]
-    out[lab[starts]] = np.add.reduceat(S[order], starts, axis=0)
+    seed = int(rng.integers(2**31 - 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        centers, _ = kmeans_plusplus(S, K, random_state=seed)
+        if max_iter < 1:
+            return centers
+        km = KMeans(K, init=centers, n_init=1, max_iter=max_iter, tol=tol, algorithm="lloyd", random_state=seed)
+        return np.asarray(km.fit(S).cluster_centers_, dtype=np.float64)

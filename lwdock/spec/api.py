@@ -6,13 +6,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import InputDataError
+from ..progress import bar
+from . import registry
+from ._fit import fill_values
+from .data import load_data, load_images, load_texts
+from .leak import leak_report
+from .rkme_image import RKMEImageSpec
+from .rkme_table import RKMETableSpec
+from .rkme_text import RKMETextSpec
+from .specfile import load_spec
 
 
 def summary(spec: Any, path: str | Path | None = None) -> dict[str, Any]:
     """Plain-data description of a fitted spec (table, image or text)."""
-    import numpy as np
-
     beta = np.asarray(spec.beta_)
     out: dict[str, Any] = {
         "type": spec.type,
@@ -26,11 +35,12 @@ def summary(spec: Any, path: str | Path | None = None) -> dict[str, Any]:
     }
     if hasattr(spec, "gamma"):
         out["gamma"] = float(spec.gamma)
-    if spec.type == "RKMEImageSpecification":
+    kind = registry.by_name(spec.type).kind
+    if kind == "image":
         out["shape"] = list(spec.shape)
         out["kernel"] = f"NNGP (depth {spec.depth})"
         out["whitened"] = bool((getattr(spec, "preprocess_", None) or {}).get("whitened", False))
-    if spec.type == "RKMETextSpecification":
+    if kind == "text":
         out["embedder"] = spec.embedder_
         out["embedding_dim"] = int(spec.embedding_dim_)
         out["language"] = list(spec.language_)
@@ -39,18 +49,22 @@ def summary(spec: Any, path: str | Path | None = None) -> dict[str, Any]:
     return out
 
 
-def build_table_spec(data_path: str | Path, out_path: str | Path, **params: Any) -> dict[str, Any]:
-    """Read DATA, fit an :class:`RKMETableSpec` with ``params``, write it to ``out_path``; return a summary."""
-    from .data import load_data
-    from .rkme_table import RKMETableSpec
-
-    X = load_data(data_path)
+def _fit_and_save(spec: Any, fit: Any, out_path: str | Path) -> dict[str, Any]:
+    """Run ``fit()`` (which fits ``spec``), write the spec to ``out_path``; its summary with the fit time."""
     t0 = time.perf_counter()
-    spec = RKMETableSpec(**params).fit(X)
+    fit()
     seconds = time.perf_counter() - t0
     spec.save(out_path)
     out = summary(spec, out_path)
     out["fit_seconds"] = round(seconds, 4)
+    return out
+
+
+def build_table_spec(data_path: str | Path, out_path: str | Path, **params: Any) -> dict[str, Any]:
+    """Read DATA, fit an :class:`RKMETableSpec` with ``params``, write it to ``out_path``; return a summary."""
+    X = load_data(data_path)
+    spec = RKMETableSpec(**params)
+    out = _fit_and_save(spec, lambda: spec.fit(X), out_path)
     out["guard_moved"] = int(getattr(spec, "guard_moved_", 0))
     if getattr(spec, "suggested_gamma_", None) is not None:
         out["suggested_gamma"] = float(spec.suggested_gamma_)
@@ -63,52 +77,32 @@ def build_image_spec(data_path: str | Path, out_path: str | Path, *, max_samples
 
     ``max_samples`` is the spec's ``sample_size`` (a seeded subsample).
     """
-    from .data import load_images
-    from .rkme_image import RKMEImageSpec
-
     X = load_images(data_path)
     if max_samples is not None:
         params["sample_size"] = int(max_samples)
-    t0 = time.perf_counter()
-    spec = RKMEImageSpec(**params).fit(X)
-    seconds = time.perf_counter() - t0
-    spec.save(out_path)
-    out = summary(spec, out_path)
-    out["fit_seconds"] = round(seconds, 4)
-    return out
+    spec = RKMEImageSpec(**params)
+    return _fit_and_save(spec, lambda: spec.fit(X), out_path)
 
 
 def build_text_spec(data_path: str | Path, out_path: str | Path, *, field: str | None = None,
                     column: str | None = None, **params: Any) -> dict[str, Any]:
     """Read texts (.txt lines, .jsonl field, .csv column), fit an :class:`RKMETextSpec`, write it."""
-    from ..progress import bar
-    from .data import load_texts
-    from .rkme_text import RKMETextSpec
-
     texts = load_texts(data_path, field=field, column=column)
-    t0 = time.perf_counter()
     spec = RKMETextSpec(**params)
-    with bar(len(texts) if len(texts) >= 1000 else None, "embedding texts") as progress:
-        spec.fit(texts, progress=progress.advance)
-    seconds = time.perf_counter() - t0
-    spec.save(out_path)
-    out = summary(spec, out_path)
-    out["fit_seconds"] = round(seconds, 4)
-    return out
+
+    def fit() -> None:
+        with bar(len(texts) if len(texts) >= 1000 else None, "embedding texts") as progress:
+            spec.fit(texts, progress=progress.advance)
+
+    return _fit_and_save(spec, fit, out_path)
 
 
 def describe_spec(spec_path: str | Path, data_path: str | Path | None = None, threshold: float = 0.01) -> dict[str, Any]:
     """Summary of a spec file; with ``data_path``, also its raw-row leak figure against that data."""
-    from .specfile import load_spec
-
     spec = load_spec(spec_path)
     out = summary(spec, spec_path)
     if data_path is not None:
-        from ._fit import fill_values
-        from .data import load_data
-        from .leak import leak_report
-
-        if spec.type != "RKMETableSpecification":
+        if registry.by_name(spec.type) is not registry.TABLE:
             raise InputDataError("--data (the raw-row leak figure) applies to table specifications only")
         X = load_data(data_path)
         if X.shape[1] != spec.dim:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -144,8 +145,6 @@ def load_images(path: str | Path) -> np.ndarray:
 
 def load_texts(path: str | Path, field: str | None = None, column: str | None = None) -> list[str]:
     """Texts from ``.txt`` (one per non-empty line), ``.jsonl`` (``field``) or ``.csv`` (``column``, by header name)."""
-    import json
-
     path = Path(path)
     if not path.is_file():
         raise NotFoundError(f"text file {str(path)!r} does not exist")

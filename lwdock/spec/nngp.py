@@ -22,8 +22,15 @@ such blocks stalls whenever another process holds a core).
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
+
+import numpy as np
+
+# torch is imported inside the functions that use it: importing this module (the search store
+# does, for every dock) must not load torch when no image spec is involved.
 
 VAR_W = math.sqrt(2.0)  # the reference's value (sqrt 2, not 2)
 VAR_B = 0.1
@@ -50,7 +57,6 @@ def torch_threads(n: int | None):  # type: ignore[no-untyped-def]
 
 
 def _as_tensor(A: Any, device: Any, dtype: Any):  # type: ignore[no-untyped-def]
-    import numpy as np
     import torch
 
     if isinstance(A, torch.Tensor):
@@ -221,8 +227,6 @@ def _budget(device: Any, pair_budget: int | None) -> int:
 
 def _run(tasks: list, n_threads: int | None, on_cpu: bool) -> list:  # type: ignore[type-arg]
     """Run ``task(ws)`` callables, on ``n_threads`` Python threads (one torch thread each) on CPU."""
-    import threading
-
     import torch
 
     local = threading.local()
@@ -239,8 +243,6 @@ def _run(tasks: list, n_threads: int | None, on_cpu: bool) -> list:  # type: ign
     if not on_cpu or workers == 1 or len(tasks) < 2:
         with torch_threads(1 if on_cpu else None):
             return [call(t) for t in tasks]
-    from concurrent.futures import ThreadPoolExecutor
-
     with torch_threads(1), ThreadPoolExecutor(min(workers, len(tasks))) as pool:
         return list(pool.map(call, tasks))
 
@@ -305,7 +307,6 @@ def nngp_kernel_reference(A, B, *, depth: int = DEPTH, dtype: str = "float32"): 
 
 
 def _stack(specs: list[tuple[Any, Any]], prune: float):  # type: ignore[no-untyped-def]
-    import numpy as np
 
     zs, ws, owner = [], [], []
     for s, (Z, b) in enumerate(specs):
@@ -327,35 +328,56 @@ def weighted_inner_many(Za, ba, specs: list[tuple[Any, Any]], *, depth: int = DE
     spec are skipped: they add at most that fraction to the result (the simplex QP leaves many
     weights at ~0). Kernel values are float32, the weighted sums float64.
     """
-    import numpy as np
-    import torch
 
     if not specs:
         return np.zeros(0)
+    Zb, wb, own = _stack(specs, prune)
+    contrib = _point_products(Za, ba, Zb, wb, depth=depth, device=device, dtype=dtype, pair_budget=pair_budget,
+                              n_threads=n_threads, prune=prune)
+    return np.bincount(own, weights=contrib, minlength=len(specs))
+
+
+def weighted_inner_stacked(Za, ba, Zb, wb, offsets, *, depth: int = DEPTH, device: str = "cpu",
+                           dtype: str = "float32", pair_budget: int | None = None, n_threads: int | None = None,
+                           prune: float = 1e-9):  # type: ignore[no-untyped-def]
+    """:func:`weighted_inner_many` for reduced sets stored stacked (``Zb`` rows ``offsets[i]:offsets[i+1]``
+    belong to set i, none empty), as the search store holds them; only ``Za``'s points are pruned."""
+
+    offsets = np.asarray(offsets, dtype=np.int64)
+    if offsets.size < 2:
+        return np.zeros(0)
+    contrib = _point_products(Za, ba, Zb, wb, depth=depth, device=device, dtype=dtype, pair_budget=pair_budget,
+                              n_threads=n_threads, prune=prune)
+    return np.add.reduceat(contrib, offsets[:-1])
+
+
+def _point_products(Za, ba, Zb, wb, *, depth: int, device: str, dtype: str, pair_budget: int | None,
+                    n_threads: int | None, prune: float):  # type: ignore[no-untyped-def]
+    """``w_j sum_i ba_i k(za_i, zb_j)`` for every row j of ``Zb`` (float64 numpy vector)."""
+    import torch
+
     tdtype = getattr(torch, dtype)
     ba = np.asarray(ba, dtype=np.float64)
     keep_a = ba > prune * max(float(np.abs(ba).max()), 1e-300)
-    Zb, wb, own = _stack(specs, prune)
     with torch.no_grad():
         At = _prep(np.asarray(Za)[keep_a], depth, device, tdtype)
         with torch_threads(n_threads):
             a = _Side(At, depth)
         ba_t = torch.as_tensor(ba[keep_a], device=At.device)
         cols = max(1, _budget(At.device, pair_budget) // max(a.n, 1))
-        acc = torch.empty(Zb.shape[0], dtype=torch.float64, device=At.device)
+        Bt = _prep(Zb, depth, At.device, tdtype)
+        acc = torch.empty(Bt.shape[0], dtype=torch.float64, device=At.device)
+        group = cols * 8  # chunks per task
 
         def task(j: int):  # type: ignore[no-untyped-def]
             def run(ws: dict):  # type: ignore[no-untyped-def,type-arg]
-                for c in range(j, min(j + group, Zb.shape[0]), cols):
+                for c in range(j, min(j + group, Bt.shape[0]), cols):
                     b = _Side(Bt[c:c + cols], depth, ws)
                     acc[c:c + b.n] = ba_t @ _pair_block(a, 0, a.n, b.PT, b.xx, depth, ws).double()
             return run
 
-        Bt = _prep(Zb, depth, At.device, tdtype)
-        group = cols * 8  # chunks per task
-        _run([task(j) for j in range(0, Zb.shape[0], group)], n_threads, At.device.type == "cpu")
-        contrib = acc.cpu().numpy() * wb
-    return np.bincount(own, weights=contrib, minlength=len(specs))
+        _run([task(j) for j in range(0, Bt.shape[0], group)], n_threads, At.device.type == "cpu")
+        return acc.cpu().numpy() * np.asarray(wb, dtype=np.float64)
 
 
 # -- random features (the search pre-filter) ------------------------------------------------------
@@ -409,7 +431,6 @@ class RandomFeatures:
 
 def sketch(A, beta, rf: RandomFeatures, n_threads: int | None = 1):  # type: ignore[no-untyped-def]
     """``sum_j beta_j phi(a_j)``: one spec's sketch (float64 numpy vector of ``rf.dim``)."""
-    import numpy as np
 
     with torch_threads(n_threads):
         F = rf(A).double().numpy()

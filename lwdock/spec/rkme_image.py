@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputDataError
-from . import _image
-from ._filemixin import SpecFileMixin
+from ..progress import bar
+from . import _image, specfile
+from ._torch import check_device
+from .base import RKMESpec
 from .nngp import DEPTH, nngp_kernel, torch_threads, weighted_inner_many
 from .qp import solve_simplex_qp
 
@@ -25,7 +27,7 @@ logger = logging.getLogger("lwdock")
 PROGRESS_IMAGES = 500  # show a progress bar from this many images up
 
 
-class RKMEImageSpec(SpecFileMixin):
+class RKMEImageSpec(RKMESpec):
     """RKME image specification (estimator style).
 
     Parameters
@@ -47,10 +49,7 @@ class RKMEImageSpec(SpecFileMixin):
     n_threads: torch threads while fitting and comparing (None: 1; see docs/spec.md).
     """
 
-    _codec = "image"
-    _param_names = ("K", "steps", "step_size", "whitening", "random_state", "device", "n_models", "net_width",
-                    "sample_size", "batch_size", "inner_steps", "init_std", "n_threads")
-
+    codec = specfile.IMAGE
     type = "RKMEImageSpecification"
     VERSION = 1  # RKME_IMAGE_VERSION in files
 
@@ -85,24 +84,19 @@ class RKMEImageSpec(SpecFileMixin):
         self.n_threads = n_threads
 
     # -- fitting ---------------------------------------------------------------
-    def _validate_params(self) -> None:
+    def _check_params(self) -> None:
         for name in ("K", "n_models", "net_width", "sample_size", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise InputDataError(f"{name} must be at least 1, got {getattr(self, name)}")
+            self._require(int(getattr(self, name)) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("steps", "inner_steps"):
-            if int(getattr(self, name)) < 0:
-                raise InputDataError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not float(self.step_size) > 0:
-            raise InputDataError(f"step_size must be positive, got {self.step_size}")
+            self._require(int(getattr(self, name)) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        self._require(float(self.step_size) > 0, f"step_size must be positive, got {self.step_size}")
 
     def _torch_device(self):  # type: ignore[no-untyped-def]
-        from ._torch import check_device
-
         return check_device(str(self.device or "cpu"))
 
     def fit(self, X) -> RKMEImageSpec:  # type: ignore[no-untyped-def]
         """Fit to images ``X`` (N x C x H x W, any numeric dtype). ``X`` is never modified."""
-        self._validate_params()
+        self._check_params()
         X = _image.as_images(X)
         dev = self._torch_device()
         with torch_threads(self.n_threads or 1):
@@ -110,7 +104,7 @@ class RKMEImageSpec(SpecFileMixin):
         return self
 
     def _fit(self, X: np.ndarray, dev) -> None:  # type: ignore[no-untyped-def]
-        import torch
+        import torch  # heavy: imported only when an image spec is fitted
 
         seed = 0 if self.random_state is None else int(self.random_state)
         pick = np.random.default_rng(seed)
@@ -129,8 +123,6 @@ class RKMEImageSpec(SpecFileMixin):
             rows = T if n <= int(self.batch_size) else T[torch.as_tensor(
                 np.sort(pick.choice(n, size=int(self.batch_size), replace=False)), device=dev)]
             return nets, nets.mean_features(rows)
-
-        from ..progress import bar
 
         nets, phi_x = new_round()
         Z = torch.as_tensor(float(self.init_std) * stream.standard_normal((int(self.K), C, _image.SIZE, _image.SIZE)),
@@ -159,7 +151,7 @@ class RKMEImageSpec(SpecFileMixin):
         self._self_inner = None
 
     def _weights(self, nets, Z, phi_x) -> np.ndarray:  # type: ignore[no-untyped-def]
-        import torch
+        import torch  # heavy: see _fit
 
         with torch.no_grad():
             F = nets(Z).double()
@@ -169,10 +161,6 @@ class RKMEImageSpec(SpecFileMixin):
         return beta
 
     # -- properties and operations -------------------------------------------
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "z_"):
-            raise InputDataError("this specification is not fitted; call fit(X) or load a file first")
-
     @property
     def shape(self) -> tuple[int, int, int]:
         """(C, 32, 32): the shape of one synthetic image."""
@@ -197,6 +185,12 @@ class RKMEImageSpec(SpecFileMixin):
     def depth(self) -> int:
         return int(getattr(self, "model_config_", {}).get("net_depth", DEPTH))
 
+    def search_space(self) -> dict[str, Any]:
+        return {"shape": list(self.shape)}
+
+    def search_kernel(self) -> tuple[str, dict[str, Any]]:
+        return "nngp", {"depth": self.depth}
+
     def _check_other(self, other: Any) -> None:
         self._check_fitted()
         if not isinstance(other, RKMEImageSpec):
@@ -220,28 +214,6 @@ class RKMEImageSpec(SpecFileMixin):
         return weighted_inner_many(self.z_, self.beta_, [(o.z_, o.beta_) for o in others], depth=self.depth,
                                    device=self._compare_device(), n_threads=self.n_threads or 1)
 
-    def dist(self, other: RKMEImageSpec) -> float:
-        """Squared MMD under the NNGP kernel, clamped at 0."""
-        if other is self:
-            return 0.0
-        value = self._self() - 2.0 * self.inner_prod(other) + other._self()
-        return max(float(value), 0.0)
-
-    def _positive_weights(self) -> np.ndarray:
-        w = np.clip(np.asarray(self.beta_, dtype=np.float64), 0.0, None)
-        total = w.sum()
-        return w / total if total > 0 else np.full(w.size, 1.0 / w.size)
-
-    def sample(self, n: int, random_state: int | None = None, noise_std: float = 0.0) -> np.ndarray:
-        """``n`` synthetic images drawn by weight (plus optional noise), in the normalised space."""
-        self._check_fitted()
-        rng = np.random.default_rng(random_state)
-        idx = rng.choice(self.beta_.size, size=int(n), p=self._positive_weights())
-        out = self.z_[idx].astype(np.float32)
-        if noise_std > 0:
-            out += rng.normal(0.0, noise_std, size=out.shape).astype(np.float32)
-        return out
-
     def herding(self, T: int, random_state: int | None = None, noise_std: float = 0.01) -> np.ndarray:
         """The reference's image "herding": ``T`` draws of z by weight plus N(0, 0.01^2) noise.
 
@@ -249,7 +221,6 @@ class RKMEImageSpec(SpecFileMixin):
         whitened) space of the spec's data, not in pixel space.
         """
         return self.sample(int(T), random_state=random_state, noise_std=noise_std)
-
 
     def __repr__(self) -> str:
         state = f"K={self.z_.shape[0]}, shape={self.shape}" if hasattr(self, "z_") else "unfitted"

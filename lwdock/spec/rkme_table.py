@@ -10,13 +10,19 @@ search), then the raw-row guard, then a last weight solve. See ``docs/spec.md``.
 from __future__ import annotations
 
 import logging
+import numbers
+from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..errors import InputDataError
-from . import _fit
-from ._filemixin import SpecFileMixin
-from .kernels import kernel_stats, rbf_kernel, weighted_inner
+from ..progress import bar
+from . import _fit, specfile
+from ._torch import check_device, kernel_stats_torch
+from .base import RKMESpec
+from .kernels import kernel_stats, rbf, rbf_kernel, weighted_inner
+from .leak import median_nn_distance, push_away
 from .qp import solve_simplex_qp
 
 logger = logging.getLogger("lwdock")
@@ -24,7 +30,7 @@ logger = logging.getLogger("lwdock")
 PROGRESS_ROWS = 50_000  # show a progress bar from this many rows up
 
 
-class RKMETableSpec(SpecFileMixin):
+class RKMETableSpec(RKMESpec):
     """RKME table specification (estimator style).
 
     Parameters
@@ -47,10 +53,7 @@ class RKMETableSpec(SpecFileMixin):
         -> 0.78 s busy with 2 threads, 0.16 s busy with 1 thread, for 10,000 x 64).
     """
 
-    _codec = "table"
-    _param_names = ("gamma", "K", "steps", "step_size", "nonnegative_beta", "random_state", "device",
-                    "max_samples", "kmeans_samples", "kmeans_iter", "min_dist", "n_threads")
-
+    codec = specfile.TABLE
     type = "RKMETableSpecification"
 
     def __init__(
@@ -82,29 +85,23 @@ class RKMETableSpec(SpecFileMixin):
         self.n_threads = n_threads
 
     # -- fitting ---------------------------------------------------------------
-    def _validate_params(self) -> None:
+    def _check_params(self) -> None:
         g = self.gamma
-        if not isinstance(g, (int, float)) or not np.isfinite(g) or g <= 0:
-            raise InputDataError(f"gamma must be a positive number, got {g!r}")
-        if int(self.K) < 1:
-            raise InputDataError(f"K must be at least 1, got {self.K}")
-        if int(self.steps) < 0:
-            raise InputDataError(f"steps must be >= 0, got {self.steps}")
-        if not self.step_size > 0:
-            raise InputDataError(f"step_size must be positive, got {self.step_size}")
-        if self.max_samples is not None and int(self.max_samples) < 1:
-            raise InputDataError(f"max_samples must be at least 1, got {self.max_samples}")
-        if not self.min_dist >= 0:
-            raise InputDataError(f"min_dist must be >= 0, got {self.min_dist}")
+        self._require(isinstance(g, numbers.Real) and not isinstance(g, bool) and bool(np.isfinite(g)) and g > 0,
+                      f"gamma must be a positive number, got {g!r}")
+        self._require(int(self.K) >= 1, f"K must be at least 1, got {self.K}")
+        self._require(int(self.steps) >= 0, f"steps must be >= 0, got {self.steps}")
+        self._require(self.step_size > 0, f"step_size must be positive, got {self.step_size}")
+        self._require(self.max_samples is None or int(self.max_samples) >= 1,
+                      f"max_samples must be at least 1, got {self.max_samples}")
+        self._require(self.min_dist >= 0, f"min_dist must be >= 0, got {self.min_dist}")
 
     def fit(self, X) -> RKMETableSpec:  # type: ignore[no-untyped-def]
         """Fit to the rows of ``X`` (n x d, or n x ... flattened). ``X`` is never modified."""
-        self._validate_params()
+        self._check_params()
         X = _fit.as_table(X)
-        from threadpoolctl import threadpool_limits
-
-        threads = self.n_threads or 1
-        with threadpool_limits(limits=int(threads), user_api="blas"):
+        # BLAS and OpenMP (scikit-learn's k-means) both get n_threads: see the class docstring
+        with threadpool_limits(limits=int(self.n_threads or 1)):
             self._fit(X)
         return self
 
@@ -122,8 +119,6 @@ class RKMETableSpec(SpecFileMixin):
         sub = _fit.take_rows(X, _subsample(n, 1000, rng), fill)
         self.median_sq_dist_ = _fit.median_sq_distance(sub)
         self.suggested_gamma_ = _fit.check_gamma(gamma, self.median_sq_dist_)
-
-        from ..progress import bar
 
         total = 2 * int(self.steps) + 3
         with bar(total if n >= PROGRESS_ROWS else None, "fitting RKME") as progress:
@@ -156,8 +151,6 @@ class RKMETableSpec(SpecFileMixin):
     def _data_pass(self):  # type: ignore[no-untyped-def]
         if self.device in (None, "cpu"):
             return kernel_stats
-        from ._torch import check_device, kernel_stats_torch
-
         dev = check_device(str(self.device))
         if dev.type == "cpu":
             return kernel_stats
@@ -199,8 +192,6 @@ class RKMETableSpec(SpecFileMixin):
         if not self.min_dist:
             self.guard_radius_ = 0.0
             return Z, 0
-        from .leak import median_nn_distance, push_away
-
         med = median_nn_distance(X, fill, random_state=0 if self.random_state is None else int(self.random_state))
         if med is None or med <= 0:
             # one row, or duplicates everywhere: fall back to the kernel length scale
@@ -209,14 +200,16 @@ class RKMETableSpec(SpecFileMixin):
         return push_away(Z, X, self.guard_radius_, rng, fill)
 
     # -- properties and operations -------------------------------------------
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "z_"):
-            raise InputDataError("this specification is not fitted; call fit(X) or load a file first")
-
     @property
     def dim(self) -> int:
         self._check_fitted()
         return int(self.z_.shape[1])
+
+    def search_space(self) -> dict[str, Any]:
+        return {"dim": self.dim}
+
+    def search_kernel(self) -> tuple[str, dict[str, Any]]:
+        return "rbf", {"gamma": float(self.gamma)}
 
     def _self(self) -> float:
         # <mu, mu> under our own gamma, cached (fitted state is not changed after fit/load)
@@ -235,28 +228,6 @@ class RKMETableSpec(SpecFileMixin):
         if other is self:
             return self._self()
         return weighted_inner(self.z_, self.beta_, other.z_, other.beta_, float(self.gamma))
-
-    def dist(self, other: RKMETableSpec) -> float:
-        """Squared MMD ``<A,A> - 2<A,B> + <B,B>`` (each self term under its own gamma), clamped at 0."""
-        if other is self:
-            return 0.0
-        value = self._self() - 2.0 * self.inner_prod(other) + other._self()
-        return max(float(value), 0.0)
-
-    def _positive_weights(self) -> np.ndarray:
-        w = np.clip(np.asarray(self.beta_, dtype=np.float64), 0.0, None)  # a copy: beta_ stays as is
-        total = w.sum()
-        return w / total if total > 0 else np.full(w.size, 1.0 / w.size)
-
-    def sample(self, n: int, random_state: int | None = None, noise_std: float = 0.0) -> np.ndarray:
-        """``n`` draws from the weighted reduced set (plus optional Gaussian noise)."""
-        self._check_fitted()
-        rng = np.random.default_rng(random_state)
-        idx = rng.choice(self.beta_.size, size=int(n), p=self._positive_weights())
-        out = self.z_[idx].copy()
-        if noise_std > 0:
-            out += rng.normal(0.0, noise_std, size=out.shape)
-        return out
 
     def herding(self, T: int, random_state: int | None = None, noise_std: float = 0.25, per_point: int = 100) -> np.ndarray:
         """``T`` points chosen by greedy kernel herding from ``per_point * T`` noisy candidates.
@@ -279,10 +250,8 @@ class RKMETableSpec(SpecFileMixin):
         for t in range(T):
             j = int(np.argmax((t + 1) * f - acc))
             picks[t] = j
-            d2 = np.maximum(c_sq - 2.0 * (cand @ cand[j]) + c_sq[j], 0.0)
-            acc += np.exp(-gamma * d2)
+            acc += rbf(cand, cand[j : j + 1], gamma, B_sq=c_sq[j : j + 1], A_sq=c_sq)[:, 0]
         return cand[picks]
-
 
     def __repr__(self) -> str:
         state = f"K={self.z_.shape[0]}, d={self.z_.shape[1]}" if hasattr(self, "z_") else "unfitted"

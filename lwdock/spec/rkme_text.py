@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputDataError
+from . import specfile
 from .embedders import DEFAULT_EMBEDDER, get_embedder
 from .rkme_table import RKMETableSpec
 
@@ -44,14 +45,31 @@ class RKMETextSpec(RKMETableSpec):
     0.1; embeddings are L2-normalised, so squared distances are at most 4.
     """
 
-    _codec = "text"
-    _param_names = (*RKMETableSpec._param_names, "embedder", "batch_size")
-
+    codec = specfile.TEXT
     type = "RKMETextSpecification"
 
-    def __init__(self, gamma: float = 0.1, K: int = 100, steps: int = 5, embedder: str = DEFAULT_EMBEDDER,
-                 batch_size: int = 64, **kwargs: Any) -> None:
-        super().__init__(gamma=gamma, K=K, steps=steps, **kwargs)
+    # every hyperparameter is spelled out (no **kwargs): scikit-learn's get_params reads the signature
+    def __init__(
+        self,
+        gamma: float = 0.1,
+        K: int = 100,
+        steps: int = 5,
+        embedder: str = DEFAULT_EMBEDDER,
+        batch_size: int = 64,
+        step_size: float = 1.0,
+        nonnegative_beta: bool = True,
+        random_state: int | None = 0,
+        device: str = "cpu",
+        max_samples: int | None = None,
+        kmeans_samples: int = 5_000,
+        kmeans_iter: int = 10,
+        min_dist: float = 0.05,
+        n_threads: int | None = None,
+    ) -> None:
+        super().__init__(gamma=gamma, K=K, steps=steps, step_size=step_size, nonnegative_beta=nonnegative_beta,
+                         random_state=random_state, device=device, max_samples=max_samples,
+                         kmeans_samples=kmeans_samples, kmeans_iter=kmeans_iter, min_dist=min_dist,
+                         n_threads=n_threads)
         self.embedder = embedder
         self.batch_size = batch_size
 
@@ -88,9 +106,8 @@ class RKMETextSpec(RKMETableSpec):
         self._check_embedder(other)
         return super().inner_prod(other)
 
-    def dist(self, other: RKMETableSpec) -> float:
-        self._check_embedder(other)
-        return super().dist(other)
+    def search_space(self) -> dict[str, Any]:
+        return {"embedder": str(getattr(self, "embedder_", None) or self.embedder), "dim": self.dim}
 
     def __repr__(self) -> str:
         state = f"K={self.z_.shape[0]}, d={self.z_.shape[1]}" if hasattr(self, "z_") else "unfitted"

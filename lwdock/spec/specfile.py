@@ -1,4 +1,4 @@
-"""Specification files (JSON).
+"""Specification files (JSON) and the codec of each specification type.
 
 A table RKME file keeps the reference's keys, so reference tools read it::
 
@@ -9,6 +9,10 @@ Floats are written with Python's shortest round-trip repr, so a save/load round
 trip gives identical numbers. The checksum covers the numeric content (the five
 reference keys); a reference-written file has neither ``schema_version`` nor
 ``checksum`` and is accepted as is.
+
+Each spec class names its :class:`Codec` (``TABLE``, ``IMAGE``, ``TEXT`` below);
+:func:`spec_from_dict` picks the class from the file's ``type`` through
+:mod:`lwdock.spec.registry`.
 """
 
 from __future__ import annotations
@@ -16,18 +20,28 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
+
+from .._atomic import write_atomic
 from ..errors import NotFoundError, SpecFileError
+from . import registry
+from .embedders import REFERENCE_EMBEDDER
 
 SCHEMA_VERSION = 1
-TABLE_TYPES = ("RKMETableSpecification", "RKMEStatSpecification")  # the second is the reference's legacy alias
-IMAGE_TYPE = "RKMEImageSpecification"
-TEXT_TYPE = "RKMETextSpecification"
 CORE_KEYS = ("z", "beta", "gamma", "num_points", "type")
 IMAGE_CORE_KEYS = ("RKME_IMAGE_VERSION", "z", "beta", "n_models", "model_config", "type")
 TEXT_CORE_KEYS = (*CORE_KEYS, "language", "embedder", "embedding_dim")
+
+
+class Codec(NamedTuple):
+    """How one specification type is written to and read from its JSON form."""
+
+    to_dict: Callable[[Any], dict[str, Any]]
+    from_dict: Callable[..., Any]  # (data, cls, source) -> fitted spec
 
 
 def checksum(data: dict[str, Any], keys: tuple[str, ...] = CORE_KEYS) -> str:
@@ -36,9 +50,19 @@ def checksum(data: dict[str, Any], keys: tuple[str, ...] = CORE_KEYS) -> str:
     return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def _file_params(spec) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Hyperparameters recorded in a file (the thread count is the reader's business)."""
+    return {k: v for k, v in spec.get_params(deep=False).items() if k != "n_threads"}
+
+
+def _known_params(cls, params: Any) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The recorded hyperparameters ``cls`` accepts (files from other versions may carry others)."""
+    known = set(cls._get_param_names())
+    return {k: v for k, v in params.items() if k in known} if isinstance(params, dict) else {}
+
+
 def table_to_dict(spec) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     spec._check_fitted()
-    params = {k: v for k, v in spec.get_params().items() if k != "n_threads"}
     data: dict[str, Any] = {
         "z": spec.z_.tolist(),
         "beta": spec.beta_.tolist(),
@@ -47,14 +71,14 @@ def table_to_dict(spec) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         "type": spec.type,
         "schema_version": SCHEMA_VERSION,
         "dtype": "float64",
-        "params": params,
+        "params": _file_params(spec),
     }
     data["checksum"] = checksum(data)
     return data
 
 
-def _fail(msg: str, source: str) -> SpecFileError:
-    return SpecFileError(f"{source}: {msg}", hint="rebuild it with `lwdock spec table DATA -o SPEC`")
+def _fail(msg: str, source: str, rebuild: str = "lwdock spec table DATA -o SPEC") -> SpecFileError:
+    return SpecFileError(f"{source}: {msg}", hint=f"rebuild it with `{rebuild}`")
 
 
 def _check_version(data: dict[str, Any], source: str) -> None:
@@ -63,35 +87,45 @@ def _check_version(data: dict[str, Any], source: str) -> None:
         raise _fail(f"schema_version {version!r} is not supported (this lwdock reads up to {SCHEMA_VERSION})", source)
 
 
-def table_from_dict(data: Any, cls=None, source: str = "specification", *, types: tuple[str, ...] = TABLE_TYPES,
-                    keys: tuple[str, ...] = CORE_KEYS):  # type: ignore[no-untyped-def]
-    """Validate ``data`` and build a fitted table spec from it (``types``/``keys``: the text spec reuses this)."""
-    import numpy as np
+def _read_points(data: dict[str, Any], source: str, dtype: Any, fail: Callable[[str, str], SpecFileError]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        return np.array(data["z"], dtype=dtype), np.array(data["beta"], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise fail("z and beta must be numeric arrays", source) from None
 
-    if cls is None:
-        from .rkme_table import RKMETableSpec as cls  # noqa: N813
+
+def _check_weights(z: np.ndarray, beta: np.ndarray, source: str, fail: Callable[[str, str], SpecFileError],
+                   rows: str) -> None:
+    if beta.ndim != 1 or beta.shape[0] != z.shape[0]:
+        raise fail(f"beta has shape {beta.shape} but z has {z.shape[0]} {rows}", source)
+    if not (np.all(np.isfinite(z)) and np.all(np.isfinite(beta))):
+        raise fail("z or beta contains NaN or Inf", source)
+
+
+def _weighted_points(data: dict[str, Any], source: str) -> tuple[np.ndarray, np.ndarray]:
+    z, beta = _read_points(data, source, np.float64, _fail)
+    if z.ndim < 2 or z.shape[0] == 0 or z.size == 0:
+        raise _fail(f"z must be a non-empty K x d array, got shape {z.shape}", source)
+    z = z.reshape(z.shape[0], -1)
+    _check_weights(z, beta, source, _fail, "rows")
+    return z, beta
+
+
+def table_from_dict(data: Any, cls, source: str = "specification", *,  # type: ignore[no-untyped-def]
+                    spec_type: registry.SpecType = registry.TABLE, keys: tuple[str, ...] = CORE_KEYS):
+    """Validate ``data`` and build a fitted table spec of class ``cls`` (the text codec reuses this)."""
     if not isinstance(data, dict):
         raise _fail("not a JSON object", source)
     missing = [k for k in CORE_KEYS if k not in data]
     if missing:
         raise _fail(f"missing key(s) {', '.join(missing)}", source)
-    if data["type"] not in types:
-        raise _fail(f"type is {data['type']!r}, expected {types[0]!r}", source)
+    if data["type"] not in spec_type.names:
+        raise _fail(f"type is {data['type']!r}, expected {spec_type.name!r}", source)
     _check_version(data, source)
     if data.get("dtype", "float64") not in ("float64", "float32"):
         raise _fail(f"dtype {data.get('dtype')!r} is not supported", source)
-    try:
-        z = np.array(data["z"], dtype=np.float64)
-        beta = np.array(data["beta"], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise _fail("z and beta must be numeric arrays", source) from None
-    if z.ndim < 2 or z.shape[0] == 0 or z.size == 0:
-        raise _fail(f"z must be a non-empty K x d array, got shape {z.shape}", source)
-    z = z.reshape(z.shape[0], -1)
-    if beta.ndim != 1 or beta.shape[0] != z.shape[0]:
-        raise _fail(f"beta has shape {beta.shape} but z has {z.shape[0]} rows", source)
-    if not (np.all(np.isfinite(z)) and np.all(np.isfinite(beta))):
-        raise _fail("z or beta contains NaN or Inf", source)
+    z, beta = _weighted_points(data, source)
     gamma = data["gamma"]
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma) or gamma <= 0:
         raise _fail(f"gamma must be a positive number, got {gamma!r}", source)
@@ -100,9 +134,7 @@ def table_from_dict(data: Any, cls=None, source: str = "specification", *, types
         raise _fail(f"num_points must be a positive integer, got {n!r}", source)
     if "checksum" in data and data["checksum"] != checksum(data, keys):
         raise _fail("checksum mismatch: the file was altered or damaged", source)
-    params = data.get("params") if isinstance(data.get("params"), dict) else {}
-    known = cls().get_params()
-    spec = cls(**{k: v for k, v in params.items() if k in known})
+    spec = cls(**_known_params(cls, data.get("params")))
     spec.gamma = float(gamma)
     spec.z_ = z
     spec.beta_ = beta
@@ -113,10 +145,7 @@ def table_from_dict(data: Any, cls=None, source: str = "specification", *, types
 
 def save_dict(data: dict[str, Any], path: str | Path) -> None:
     """Write compact JSON atomically (temp file + rename), so a crash never leaves half a file."""
-    path = Path(path)
-    from .._atomic import write_atomic
-
-    write_atomic(path, json.dumps(data, separators=(",", ":"), allow_nan=False).encode("utf-8"))
+    write_atomic(Path(path), json.dumps(data, separators=(",", ":"), allow_nan=False).encode("utf-8"))
 
 
 def read_dict(path: str | Path) -> dict[str, Any]:
@@ -144,14 +173,12 @@ def read_dict(path: str | Path) -> dict[str, Any]:
 
 def spec_from_dict(data: Any, source: str = "specification"):  # type: ignore[no-untyped-def]
     """Build a fitted spec of the right class from a parsed file, dispatching on its ``type``."""
-    kind = data.get("type") if isinstance(data, dict) else None
-    if kind in TABLE_TYPES:
-        return table_from_dict(data, source=source)
-    if kind == IMAGE_TYPE:
-        return image_from_dict(data, source=source)
-    if kind == TEXT_TYPE:
-        return text_from_dict(data, source=source)
-    raise _fail(f"unknown specification type {kind!r}", source)
+    spec_type = registry.by_name(data.get("type")) if isinstance(data, dict) else None
+    if spec_type is None:
+        kind = data.get("type") if isinstance(data, dict) else None
+        raise _fail(f"unknown specification type {kind!r}", source)
+    cls = spec_type.spec_class()
+    return cls.codec.from_dict(data, cls, source)
 
 
 def load_spec(path: str | Path):  # type: ignore[no-untyped-def]
@@ -164,8 +191,6 @@ def load_spec(path: str | Path):  # type: ignore[no-untyped-def]
 
 def _short_float32(values) -> list:  # type: ignore[no-untyped-def]
     # shortest decimal that reads back as the same float32 (z is float32, as in the reference)
-    import numpy as np
-
     flat = [float(np.format_float_positional(v, unique=True, trim="0")) for v in np.asarray(values, np.float32).ravel()]
     return np.array(flat, dtype=np.float64).reshape(np.shape(values)).tolist()
 
@@ -183,7 +208,7 @@ def image_to_dict(spec) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         "num_points": int(spec.num_points_),
         "schema_version": SCHEMA_VERSION,
         "dtype": "float32",
-        "params": {k: v for k, v in spec.get_params().items() if k != "n_threads"},
+        "params": _file_params(spec),
         "preprocess": getattr(spec, "preprocess_", None),
     }
     data["checksum"] = checksum(data, IMAGE_CORE_KEYS)
@@ -196,35 +221,29 @@ def model_config(spec) -> dict[str, Any]:  # type: ignore[no-untyped-def]
 
 
 def _image_fail(msg: str, source: str) -> SpecFileError:
-    return SpecFileError(f"{source}: {msg}", hint="rebuild it with `lwdock spec image DATA.npy -o SPEC`")
+    return _fail(msg, source, "lwdock spec image DATA.npy -o SPEC")
 
 
-def image_from_dict(data: Any, cls=None, source: str = "specification"):  # type: ignore[no-untyped-def]
-    """Validate an image spec (ours or the reference's) and build a fitted :class:`RKMEImageSpec`."""
-    import numpy as np
+def _image_points(data: dict[str, Any], source: str) -> tuple[np.ndarray, np.ndarray]:
+    z, beta = _read_points(data, source, np.float32, _image_fail)
+    if z.ndim != 4 or z.shape[0] == 0 or z.shape[2:] != (32, 32) or z.shape[1] < 1:
+        raise _image_fail(f"z has shape {z.shape}, but type {registry.IMAGE.name!r} needs a non-empty "
+                          "K x C x 32 x 32 array", source)
+    _check_weights(z, beta, source, _image_fail, "images")
+    return z, beta
 
-    if cls is None:
-        from .rkme_image import RKMEImageSpec as cls  # noqa: N813
+
+def image_from_dict(data: Any, cls, source: str = "specification"):  # type: ignore[no-untyped-def]
+    """Validate an image spec (ours or the reference's) and build a fitted ``cls`` (an image spec class)."""
     if not isinstance(data, dict):
         raise _image_fail("not a JSON object", source)
     missing = [k for k in ("z", "beta", "type") if k not in data]
     if missing:
         raise _image_fail(f"missing key(s) {', '.join(missing)}", source)
-    if data["type"] != IMAGE_TYPE:
-        raise _image_fail(f"type is {data['type']!r}, expected {IMAGE_TYPE!r}", source)
+    if data["type"] not in registry.IMAGE.names:
+        raise _image_fail(f"type is {data['type']!r}, expected {registry.IMAGE.name!r}", source)
     _check_version(data, source)
-    try:
-        z = np.array(data["z"], dtype=np.float32)
-        beta = np.array(data["beta"], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise _image_fail("z and beta must be numeric arrays", source) from None
-    if z.ndim != 4 or z.shape[0] == 0 or z.shape[2:] != (32, 32) or z.shape[1] < 1:
-        raise _image_fail(f"z has shape {z.shape}, but type {IMAGE_TYPE!r} needs a non-empty K x C x 32 x 32 array",
-                          source)
-    if beta.ndim != 1 or beta.shape[0] != z.shape[0]:
-        raise _image_fail(f"beta has shape {beta.shape} but z has {z.shape[0]} images", source)
-    if not (np.all(np.isfinite(z)) and np.all(np.isfinite(beta))):
-        raise _image_fail("z or beta contains NaN or Inf", source)
+    z, beta = _image_points(data, source)
     config = data.get("model_config") if isinstance(data.get("model_config"), dict) else {}
     depth = config.get("net_depth", 3)
     if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 3:
@@ -234,9 +253,8 @@ def image_from_dict(data: Any, cls=None, source: str = "specification"):  # type
         raise _image_fail(f"num_points must be a positive integer, got {n!r}", source)
     if "checksum" in data and data["checksum"] != checksum(data, IMAGE_CORE_KEYS):
         raise _image_fail("checksum mismatch: the file was altered or damaged", source)
-    params = data.get("params") if isinstance(data.get("params"), dict) else {}
-    known = cls().get_params()
-    spec = cls(**{k: v for k, v in params.items() if k in known})
+    params = _known_params(cls, data.get("params"))
+    spec = cls(**params)
     if isinstance(data.get("n_models"), int) and "n_models" not in params:
         spec.n_models = int(data["n_models"])
     spec.z_ = z
@@ -257,22 +275,17 @@ def text_to_dict(spec) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     data["language"] = list(spec.language_)
     data["embedder"] = spec.embedder_
     data["embedding_dim"] = int(spec.embedding_dim_)
-    data["params"] = {k: v for k, v in spec.get_params().items() if k != "n_threads"}
     data["checksum"] = checksum(data, TEXT_CORE_KEYS)
     return data
 
 
-def text_from_dict(data: Any, cls=None, source: str = "specification"):  # type: ignore[no-untyped-def]
-    """Validate a text spec (ours or the reference's) and build a fitted :class:`RKMETextSpec`.
+def text_from_dict(data: Any, cls, source: str = "specification"):  # type: ignore[no-untyped-def]
+    """Validate a text spec (ours or the reference's) and build a fitted ``cls`` (a text spec class).
 
     A reference file has no ``embedder``: it was made with the reference's multilingual MiniLM,
     recorded as :data:`lwdock.spec.embedders.REFERENCE_EMBEDDER`, so comparing it with ours fails clearly.
     """
-    if cls is None:
-        from .rkme_text import RKMETextSpec as cls  # noqa: N813
-    from .embedders import REFERENCE_EMBEDDER
-
-    spec = table_from_dict(data, cls, source, types=(TEXT_TYPE,), keys=TEXT_CORE_KEYS)
+    spec = table_from_dict(data, cls, source, spec_type=registry.TEXT, keys=TEXT_CORE_KEYS)
     language = data.get("language", [])
     if not isinstance(language, list) or not all(isinstance(x, str) for x in language):
         raise _fail(f"language must be a list of strings, got {language!r}", source)
@@ -287,3 +300,8 @@ def text_from_dict(data: Any, cls=None, source: str = "specification"):  # type:
     spec.embedding_dim_ = int(dim)
     spec.embedder = embedder
     return spec
+
+
+TABLE = Codec(table_to_dict, table_from_dict)
+IMAGE = Codec(image_to_dict, image_from_dict)
+TEXT = Codec(text_to_dict, text_from_dict)

@@ -41,7 +41,6 @@ from ..format.archive import Limits, open_zip
 from ..format.ids import sha256_file
 from ..format.package import Package, open_package, parse_package
 from ..records import INVALID, STATUSES, CheckReport, Entry, SpecSummary
-from ..spec.specfile import load_spec
 from . import doctor as _doctor
 from .events import DerivedData, DockChanged, Listener
 from .index import Index, index_entry, open_index, write_atomic
@@ -484,6 +483,8 @@ def _find(entries: list[Entry], ref: str) -> Entry:
 
 
 def _spec_summaries(pkg: Package) -> list[SpecSummary]:
+    from ..spec.specfile import load_spec  # numpy: only a submit reads spec files, `list` must not pay
+
     out = []
     for s in pkg.stat_specs:
         try:

@@ -1,0 +1,100 @@
+"""The search result as typed records; ``to_dict()`` is the ``--json`` schema (``docs/search.md``).
+
+``SearchResult.from_dict(result.to_dict()) == result``, so a saved ``lwdock search --json``
+file reads back as the same record (``lwdock reuse --from-search`` reads the same JSON).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InputDataError
+
+SCHEMA = "lwdock.search/1"
+
+
+@dataclass(frozen=True)
+class Single:
+    """One ranked learnware; ``mmd2`` and ``score`` are None for a semantic-only search."""
+
+    rank: int
+    id: str
+    alias: str | None = None
+    name: str = ""
+    status: str | None = None
+    mmd2: float | None = None
+    score: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "id": self.id, "alias": self.alias, "name": self.name, "status": self.status,
+                "mmd2": self.mmd2, "score": self.score}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Single:
+        def num(key: str) -> float | None:
+            return None if data.get(key) is None else float(data[key])
+
+        return cls(int(data["rank"]), str(data["id"]), data.get("alias"), str(data.get("name") or ""),
+                   data.get("status"), num("mmd2"), num("score"))
+
+
+@dataclass(frozen=True)
+class MixtureHit:
+    """The best weighted mixture of a few learnwares; ``weights`` follow ``ids`` and sum to 1."""
+
+    ids: tuple[str, ...]
+    aliases: tuple[str | None, ...]
+    weights: tuple[float, ...]
+    mmd2: float
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ids": list(self.ids), "aliases": list(self.aliases), "weights": list(self.weights),
+                "mmd2": self.mmd2, "score": self.score}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MixtureHit:
+        ids = tuple(str(i) for i in data["ids"])
+        return cls(ids, tuple(data.get("aliases") or (None,) * len(ids)), tuple(float(w) for w in data["weights"]),
+                   float(data["mmd2"]), float(data.get("score") or 0.0))
+
+
+@dataclass
+class SearchResult:
+    singles: list[Single] = field(default_factory=list)
+    mixture: MixtureHit | None = None
+    explanation: str | None = None  # a sentence when ``singles`` is empty
+    query: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    dock: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.singles
+
+    @property
+    def ids(self) -> list[str]:
+        return [s.id for s in self.singles]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "dock": self.dock,
+            "query": self.query,
+            "counts": self.counts,
+            "singles": [s.to_dict() for s in self.singles],
+            "mixture": self.mixture.to_dict() if self.mixture else None,
+            "explanation": self.explanation,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SearchResult:
+        schema = data.get("schema", SCHEMA)
+        if schema != SCHEMA:
+            raise InputDataError(f"not a search result of schema {SCHEMA!r} (got {schema!r})")
+        mix = data.get("mixture")
+        return cls([Single.from_dict(s) for s in data.get("singles") or []], MixtureHit.from_dict(mix) if mix else None,
+                   data.get("explanation"), dict(data.get("query") or {}), dict(data.get("counts") or {}),
+                   dict(data.get("dock") or {}))

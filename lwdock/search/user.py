@@ -1,0 +1,149 @@
+"""The user's side of a search: their specification as arrays, with its compatibility key.
+
+A :class:`UserSpec` comes from a fitted spec of any registered type, a spec file, a plain
+``{"z", "beta", "gamma"}`` dict (a table RKME), or the user's data file, fitted locally
+(:func:`user_spec_from_data`; the rows go nowhere).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputDataError
+from ..spec.base import RKMESpec
+from ..spec.data import load_data, load_images, load_texts
+from ..spec.embedders import DEFAULT_EMBEDDER
+from ..spec.rkme_image import RKMEImageSpec
+from ..spec.rkme_table import RKMETableSpec
+from ..spec.registry import TABLE, by_name
+from ..spec.rkme_text import RKMETextSpec
+from ..spec.specfile import load_spec, spec_from_dict
+from .backends import Backend, backend_for
+from .space import Profile, profile_of
+
+
+@dataclass
+class UserSpec:
+    """The user's RKME as the backend uses it: points (K, p), weights, and where it belongs."""
+
+    profile: Profile
+    z: np.ndarray
+    beta: np.ndarray
+    num_points: int | None = None
+    _self: float | None = field(default=None, repr=False)
+
+    @property
+    def kind(self) -> str:
+        return self.profile.kind
+
+    @property
+    def type(self) -> str:
+        return self.profile.spec_type.name
+
+    @property
+    def key(self) -> str:
+        return self.profile.key
+
+    @property
+    def backend(self) -> Backend:
+        return backend_for(self.profile)
+
+    @property
+    def self_product(self) -> float:
+        if self._self is None:
+            self._self = float(self.backend.self_product(self.z, self.beta))
+        return self._self
+
+    def describe(self) -> dict[str, Any]:
+        """The ``query.user_spec`` block of the search JSON."""
+        return {"type": self.type, "K": int(self.z.shape[0]), "num_points": self.num_points, **self.profile.values()}
+
+
+def _from_spec(spec: RKMESpec, source: str) -> UserSpec:
+    spec._check_fitted()
+    profile = profile_of(spec)
+    z, beta = backend_for(profile).prepare(spec.z_, spec.beta_)
+    if beta.size == 0 or beta.size != z.shape[0]:
+        raise InputDataError(f"{source}: beta has {beta.size} weights but z has {z.shape[0]} rows")
+    if not (np.all(np.isfinite(z)) and np.all(np.isfinite(beta))):
+        raise InputDataError(f"{source}: z or beta is not finite")
+    n = getattr(spec, "num_points_", None)
+    user = UserSpec(profile, z, beta, int(n) if n else None)
+    if not math.isfinite(user.self_product):
+        raise InputDataError(f"{source}: its self inner product is not finite")
+    return user
+
+
+def _table_from_mapping(data: Mapping[str, Any], source: str) -> RKMETableSpec:
+    """A bare ``{"z", "beta", "gamma"}`` (``num_points`` optional) as a fitted table spec."""
+    z, beta, gamma = data.get("z", data.get("z_")), data.get("beta", data.get("beta_")), data.get("gamma")
+    if z is None or beta is None or gamma is None:
+        raise InputDataError(f"{source}: not a fitted RKME (needs z, beta and gamma)")
+    try:
+        z = np.asarray(z, dtype=np.float64)
+        beta = np.asarray(beta, dtype=np.float64).ravel()
+        gamma = float(gamma)
+    except (TypeError, ValueError):
+        raise InputDataError(f"{source}: z, beta and gamma must be numeric") from None
+    if z.ndim < 2 or z.shape[0] == 0:
+        raise InputDataError(f"{source}: z must be a non-empty K x d array, got shape {z.shape}")
+    if not (np.all(np.isfinite(z)) and np.all(np.isfinite(beta)) and math.isfinite(gamma) and gamma > 0):
+        raise InputDataError(f"{source}: z, beta or gamma is not finite (or gamma <= 0)")
+    spec = RKMETableSpec(gamma=gamma)
+    spec.z_, spec.beta_ = z.reshape(z.shape[0], -1), beta
+    n = data.get("num_points", data.get("num_points_"))
+    spec.num_points_ = int(n) if n is not None else 0
+    return spec
+
+
+def as_user_spec(spec: Any, source: str = "user specification") -> UserSpec:
+    """A fitted spec (any type), a spec file path, a spec dict, or a :class:`UserSpec`."""
+    if isinstance(spec, UserSpec):
+        return spec
+    if isinstance(spec, (str, Path)):
+        source, spec = str(spec), load_spec(spec)
+    elif isinstance(spec, Mapping):
+        lenient = spec.get("type") is None or by_name(spec.get("type")) is TABLE
+        spec = _table_from_mapping(spec, source) if lenient else spec_from_dict(dict(spec), source)
+    if not isinstance(spec, RKMESpec):
+        raise InputDataError(f"{source}: not a specification ({type(spec).__name__})")
+    return _from_spec(spec, source)
+
+
+def data_kind(path: str | Path, data_type: list[str]) -> str:
+    """table, image or text: from --data-type when it names one kind, else from the file."""
+    kinds = {t.lower() for t in data_type} & {"table", "image", "text"}
+    if len(kinds) == 1:
+        return kinds.pop()
+    suffix = Path(path).suffix.lower()
+    if suffix in (".txt", ".jsonl"):
+        return "text"
+    if suffix == ".npy":
+        try:
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        except (OSError, ValueError):
+            return "table"  # the table loader reports what is wrong with the file
+        return "image" if len(shape) == 4 else "table"
+    return "table"
+
+
+def user_spec_from_data(path: str | Path, kind: str, *, gamma: float = 0.1, embedder: str = DEFAULT_EMBEDDER,
+                        text_field: str | None = None, random_state: int = 0) -> UserSpec:
+    """Fit the user's spec locally from a data file: a table (the dock's ``gamma``), images
+    (N x C x H x W) or texts (``embedder``); only the spec is kept, never the rows."""
+    if kind == "table":
+        spec: RKMESpec = RKMETableSpec(gamma=gamma, K=100, random_state=random_state).fit(load_data(path))
+    elif kind == "image":
+        spec = RKMEImageSpec(K=50, random_state=random_state).fit(load_images(path))
+    elif kind == "text":
+        texts = load_texts(path, field=text_field, column=text_field)
+        spec = RKMETextSpec(K=100, random_state=random_state, embedder=embedder).fit(texts)
+    else:
+        raise InputDataError(f"unknown data kind {kind!r}; use table, image or text")
+    return as_user_spec(spec, source=str(path))
