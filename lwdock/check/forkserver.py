@@ -86,6 +86,8 @@ class WorkerProcess:
             elif msg.startswith(b"exit "):
                 self.returncode = int(msg[5:])
         self._status.close()
+        if self._pidfd is not None:  # PID 1 reports, then exits: wait until it is gone, as Popen.wait does
+            select.select([self._pidfd], [], [], 5.0)
         self._close_pidfd()
         return self.returncode
 
@@ -275,6 +277,12 @@ def spawn(tool: Any, python: str, runner: str, *, package_root: Path, job: dict[
             _broken[python] = str(exc)
         log.info("workers start without a fork server: %s", exc)
         return None
+
+
+def server_pids() -> list[int]:
+    """Host PIDs of the running fork servers' outer bwrap processes (for tests and ``doctor``)."""
+    with _lock:
+        return [s.proc.pid for s in _servers.values() if s.alive]
 
 
 def status() -> dict[str, Any]:
