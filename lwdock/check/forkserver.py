@@ -51,6 +51,7 @@ PRELOAD = [
       "sklearn.neighbors", "sklearn.svm", "sklearn.preprocessing", "sklearn.pipeline", "sklearn.naive_bayes",
       "joblib"]],
 ]
+MAX_SERVERS = 8  # per lwdock process (about 100 MB each with scikit-learn); more envs start workers fresh
 START_TIMEOUT = 120.0  # the server's own imports
 SETUP_TIMEOUT = 60.0  # a worker's namespaces and mounts
 _CREDS = struct.Struct("iII")
@@ -250,6 +251,8 @@ def server_for(tool: Any, python: str, runner: str) -> ForkServer | None:
             return server
         if python in _broken:
             return None
+        if sum(s.alive for s in _servers.values()) >= MAX_SERVERS:
+            return None  # never stop a server to make room: its running workers would die with it
         try:
             server = ForkServer(tool, python, runner)
         except (OSError, ForkServerError) as exc:
