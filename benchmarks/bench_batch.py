@@ -5,6 +5,9 @@ Usage: python benchmarks/bench_batch.py [--n 40] [--starts 9] [--jobs 2]
 * worker start: ``ModelWorker.start()`` to 'ready' (sandboxed: bubblewrap, or a fork of the
   environment's fork server), a numpy-only model and a small scikit-learn learnware,
   fresh (``LWDOCK_FORK_SERVER=0``) and forked, interleaved. Goal: >= 5x faster.
+* predict: a cold ``lwdock predict`` process with a 5-learnware average ensemble on 100 rows,
+  sandboxed (fresh workers, fork server) against ``--trusted``, and 4 files in one call.
+  Goals: within 1.5x of --trusted and under 2 s; 4 files under 1.3x one file.
 * submit: ``--n`` distinct small scikit-learn learnwares with full model checks into a dock
   whose env is warm: one by one with fresh workers (before), one by one with the fork
   server, and ``submit_many`` with ``--jobs``. Goal: <= 0.15 s per learnware on 2 cores.
@@ -27,7 +30,22 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _common import report  # noqa: E402
-from bench_check import MODEL, TRIVIAL, YAML  # noqa: E402
+from bench_check import TRIVIAL, YAML  # noqa: E402
+
+# a pickled scikit-learn model, without the learnware shim (so --trusted can load it in-process too)
+MODEL = '''
+import os, pickle
+
+
+class Model:
+    def __init__(self):
+        self.input_shape, self.output_shape = (8,), (2,)
+        with open(os.path.join(os.path.dirname(__file__), "model.pkl"), "rb") as f:
+            self.clf = pickle.load(f)
+
+    def predict(self, X):
+        return self.clf.predict_proba(X)
+'''
 
 
 def make_zips(dest: Path, n: int) -> list[Path]:
@@ -123,11 +141,57 @@ def submits(tmp: Path, zips: list[Path], jobs: int, rows: list[dict]) -> None:
                      "note": f"s per learnware (warm env); 5,000 would take {5000 * per[how] / 60:.1f} min"})
 
 
+def predicts(tmp: Path, zips: list[Path], rounds: int, rows: list[dict]) -> None:
+    """Cold ``lwdock predict`` of a 5-learnware average ensemble: sandboxed (fresh / fork server) vs --trusted."""
+    import subprocess
+
+    import numpy as np
+
+    from lwdock.api import Dock
+    from lwdock.reuse.api import reuse
+
+    dock = Dock.init(tmp / "dock-predict")
+    ids = [dock.submit(z, run_model=False).id for z in zips[:5]]
+    X = np.random.default_rng(0).normal(size=(400, 8))
+    with reuse(dock, ids, "average", data=X[:100], trusted=True) as ens:
+        lwe = ens.save(tmp / "avg.lwe")
+    parts = []
+    for k in range(4):
+        parts.append(tmp / f"part{k}.csv")
+        np.savetxt(parts[-1], X[100 * k : 100 * (k + 1)], delimiter=",")
+    exe = str(Path(sys.executable).parent / "lwdock")
+    cases = {"--trusted, 1 file": (["--trusted"], parts[:1], "1"),
+             "sandboxed, fresh workers, 1 file": ([], parts[:1], "0"),
+             "sandboxed, fork server, 1 file": ([], parts[:1], "1"),
+             "sandboxed, fork server, 4 files in one call": ([], parts, "1")}
+    times: dict[str, list[float]] = {c: [] for c in cases}
+    for r in range(rounds):
+        for case, (flags, files, fs) in cases.items():
+            env = {**os.environ, "LWDOCK_FORK_SERVER": fs, "LWDOCK_NO_PROGRESS": "1"}
+            t0 = time.perf_counter()
+            subprocess.run([exe, "--dock", str(dock.path), "predict", str(lwe), *map(str, files), "-o",
+                            f"{tmp}/out-{r}/", *flags], check=True, capture_output=True, env=env)
+            times[case].append(time.perf_counter() - t0)
+    med = {c: statistics.median(v) for c, v in times.items()}
+    base = med["--trusted, 1 file"]
+    for case in cases:
+        row = {"case": f"cold `lwdock predict`, 5 sklearn learnwares, 100 rows: {case}", "seconds": med[case],
+               "ratio": med[case] / base, "note": f"median of {rounds}; ratio = / --trusted"}
+        if case == "sandboxed, fork server, 1 file":
+            row.update(goal="<= 1.5x --trusted and < 2 s", met=med[case] <= 1.5 * base and med[case] < 2)
+        if case.endswith("4 files in one call"):
+            one = med["sandboxed, fork server, 1 file"]
+            row.update(goal="< 1.3x one file", met=med[case] < 1.3 * one,
+                       note=f"median of {rounds}; {med[case] / one:.2f}x one file")
+        rows.append(row)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=40, help="learnwares to submit")
     ap.add_argument("--starts", type=int, default=9, help="rounds of worker starts")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--predicts", type=int, default=3, help="rounds of cold predict calls")
     args = ap.parse_args()
 
     import logging
@@ -145,6 +209,7 @@ def main() -> None:
         python = rep.env["python"]
         starts(tmp, python, open_package(zips[0], tmp / "sk-pkg").root, args.starts, rows)
         submits(tmp, zips, args.jobs, rows)
+        predicts(tmp, zips, args.predicts, rows)
     report("batch", "Batch jobs: worker start-up and bulk submit", rows,
            ["case", "seconds", "ratio", "goal", "met", "note"],
            notes="Same run, same machine; ratios are what to compare. Worker start = ModelWorker.start() to 'ready' "
