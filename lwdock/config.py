@@ -80,6 +80,8 @@ class Settings:
         or "weak" (resource limits only; for trusted learnwares). See docs/sandbox.md.
     fork_server: fork kernel-sandboxed workers from a per-environment fork server when lwdock
         runs as root (``LWDOCK_FORK_SERVER``, default on; ``0`` starts every worker fresh).
+    dask_address: the Dask scheduler that ``--executor dask`` uses (``DASK_SCHEDULER_ADDRESS``,
+        dask's own variable); None starts a local cluster.
     """
 
     home: Path | None
@@ -92,6 +94,7 @@ class Settings:
     fault: str | None = None
     sandbox: str = "kernel"
     fork_server: bool = True
+    dask_address: str | None = None
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -110,6 +113,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         fault=env.get("LWDOCK_FAULT") or None,
         sandbox=_as_choice("LWDOCK_SANDBOX", env.get("LWDOCK_SANDBOX"), SANDBOX_MODES, "kernel"),
         fork_server=_as_bool(env.get("LWDOCK_FORK_SERVER"), True),
+        dask_address=env.get("DASK_SCHEDULER_ADDRESS") or None,
     )
 
 

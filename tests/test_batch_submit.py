@@ -105,3 +105,19 @@ def test_library_submit_many_keeps_order_and_reports_failures(tmp_path):
     assert [r.ok for r in results] == [True, False, True, True, True]
     assert results[1].exit_code == ExitCode.NOT_FOUND and "nope.zip" in results[1].error
     assert {e.id for e in dock.entries()} == {r.entry.id for r in results if r.ok}
+
+
+@pytest.mark.usefixtures("kernel_sandbox")
+def test_dask_local_cluster_gives_the_local_results(tmp_path):
+    pytest.importorskip("distributed")
+    zips, hostile = _zips(tmp_path, n=4)
+    local, remote = tmp_path / "local", tmp_path / "dask"
+    run("init", dock=local)
+    run("init", dock=remote)
+    r1 = run("--json", "submit", "-j", "2", *zips, hostile, dock=local)
+    r2 = run("--json", "submit", "--executor", "dask", "-j", "2", *zips, hostile, dock=remote)
+    assert r1.exit_code == r2.exit_code == ExitCode.CHECK_FAILED, r2.output
+    strip = [{k: v for k, v in rec.items() if k != "check"} for rec in json.loads(r1.stdout)]
+    assert strip == [{k: v for k, v in rec.items() if k != "check"} for rec in json.loads(r2.stdout)]
+    assert {e.id: _checks(e) for e in Dock(local).entries()} == {e.id: _checks(e) for e in Dock(remote).entries()}
+    assert len(Dock(remote).entries()) == 4

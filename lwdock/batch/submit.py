@@ -16,13 +16,15 @@ import sys
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from ..errors import ExitCode, LwdockError, NotFoundError, UsageError
 from ..format.ids import sha256_file
 from ..progress import bar
 from ..records import Entry
+from ..store.dock import Dock as StoreDock
 from .executors import Executor, LocalExecutor
 
 COMMIT_EVERY = 64  # checked learnwares stored per index session (bounds scratch space and lost work)
@@ -108,22 +110,24 @@ def submit_many(dock: Any, zips: Sequence[str | os.PathLike[str]], options: Subm
     scratch_base = dock.layout.tmp
     scratch_base.mkdir(parents=True, exist_ok=True)
     pending: list[tuple[int, Path]] = []
+    _DOCKS[str(dock.path)] = dock  # a local task uses this very object; a remote one opens the path
+    task = partial(check_one, str(dock.path), str(scratch_base), options)
     with bar(len(work), "checking") as progress:
         try:
-            for pos, outcome in executor.imap(lambda i: _check(dock, paths[i], scratch_base, options), work):
+            for pos, outcome in executor.imap(task, [str(paths[i]) for i in work]):
                 i = work[pos]
                 progress.advance(1)
                 if isinstance(outcome, BaseException):
                     _fail(results[i], outcome)
-                    continue
-                entry, scratch = outcome
-                if scratch is None:
-                    results[i].entry, results[i].existed = entry, True
-                    continue
-                results[i].entry = entry
-                pending.append((i, scratch))
-                if len(pending) >= commit_every:
-                    _commit(dock, paths, results, pending)
+                elif isinstance(outcome, Failure):
+                    results[i].error, results[i].exit_code, results[i].report = outcome
+                elif outcome.scratch is None:
+                    results[i].entry, results[i].existed = outcome.entry, True
+                else:
+                    results[i].entry = outcome.entry
+                    pending.append((i, Path(outcome.scratch)))
+                    if len(pending) >= commit_every:
+                        _commit(dock, paths, results, pending)
             _commit(dock, paths, results, pending)
         finally:
             for _, scratch in pending:
@@ -152,19 +156,45 @@ def _first_of_each_content(paths: list[Path]) -> tuple[list[int], dict[int, int]
     return work, same_as
 
 
-def _check(dock: Any, path: Path, scratch_base: Path, options: SubmitOptions) -> tuple[Entry, Path | None]:
-    scratch = scratch_base / f"submit-{os.getpid()}-{uuid.uuid4().hex}"
+class Checked(NamedTuple):
+    entry: Entry
+    scratch: str | None  # None: the learnware was in the dock already (exist_ok)
+
+
+class Failure(NamedTuple):
+    error: str
+    exit_code: int
+    report: Any
+
+
+_DOCKS: dict[str, Any] = {}  # per process: the docks tasks run against
+
+
+def check_one(dock_path: str, scratch_base: str, options: SubmitOptions, zip_path: str) -> Checked | Failure:
+    """The checks of one zip (``Dock.check_new``), as a task any executor can run and ship back.
+
+    Everything in and out is plain and picklable, so the task runs in another process or on
+    another machine (which sees the dock at ``dock_path``). lwdock's own errors come back as
+    a Failure (their fields survive pickling); anything else is raised.
+    """
+    dock = _DOCKS.get(dock_path)
+    if dock is None:
+        dock = _DOCKS.setdefault(dock_path, StoreDock(Path(dock_path)))
+    scratch = Path(scratch_base) / f"submit-{os.getpid()}-{uuid.uuid4().hex}"
     try:
-        entry = dock.check_new(path, options.semantic, scratch, semantic_flags=options.semantic_flags,
+        entry = dock.check_new(zip_path, options.semantic, scratch, semantic_flags=options.semantic_flags,
                                run_model=options.run_model, env_manager=options.env_manager,
                                exist_ok=options.exist_ok, check_timeout=options.check_timeout)
+    except LwdockError as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        return Failure(exc.message, int(exc.exit_code), getattr(exc, "report", None))
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
     if not dock.is_checked(scratch, entry):
         shutil.rmtree(scratch, ignore_errors=True)
-        return entry, None
-    return entry, scratch
+        return Checked(entry, None)
+    return Checked(entry, str(scratch))
 
 
 def _commit(dock: Any, paths: list[Path], results: list[ItemResult], pending: list[tuple[int, Path]]) -> None:

@@ -90,6 +90,8 @@ def submit(
     exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Succeed if the learnware is already there.")] = False,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Zips checked at once (default: the cores).",
                                                 show_default=False)] = None,
+    executor: Annotated[str, typer.Option("--executor", help="Where checks run: local (threads) or dask "
+                                          "(DASK_SCHEDULER_ADDRESS, else a local cluster; docs/batch.md).")] = "local",
     json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -115,20 +117,24 @@ def submit(
     )  # fmt: skip
     dock = open_dock(ctx)
     out = output(ctx, json, quiet)
-    if len(paths) == 1 and zips != ["-"] and not Path(zips[0]).is_dir():
+    if len(paths) == 1 and zips != ["-"] and not Path(zips[0]).is_dir() and executor == "local":
         entry = dock.submit(paths[0], options.semantic, semantic_flags=options.semantic_flags, alias=alias,
                             run_model=options.run_model, env_manager=env_manager, exist_ok=exist_ok)
         out.info(f"submitted {paths[0]} as {entry.short_id} ({entry.status})")
         out.result(_brief(entry), human=lambda r: out.line(r["id"]), ids=[entry.id])
         return
-    _submit_many(dock, paths, options, jobs, out)
+    _submit_many(dock, paths, options, executor, jobs, out)
 
 
-def _submit_many(dock: Any, paths: list[Path], options: Any, jobs: int | None, out: Any) -> None:
-    from ..batch.executors import LocalExecutor
+def _submit_many(dock: Any, paths: list[Path], options: Any, executor: str, jobs: int | None, out: Any) -> None:
+    from ..batch.executors import make_executor
     from ..batch.submit import BatchFailedError, iter_lines, submit_many
 
-    results = submit_many(dock, paths, options, executor=LocalExecutor(jobs))
+    engine = make_executor(executor, jobs)
+    try:
+        results = submit_many(dock, paths, options, executor=engine)
+    finally:
+        engine.close()
     out.result(
         [r.to_dict() for r in results],
         human=lambda _: [out.line(line) for line in iter_lines(results)],
