@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -121,3 +125,23 @@ def test_dask_local_cluster_gives_the_local_results(tmp_path):
     assert strip == [{k: v for k, v in rec.items() if k != "check"} for rec in json.loads(r2.stdout)]
     assert {e.id: _checks(e) for e in Dock(local).entries()} == {e.id: _checks(e) for e in Dock(remote).entries()}
     assert len(Dock(remote).entries()) == 4
+
+
+BULK = ("import sys; from lwdock import Dock; from lwdock.batch.submit import SubmitOptions, submit_many\n"
+        "submit_many(Dock.open(sys.argv[1]), sys.argv[2:], SubmitOptions(run_model=False))")
+
+
+@pytest.mark.parametrize("point, stored", [("submit:after-blob", 0), ("submit:before-index", 0),
+                                           ("submit:after-index", 5)])
+def test_a_killed_bulk_submit_leaves_whole_learnwares_or_none(tmp_path, point, stored):
+    zips, _ = _zips(tmp_path, n=5)
+    dock = Dock.init(tmp_path / "d")
+    p = subprocess.run([sys.executable, "-c", BULK, str(dock.path), *map(str, zips)],
+                       env={**os.environ, "LWDOCK_FAULT": point}, capture_output=True)
+    assert p.returncode == -signal.SIGKILL, p.stderr.decode()
+    assert len(dock.entries()) == stored  # the index is written once per chunk: all of it or none
+    assert dock.doctor().ok  # what is left is garbage doctor removes
+    assert dock.doctor(repair=False).leftovers == []
+    assert len(list(dock.layout.objects.glob("*/*.zip"))) == stored
+    assert submit_many(dock, zips, SubmitOptions(run_model=False, exist_ok=True))[0].ok
+    assert len(dock.entries()) == 5
