@@ -266,20 +266,41 @@ def server_for(tool: Any, python: str, runner: str) -> ForkServer | None:
 def spawn(tool: Any, python: str, runner: str, *, package_root: Path, job: dict[str, Any], limits: Any,
           stdout_fd: int, stderr_fd: int) -> WorkerProcess | None:
     """A worker forked from ``python``'s fork server, confined as ``job`` says; None: start a fresh one."""
-    server = server_for(tool, python, runner)
-    if server is None:
-        return None
     _bwrap.guard_package(python, package_root)
     job = {**job, "root": _bwrap.PACKAGE_DEST, "workdir": _bwrap.SCRATCH, "uid": fresh_uid(),
-           "scratch_mb": int(limits.scratch_mb), "shm_mb": _bwrap.SHM_MB, "env_site": server.env_site,
+           "scratch_mb": int(limits.scratch_mb), "shm_mb": _bwrap.SHM_MB, "env_site": None,
            "env": worker_env(_bwrap.SCRATCH, "/usr/bin:/bin")}
+    for attempt in (1, 2):
+        server = server_for(tool, python, runner)
+        if server is None:
+            return None
+        try:
+            return server.spawn(package_root, {**job, "env_site": server.env_site}, stdout_fd, stderr_fd)
+        except ForkServerError as exc:
+            if attempt == 1 and _died(server):  # killed or crashed: start a new one, once
+                log.info("fork server of %s is gone (%s); starting a new one", python, exc)
+                continue
+            with _lock:
+                _broken[python] = str(exc)
+            log.info("workers start without a fork server: %s", exc)
+            return None
+    return None
+
+
+def _died(server: ForkServer) -> bool:
+    """Has ``server`` exited (waiting a moment for a killed one)? If so, forget it."""
     try:
-        return server.spawn(package_root, job, stdout_fd, stderr_fd)
-    except ForkServerError as exc:
-        with _lock:
-            _broken[python] = str(exc)
-        log.info("workers start without a fork server: %s", exc)
-        return None
+        server.proc.wait(timeout=1.0)
+    except subprocess.TimeoutExpired:
+        return False
+    with _lock:
+        if _servers.get(server.python) is server:
+            del _servers[server.python]
+    try:
+        server.close()
+    except OSError:
+        pass
+    return True
 
 
 def server_pids() -> list[int]:
