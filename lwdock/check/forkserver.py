@@ -25,6 +25,7 @@ import atexit
 import json
 import logging
 import os
+import re
 import select
 import signal
 import socket
@@ -42,14 +43,16 @@ from ._spawn import fresh_uid, spawn as spawn_process, worker_env
 
 log = logging.getLogger("lwdock")
 
-# (top-level names that must come from lwdock's own environment, modules to import): in order;
-# the first group the environment shadows ends the list
+# (requirement that asks for it, top-level names that must come from lwdock's own environment,
+# modules to import), in order; the first group the environment shadows ends the list. numpy
+# always (0.5 s); scikit-learn (1-3 s, with scipy) only for environments that require it, so a
+# one-off check of a numpy-only or torch learnware does not wait for it.
 PRELOAD = [
-    [["numpy"], ["numpy"]],
-    [["numpy", "scipy", "sklearn", "joblib", "threadpoolctl"],
+    (None, ["numpy"], ["numpy"]),
+    ("scikit-learn", ["numpy", "scipy", "sklearn", "joblib", "threadpoolctl"],
      ["sklearn.base", "sklearn.utils", "sklearn.linear_model", "sklearn.tree", "sklearn.ensemble",
       "sklearn.neighbors", "sklearn.svm", "sklearn.preprocessing", "sklearn.pipeline", "sklearn.naive_bayes",
-      "joblib"]],
+      "joblib"]),
 ]
 MAX_SERVERS = 8  # per lwdock process (about 100 MB each with scikit-learn); more envs start workers fresh
 START_TIMEOUT = 120.0  # the server's own imports
@@ -125,6 +128,21 @@ def _env_site(python: str) -> str | None:
     return next((p for p in found if os.path.realpath(p) not in trusted), None)
 
 
+def _requirement_names(python: str) -> set[str]:
+    """Names of the requirements the environment of ``python`` was built for (none for lwdock's own)."""
+    try:
+        meta = json.loads((Path(python).parent.parent / envs.MARKER).read_text())
+    except (OSError, ValueError):
+        return set()
+    reqs = meta.get("requirements", []) if isinstance(meta, dict) else []
+    return {m.group(0).lower() for r in reqs if isinstance(r, str) and (m := re.match(r"[A-Za-z0-9._-]+", r))}
+
+
+def _preload_for(python: str) -> list[list[list[str]]]:
+    names = _requirement_names(python)
+    return [[needs, modules] for want, needs, modules in PRELOAD if want is None or want in names]
+
+
 class ForkServer:
     """The fork server of one interpreter (a learnware environment), started on first use."""
 
@@ -144,7 +162,7 @@ class ForkServer:
         self._ctl = ctl
         config = {"plan": _bwrap.worker_plan(python), "trusted_site": envs._parent_site_dirs(),
                   "env_site": self.env_site, "lwdock_dir": str(Path(__file__).resolve().parent.parent),
-                  "preload": PRELOAD}
+                  "preload": _preload_for(python)}
         try:
             ctl.settimeout(START_TIMEOUT)
             ctl.send(json.dumps(config).encode())
