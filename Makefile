@@ -29,7 +29,7 @@ sandbox-tool:
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(TORCH)
-	$(PIP) install -e '.[dev,text]'
+	$(PIP) install -e '.[dev,text,dask]'
 	touch $(STAMP)
 
 test: install

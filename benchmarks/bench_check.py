@@ -27,6 +27,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import os
 import pickle
 import shutil
 import subprocess
@@ -203,6 +204,7 @@ def isolation(tmp: Path, z: Path, envs: Path, rows: list[dict], rounds: int) -> 
     from lwdock.format.package import open_package
 
     logging.getLogger("lwdock").setLevel(logging.ERROR)  # the weak mode warns on every start
+    os.environ["LWDOCK_FORK_SERVER"] = "0"  # fresh kernel workers here; bench_batch.py times the fork server
     sandbox.probe.cache_clear()
     t0 = time.perf_counter()
     tool = sandbox.probe()

@@ -78,6 +78,10 @@ class Settings:
     fault: test-only fault-injection point (``LWDOCK_FAULT``): the process kills itself there.
     sandbox: how learnware code is isolated (``LWDOCK_SANDBOX``): "kernel" (default; bubblewrap)
         or "weak" (resource limits only; for trusted learnwares). See docs/sandbox.md.
+    fork_server: fork kernel-sandboxed workers from a per-environment fork server when lwdock
+        runs as root (``LWDOCK_FORK_SERVER``, default on; ``0`` starts every worker fresh).
+    dask_address: the Dask scheduler that ``--executor dask`` uses (``DASK_SCHEDULER_ADDRESS``,
+        dask's own variable); None starts a local cluster.
     """
 
     home: Path | None
@@ -89,6 +93,8 @@ class Settings:
     device: str
     fault: str | None = None
     sandbox: str = "kernel"
+    fork_server: bool = True
+    dask_address: str | None = None
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -106,6 +112,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         device=env.get("LWDOCK_DEVICE", "cpu") or "cpu",
         fault=env.get("LWDOCK_FAULT") or None,
         sandbox=_as_choice("LWDOCK_SANDBOX", env.get("LWDOCK_SANDBOX"), SANDBOX_MODES, "kernel"),
+        fork_server=_as_bool(env.get("LWDOCK_FORK_SERVER"), True),
+        dask_address=env.get("DASK_SCHEDULER_ADDRESS") or None,
     )
 
 

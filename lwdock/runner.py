@@ -16,6 +16,10 @@ if __name__ == "__main__":
 
     if __package__ in (None, "") and importlib.util.find_spec("lwdock") is None:
         sys.path.append(str(Path(__file__).resolve().parent.parent))
+    if "--zygote" in sys.argv:  # the fork server of an environment (lwdock.check.zygote)
+        from lwdock.check.zygote import main as serve_forks
+
+        sys.exit(serve_forks(sys.argv[1:]))
     from lwdock.check.worker import main
 
     sys.exit(main())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import tempfile
 import textwrap
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from _factory import learnware_files, semantic_dict, spec_dict, write_zip
+from _procs import leftover_workers
 
 from lwdock.check.checks import check_zip, run_checks
 from lwdock.format.package import parse_package
@@ -70,20 +70,7 @@ def _private_tmp(tmp_path, monkeypatch):
     assert list(sys_tmp.iterdir()) == [], "temporary directories left behind"
     scratch = tmp_path / "cache" / "lwdock" / "tmp"  # XDG_CACHE_HOME is tmp_path/cache (conftest)
     assert not scratch.exists() or list(scratch.iterdir()) == [], "scratch directories left behind"
-    assert _children() == [], "worker processes left behind"
-
-
-def _children() -> list[int]:
-    me, kids = os.getpid(), []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == me and fields[0] != "Z":
-                kids.append(int(d.name))
-    return kids
+    assert leftover_workers() == [], "worker processes left behind"
 
 
 def write_pkg(root: Path, model_code: str, *, semantic: dict | None = None, extra: dict | None = None) -> Path:

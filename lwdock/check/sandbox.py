@@ -14,8 +14,9 @@ Modes (``--sandbox``, ``LWDOCK_SANDBOX``; default ``kernel``):
   without user namespaces (macOS, locked-down containers). Warns on every
   worker start.
 
-:func:`start_worker` is the single start-up path of a worker (a fork server
-can replace it later without touching the callers).
+:func:`start_worker` is the single start-up path of a worker: a fresh interpreter under
+bubblewrap, or (as root) a fork of its environment's fork server (``lwdock.check.forkserver``),
+confined the same way.
 """
 
 from __future__ import annotations
@@ -23,19 +24,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import shutil
 import subprocess
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
 from ..errors import SandboxUnavailableError, UsageError
-from . import _bwrap
+from . import _bwrap, forkserver
+from ._spawn import fresh_uid, spawn, worker_env
 
 log = logging.getLogger("lwdock")
 
@@ -43,8 +42,6 @@ KERNEL, WEAK = "kernel", "weak"
 MODES = (KERNEL, WEAK)
 HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) on a Linux kernel with user namespaces "
         "enabled; or pass --sandbox weak (LWDOCK_SANDBOX=weak) to run learnwares you trust with resource limits only")
-# root drops to a fresh uid per worker, from this range (no passwd entry needed)
-UID_BASE, UID_SPAN = 1_819_738_112, 1 << 16
 # threads count too, and BLAS and torch start one per core: 256, or 4 per core on big machines
 MAX_PROCESSES = max(256, 4 * (os.cpu_count() or 1))
 
@@ -131,7 +128,7 @@ def probe() -> Tool | str:
     why = ""
     for style in styles:
         tool = Tool(style=style, paths={k: v for k, v in paths.items() if v}, version=_version(paths["bwrap"]))
-        argv = _bwrap.command(style, tool.paths, mount_args=_bwrap.probe_mounts(), uid=_fresh_uid(),
+        argv = _bwrap.command(style, tool.paths, mount_args=_bwrap.probe_mounts(), uid=fresh_uid(),
                               rlimits={"NPROC": 64, "CORE": 0})
         try:
             proc = subprocess.run([*argv, "/usr/bin/true"], capture_output=True, text=True, timeout=30,
@@ -152,10 +149,6 @@ def _version(bwrap: str) -> str:
     except (OSError, subprocess.SubprocessError):
         out = ""
     return out or "bubblewrap"
-
-
-def _fresh_uid() -> int:
-    return UID_BASE + random.randrange(UID_SPAN)  # noqa: S311 - not a secret, only distinct per worker
 
 
 def require(mode: str) -> Tool | None:
@@ -195,39 +188,28 @@ def describe(mode: str, tool: Tool | None, limits: Limits) -> dict[str, Any]:
 
 # -- start-up -----------------------------------------------------------------------------------
 
-_spawner: ThreadPoolExecutor | None = None
-_spawner_lock = threading.Lock()
-
-
-def _spawn(argv: list[str], **kw: Any) -> subprocess.Popen:
-    # bwrap --die-with-parent is tied to the *thread* that forked it, so every worker
-    # is forked by one long-lived thread, not by a short-lived pool thread of the caller
-    global _spawner
-    with _spawner_lock:
-        if _spawner is None:
-            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lwdock-spawn")
-    return _spawner.submit(subprocess.Popen, argv, **kw).result()
-
-
-def _worker_env(home: str, path: str) -> dict[str, str]:
-    """The worker's whole environment: no variable of lwdock's passes except locale and thread counts."""
-    env = {k: os.environ[k] for k in ("LANG", "LC_ALL", "LC_CTYPE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                      "MKL_NUM_THREADS") if k in os.environ}
-    env.update(PATH=path, HOME=home, TMPDIR=home, XDG_CACHE_HOME=f"{home}/.cache",
-               MPLCONFIGDIR=f"{home}/.cache/matplotlib", USER="lwdock", LOGNAME="lwdock", PYTHONHASHSEED="0")
-    return env
+_spawn = spawn  # a module global, so a benchmark can wrap it
+_worker_env = worker_env
 
 
 def start_worker(*, mode: str, tool: Tool | None, python: str, runner: str, package_root: Path, workdir: Path,
                  model: dict[str, Any], limits: Limits, stdout_fd: int, stdin: int, stdout: int,
-                 stderr: IO[bytes]) -> subprocess.Popen:
+                 stderr: IO[bytes]) -> subprocess.Popen | forkserver.WorkerProcess:
     """Start ``python runner --job ...`` confined as ``mode`` says, with its job file in ``workdir``.
 
     ``model`` holds ``module``, ``class_name`` and ``kwargs``. ``stdout_fd`` (an open
-    log file) becomes the model's stdout; stdin/stdout are the protocol pipes.
+    log file) becomes the model's stdout; stdin/stdout are the protocol pipes. In kernel mode
+    as root the worker is forked from its environment's fork server when one can run
+    (``lwdock.check.forkserver``: same confinement, no interpreter start-up); it then has
+    ``kill_tree()`` instead of a process group to kill.
     """
     kernel = tool is not None
     rlimits = limits.rlimits(mode)
+    if kernel and forkserver.usable(tool, python):
+        forked = forkserver.spawn(tool, python, runner, package_root=package_root, job={**model, "rlimits": rlimits},
+                                  limits=limits, stdout_fd=stdout_fd, stderr_fd=stderr.fileno())
+        if forked is not None:
+            return forked
     job = {**model, "root": _bwrap.PACKAGE_DEST if kernel else str(package_root.resolve()),
            "workdir": _bwrap.SCRATCH if kernel else str(workdir / "work"), "rlimits": rlimits,
            "stdout_fd": stdout_fd, "watch_parent": not kernel}
@@ -237,7 +219,7 @@ def start_worker(*, mode: str, tool: Tool | None, python: str, runner: str, pack
     if kernel:
         mount_args = _bwrap.mounts(python=python, package_root=package_root, job_file=job_file,
                                    scratch_mb=limits.scratch_mb)
-        prefix = _bwrap.command(tool.style, tool.paths, mount_args=mount_args, uid=_fresh_uid(), rlimits=rlimits)
+        prefix = _bwrap.command(tool.style, tool.paths, mount_args=mount_args, uid=fresh_uid(), rlimits=rlimits)
         argv, job_arg, cwd = [*prefix, python], _bwrap.JOB_DEST, None
     else:
         (workdir / "work").mkdir()

@@ -219,7 +219,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def _take_protocol_fds(stdout_fd: int) -> tuple[BinaryIO, BinaryIO]:
+def take_protocol_fds(stdout_fd: int) -> tuple[BinaryIO, BinaryIO]:
     """Private copies of fds 0 and 1 for the protocol; the model gets /dev/null and its log."""
     rfile = os.fdopen(os.dup(0), "rb", buffering=1 << 16)  # os.dup: not inherited by children
     wfile = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
@@ -243,10 +243,20 @@ def _take_protocol_fds(stdout_fd: int) -> tuple[BinaryIO, BinaryIO]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """A fresh worker interpreter: read the job file, then serve (see :func:`run_job`)."""
     args = _parse(sys.argv[1:] if argv is None else argv)
     with open(args.job, "rb") as fh:
         job = json.loads(fh.read(1 << 24))
-    rfile, wfile = _take_protocol_fds(int(job["stdout_fd"]))
+    rfile, wfile = take_protocol_fds(int(job["stdout_fd"]))
+    return run_job(job, rfile, wfile)
+
+
+def run_job(job: dict, rfile: BinaryIO, wfile: BinaryIO) -> int:
+    """Load the job's model and serve requests on the protocol files until told to stop.
+
+    Used by a fresh worker (:func:`main`) and by a worker forked from the fork server
+    (``lwdock.check.zygote``), once its own sandbox, uid and limits are in place.
+    """
     workdir = job["workdir"]
     os.chdir(workdir)
     server = _Server(rfile, wfile)

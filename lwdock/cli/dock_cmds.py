@@ -73,7 +73,7 @@ def init(
 
 def submit(
     ctx: typer.Context,
-    zips: Annotated[list[Path], typer.Argument(help="Learnware zip file(s).")],
+    zips: Annotated[list[str], typer.Argument(help="Learnware zip files, folders of zips, or - (paths on stdin).")],
     semantic_file: SemanticFileOpt = None,
     name: NameOpt = None,
     description: DescriptionOpt = None,
@@ -88,32 +88,63 @@ def submit(
     no_run: Annotated[bool, typer.Option("--no-run", help="Do not run the model: status semantic-only.")] = False,
     env_manager: EnvManagerOpt = "venv",
     exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Succeed if the learnware is already there.")] = False,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Zips checked at once (default: the cores).",
+                                                show_default=False)] = None,
+    executor: Annotated[str, typer.Option("--executor", help="Where checks run: local (threads) or dask "
+                                          "(DASK_SCHEDULER_ADDRESS, else a local cluster; docs/batch.md).")] = "local",
     json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Check learnware zips and store them. Each zip is all or nothing."""
-    if alias and len(zips) > 1:
+    """Check learnware zips and store them. Each zip is all or nothing.
+
+    Several zips (or a folder, or - for paths on stdin) are checked in parallel and stored
+    together; one result line per zip. If any zip is not stored, the others still are, and the
+    exit code is that of the first failed zip (8: a check failed, 6: a malformed zip, 13: already
+    in the dock without --exist-ok).
+    """
+    from ..batch.submit import SubmitOptions, expand_inputs  # the library: see lwdock/cli/__init__.py
+
+    paths = expand_inputs(zips)
+    if alias and len(paths) > 1:
         raise UsageError("--alias needs exactly one zip")
-    semantic = sem.load(semantic_file) if semantic_file is not None else None
-    flags = semantic_flags(
-        name=name, description=description, data_type=data_type, task=task, library=library,
-        scenario=scenario, license=license, input_dim=input_dim, output_dim=output_dim,
+    options = SubmitOptions(
+        semantic=sem.load(semantic_file) if semantic_file is not None else None,
+        semantic_flags=semantic_flags(
+            name=name, description=description, data_type=data_type, task=task, library=library,
+            scenario=scenario, license=license, input_dim=input_dim, output_dim=output_dim,
+        ),
+        run_model=not no_run, env_manager=env_manager, exist_ok=exist_ok,
     )  # fmt: skip
     dock = open_dock(ctx)
     out = output(ctx, json, quiet)
-    results = []
-    for z in zips:
-        entry = dock.submit(
-            z, semantic, semantic_flags=flags, alias=alias, run_model=not no_run, env_manager=env_manager,
-            exist_ok=exist_ok,
-        )  # fmt: skip
-        out.info(f"submitted {z} as {entry.short_id} ({entry.status})")
-        results.append(_brief(entry))
+    if len(paths) == 1 and zips != ["-"] and not Path(zips[0]).is_dir() and executor == "local":
+        entry = dock.submit(paths[0], options.semantic, semantic_flags=options.semantic_flags, alias=alias,
+                            run_model=options.run_model, env_manager=env_manager, exist_ok=exist_ok)
+        out.info(f"submitted {paths[0]} as {entry.short_id} ({entry.status})")
+        out.result(_brief(entry), human=lambda r: out.line(r["id"]), ids=[entry.id])
+        return
+    _submit_many(dock, paths, options, executor, jobs, out)
+
+
+def _submit_many(dock: Any, paths: list[Path], options: Any, executor: str, jobs: int | None, out: Any) -> None:
+    from ..batch.executors import make_executor
+    from ..batch.submit import BatchFailedError, iter_lines, submit_many
+
+    engine = make_executor(executor, jobs)
+    try:
+        results = submit_many(dock, paths, options, executor=engine)
+    finally:
+        engine.close()
     out.result(
-        results if len(results) != 1 else results[0],
-        human=lambda _: [out.line(r["id"]) for r in results],
-        ids=[r["id"] for r in results],
+        [r.to_dict() for r in results],
+        human=lambda _: [out.line(line) for line in iter_lines(results)],
+        ids=[r.entry.id for r in results if r.entry is not None],
     )
+    stored = sum(r.ok and not r.existed for r in results)
+    there = sum(r.existed for r in results)
+    out.info(f"{stored} stored, {there} already in the dock, {len(results) - stored - there} failed")
+    if not all(r.ok for r in results):
+        raise BatchFailedError(results)
 
 
 def list_cmd(

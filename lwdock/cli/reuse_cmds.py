@@ -7,6 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..errors import UsageError
 from ._state import JsonOpt, open_dock, output
 
 METHOD_HELP = "average | job-selector | ensemble-pruning | feature-augment"
@@ -80,25 +81,33 @@ def reuse_cmd(
 def predict_cmd(
     ctx: typer.Context,
     ensemble: Annotated[Path, typer.Argument(help="Ensemble artifact written by `lwdock reuse -o`.")],
-    data: Annotated[Path, typer.Argument(help="Rows to predict: .csv/.npy/.npz tables, N x C x H x W .npy images, or texts (.txt/.jsonl/.csv).")],
-    out_path: Annotated[Path, typer.Option("--output", "-o", help="Predictions file: .csv or .npy.")],
+    data: Annotated[list[str], typer.Argument(help="Files of rows to predict (- reads stdin): .csv/.npy/.npz tables, N x C x H x W .npy images, or texts (.txt/.jsonl/.csv).")],
+    out_path: Annotated[str, typer.Option("--output", "-o", help="Predictions: a .csv or .npy file, a directory (DIR/: one .csv per input), or - (CSV on stdout).")],
     proba: Annotated[bool, typer.Option("--proba", help="Write class probabilities too (.npy: probabilities only).")] = False,
     trusted: TrustedOpt = False,
     chunk_size: ChunkOpt = 20_000,
     field: FieldOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Apply a saved ensemble to DATA. Refuses if a learnware it needs is missing or changed."""
-    from ..reuse.jobs import predict_job
+    """Apply a saved ensemble to DATA (one file or many: the learnwares start once). Refuses if a learnware it needs is missing or changed."""
+    from ..batch.predict import STDIO, predict_files
 
     out = output(ctx, json)
-    result = predict_job(
+    if out.json and out_path == STDIO:
+        raise UsageError("--json and -o - both write to stdout; choose one")
+    result = predict_files(
         open_dock(ctx), ensemble, data, out_path, trusted=trusted, proba=proba, chunk_size=chunk_size, text_field=field
     )
+    if out_path == STDIO:
+        out.info(f"wrote {result['rows']} predictions to stdout ({result['method']}, {result['seconds']:.3g}s)")
+        return
+    if len(result["files"]) == 1:
+        result["output"] = result["files"][0]["output"]
     out.result(
         result,
-        human=lambda d: out.line(f"wrote {d['rows']} predictions to {d['output']} ({d['method']}, {d['seconds']:.3g}s)"),
-        ids=[result["output"]],
+        human=lambda d: [out.line(f"wrote {f['rows']} predictions to {f['output']} ({d['method']}, {d['seconds']:.3g}s)")
+                         for f in d["files"]],
+        ids=[f["output"] for f in result["files"]],
     )
 
 

@@ -272,6 +272,43 @@ class Dock:
         override single fields.
         Raises CheckFailedError (nothing stored) when a check fails.
         """
+        scratch = self.layout.tmp / f"submit-{os.getpid()}-{uuid.uuid4().hex}"
+        try:
+            entry = self.check_new(zip_path, semantic, scratch, semantic_flags=semantic_flags, alias=alias,
+                                   run_model=run_model, env_manager=env_manager, exist_ok=exist_ok,
+                                   check_timeout=check_timeout)
+            if self.is_checked(scratch, entry):
+                (error,) = self.commit_new([(Path(zip_path), scratch, entry)])
+                if error is not None:
+                    raise error
+            return entry
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    @staticmethod
+    def is_checked(scratch: Path, entry: Entry) -> bool:
+        """Did :meth:`check_new` leave ``entry`` checked in ``scratch``, to commit (False: already stored)?"""
+        return (scratch / f"ok-{entry.id}").is_file()
+
+    def check_new(
+        self,
+        zip_path: str | os.PathLike[str],
+        semantic: dict[str, Any] | None,
+        scratch: Path,
+        *,
+        semantic_flags: dict[str, Any] | None = None,
+        alias: str | None = None,
+        run_model: bool = True,
+        env_manager: str = "venv",
+        exist_ok: bool = False,
+        check_timeout: float | None = None,
+    ) -> Entry:
+        """The checks of :meth:`submit`, without storing: the entry to commit, or the stored one.
+
+        The checked package is left in ``scratch/pkg`` with a marker ``scratch/ok-<id>`` for
+        :meth:`commit_new`; an entry already in the dock (``exist_ok``) leaves no marker.
+        The caller removes ``scratch``. Raises as :meth:`submit` does.
+        """
         zip_path = Path(zip_path)
         if alias is not None:
             _check_alias(alias)
@@ -282,67 +319,83 @@ class Dock:
             if exist_ok:
                 return existing
             raise ConflictError(f"learnware {lw_id[:12]} is already in the dock", hint="use --exist-ok in batch jobs")
-
-        scratch = self.layout.tmp / f"submit-{os.getpid()}-{uuid.uuid4().hex}"
         scratch.mkdir(parents=True)
-        try:
-            pkg = open_package(zip_path, scratch / "pkg", limits=self.limits)
-            semantic = _semantic_for(pkg, semantic, semantic_flags)
-            report = self._run_checks(pkg, semantic, run_model=run_model, env_manager=env_manager, timeout=check_timeout)
-            if report.status == INVALID:
-                failed = next(iter(report.failures()), {"name": "?", "reason": "?"})
-                raise CheckFailedError(
-                    f"learnware failed the '{failed['name']}' check: {failed['reason']}", report=report.to_dict()
-                )
-            entry = Entry(
-                id=lw_id,
-                alias=alias,
-                semantic=semantic,
-                status=report.status,
-                check=report,
-                specs=_spec_summaries(pkg),
-                requirements=pkg.requirements,
-                size=zip_path.stat().st_size,
-                created=_now(),
+        pkg = open_package(zip_path, scratch / "pkg", limits=self.limits)
+        semantic = _semantic_for(pkg, semantic, semantic_flags)
+        report = self._run_checks(pkg, semantic, run_model=run_model, env_manager=env_manager, timeout=check_timeout)
+        if report.status == INVALID:
+            failed = next(iter(report.failures()), {"name": "?", "reason": "?"})
+            raise CheckFailedError(
+                f"learnware failed the '{failed['name']}' check: {failed['reason']}",
+                report=report.to_dict(),
             )
-            self._commit_new(zip_path, scratch, entry)
-            return entry
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        entry = Entry(
+            id=lw_id,
+            alias=alias,
+            semantic=semantic,
+            status=report.status,
+            check=report,
+            specs=_spec_summaries(pkg),
+            requirements=pkg.requirements,
+            size=zip_path.stat().st_size,
+            created=_now(),
+        )
+        (scratch / f"ok-{lw_id}").touch()
+        return entry
 
     def _lookup_existing(self, lw_id: str) -> Entry | None:
         with self.index() as idx:
             return idx.get(lw_id)
 
-    def _commit_new(self, zip_path: Path, scratch: Path, entry: Entry) -> None:
+    def commit_new(self, items: Sequence[tuple[Path, Path, Entry]]) -> list[LwdockError | None]:
+        """Store checked learnwares (``(zip, scratch, entry)`` from :meth:`check_new`) in ONE index session.
+
+        Each learnware is all or nothing, as in :meth:`submit`: blob, manifest and unpacked copy
+        first, the index entry last; the index file is written once, at the end of the session.
+        Returns, per item, None (stored) or the ConflictError that kept it out.
+        """
+        results: list[LwdockError | None] = []
+        added: list[Entry] = []
+        with self.index() as idx:
+            for zip_path, scratch, entry in items:
+                try:
+                    self._store_one(idx, zip_path, scratch, entry)
+                except ConflictError as exc:
+                    results.append(exc)
+                    continue
+                results.append(None)
+                added.append(entry)
+            if added:
+                self._emit(idx, added=added)
+        fault_point("submit:after-index")
+        return results
+
+    def _store_one(self, idx: Index, zip_path: Path, scratch: Path, entry: Entry) -> None:
         lay = self.layout
         lw_id = entry.id
-        with self.index() as idx:
-            if idx.get(lw_id) is not None:
-                raise ConflictError(f"learnware {lw_id[:12]} is already in the dock")
-            if entry.alias and idx.get(idx.alias_target(entry.alias) or "--") is not None:
-                raise ConflictError(f"alias {entry.alias!r} is already in use")
-            blob = lay.blob(lw_id)
-            blob.parent.mkdir(parents=True, exist_ok=True)
-            tmp_blob = scratch / "blob.zip"
-            shutil.copyfile(zip_path, tmp_blob)
-            with open(tmp_blob, "rb") as fh:
-                os.fsync(fh.fileno())
-            if sha256_file(tmp_blob) != lw_id:
-                raise ConflictError(f"{zip_path} changed while it was being submitted")
-            os.chmod(tmp_blob, 0o444)
-            os.replace(tmp_blob, blob)
-            fault_point("submit:after-blob")
-            write_atomic(lay.manifest(lw_id), json.dumps(entry.to_dict(), separators=(",", ":")).encode())
-            target = lay.unpacked_dir(lw_id)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(scratch / "pkg", target)
-            record_stamp(blob, lay.unpacked_stamp(lw_id), self.limits)
-            fault_point("submit:before-index")
-            idx.insert(entry)
-            self._emit(idx, added=[entry])
-        fault_point("submit:after-index")
+        if idx.get(lw_id) is not None:
+            raise ConflictError(f"learnware {lw_id[:12]} is already in the dock")
+        if entry.alias and idx.get(idx.alias_target(entry.alias) or "--") is not None:
+            raise ConflictError(f"alias {entry.alias!r} is already in use")
+        blob = lay.blob(lw_id)
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        tmp_blob = scratch / "blob.zip"
+        shutil.copyfile(zip_path, tmp_blob)
+        with open(tmp_blob, "rb") as fh:
+            os.fsync(fh.fileno())
+        if sha256_file(tmp_blob) != lw_id:
+            raise ConflictError(f"{zip_path} changed while it was being submitted")
+        os.chmod(tmp_blob, 0o444)
+        os.replace(tmp_blob, blob)
+        fault_point("submit:after-blob")
+        write_atomic(lay.manifest(lw_id), json.dumps(entry.to_dict(), separators=(",", ":")).encode())
+        target = lay.unpacked_dir(lw_id)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(scratch / "pkg", target)
+        record_stamp(blob, lay.unpacked_stamp(lw_id), self.limits)
+        fault_point("submit:before-index")
+        idx.insert(entry)
 
     # -- changes -----------------------------------------------------------------
     def set_alias(self, ref: str, alias: str | None) -> Entry:
