@@ -38,13 +38,13 @@ def pack(
     ] = None,
     label_column: Annotated[
         Optional[str],
-        typer.Option("--label-column", help="The label column of --data (a name or a 0-based index): left out of the "
-                     "spec; a classifier's labels become its classes."),
+        typer.Option("--column", help="The label column of --data (a header name or a 0-based index): left out of "
+                     "the spec; a classifier's labels become its classes (strings are fine)."),
     ] = None,
     classes: Annotated[
         Optional[list[str]],
         typer.Option("--classes", help="A classifier's labels in the order of its outputs (comma-separated or "
-                     "repeated; default: the labels of --label-column, sorted)."),
+                     "repeated; default: the labels of --column, sorted)."),
     ] = None,
     module: Annotated[
         Optional[Path],

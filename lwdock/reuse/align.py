@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import InputDataError, ModelRuntimeError
 from ..format.labels import classes_of
 from ..records import Semantic
+from ..spec.data import named_columns
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,7 @@ class LearnwareIO:
 
     @classmethod
     def of(cls, semantic: Semantic) -> LearnwareIO:
-        dim, names = semantic.input_dim, semantic.input_names
-        columns = None
-        if dim and all(i in names for i in range(dim)):
-            columns = [names[i] for i in range(dim)]
-            columns = columns if len(set(columns)) == dim else None
+        columns = named_columns(semantic.input_dim, semantic.input_names)
         classes = classes_of(semantic) if (semantic.task or "").lower() == "classification" else None
         return cls(columns, classes)
 

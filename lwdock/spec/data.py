@@ -21,7 +21,7 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,7 +194,8 @@ def _np_dtype(t: Any) -> bool:
 
 
 def _label_hint(column: str) -> str:
-    return f"text columns cannot be features; if {column!r} is the label, name it with --label-column {column}"
+    return (f"text columns cannot be features; if {column!r} is the label, name it as the label column "
+            f"(lwdock pack --column {column}; reuse --label-column {column})")
 
 
 # -- files ---------------------------------------------------------------------------
@@ -374,6 +375,47 @@ def align_columns(X: np.ndarray, have: Sequence[str] | None, want: Sequence[str]
     if have == want:
         return X, None
     return np.ascontiguousarray(X[:, [have.index(c) for c in want]]), None
+
+
+def named_columns(dim: int | None, names: Mapping[int, str]) -> list[str] | None:
+    """A learnware's column names in order (its semantic ``Input.Description``), or None unless it
+    names each of its ``dim`` columns once."""
+    if not dim or not all(i in names for i in range(dim)):
+        return None
+    columns = [str(names[i]) for i in range(dim)]
+    return columns if len(set(columns)) == dim else None
+
+
+def common_order(have: Sequence[str], orders: Iterable[Sequence[str] | None]) -> list[str] | None:
+    """The column order most learnwares use among those taking exactly the columns ``have``
+    (in any order), or None when none does. Ties go to the first seen."""
+    wanted = set(have)
+    counts: dict[tuple[str, ...], int] = {}
+    for order in orders:
+        if order and len(order) == len(have) and set(order) == wanted:
+            key = tuple(order)
+            counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return None
+    return list(max(counts, key=lambda k: counts[k]))
+
+
+def table_in_learnware_order(source: Any, orders: Callable[[], Iterable[Sequence[str] | None]],
+                             what: str = "the data") -> np.ndarray:
+    """The rows of a user table with its named columns put in the order the learnwares take them
+    (for a search, where each learnware's RKME is over its own column order). ``orders`` is
+    called only when the table names its columns. Unnamed tables, and tables whose names no
+    learnware takes, keep their order; that is said once on stderr."""
+    table = read_table(source, what=what)
+    if table.columns is None:
+        logger.info("%s has no column names: its columns are compared in file order", what)
+        return table.X
+    want = common_order(table.columns, orders())
+    if want is None:
+        logger.info("no learnware names the columns of %s (%s): they are compared in file order",
+                    what, _short(table.columns))
+        return table.X
+    return align_columns(table.X, table.columns, want, what)[0]
 
 
 def _short(names: Sequence[str], n: int = 6) -> str:

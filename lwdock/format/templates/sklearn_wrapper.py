@@ -80,7 +80,7 @@ class Model:
             bad = [k for k in keys if not (k.lstrip("-").isdigit() and 0 <= int(k) < self._n_out)]
             if bad:
                 raise ValueError(f"the model's classes {keys[:10]} are not the numbers 0..{self._n_out - 1}; "
-                                 "declare the learnware's classes (lwdock pack --label-column or --classes)")
+                                 "declare the learnware's classes (lwdock pack --column or --classes)")
             return {k: int(k) for k in keys}
         declared = {_canonical(c): i for i, c in enumerate(classes)}
         unknown = [k for k in keys if k not in declared]
