@@ -205,6 +205,7 @@ def pack(
         spec = _spec_from_data(train_data, data_type, opts)
     else:
         raise UsageError("give the training data (--data) or a ready spec (--spec)")
+    semantic = _named(semantic, Path(out_zip))
     classes = _classes(semantic, opts.classes, spec.labels)
     final = _final_semantic(semantic, data_type, spec, classes)
     out_dim = final.output_dim or 1
@@ -222,6 +223,16 @@ def pack(
     return PackResult(path=str(out_zip), id=sha256_file(out_zip), dim=spec.dim, task=final.task or "",
                       output_dim=out_dim, data_type=data_type, model_kind=kind.kind, columns=spec.columns,
                       classes=classes)
+
+
+def _named(semantic: dict[str, Any], out_zip: Path) -> dict[str, Any]:
+    """The semantic spec with a Name (default: the zip's name) and a Description (default: the Name)."""
+    raw = sem.normalize(dict(semantic))
+    if "Name" not in raw:
+        raw["Name"] = {"Type": "String", "Values": out_zip.stem}
+    if "Description" not in raw:
+        raw["Description"] = {"Type": "String", "Values": raw["Name"]["Values"]}
+    return raw
 
 
 def _data_type(semantic: dict[str, Any], given: str | None) -> str:
