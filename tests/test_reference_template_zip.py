@@ -124,3 +124,39 @@ def test_other_python_tags_are_refused(tmp_path):
         res = _run(tmp_path, "check", str(bad), "--semantic", "sem.json")
         assert res.returncode == ExitCode.CHECK_FAILED, res.stdout + res.stderr
         assert "learnware.yaml is not valid safe YAML" in res.stdout + res.stderr
+
+
+def test_pack_folder_zips_the_documented_layout(tmp_path):
+    _reference_zip(tmp_path)  # leaves the learnware folder lw/ and sem.json
+    folder = tmp_path / "lw"
+    (folder / "helpers").mkdir()
+    (folder / "helpers" / "scale.py").write_text("FACTOR = 1\n")
+    (folder / "__pycache__").mkdir()
+    (folder / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    assert _run(tmp_path, "init").returncode == 0
+    res = _run(tmp_path, "pack", "lw", "-o", "a.zip", "--semantic", "sem.json", "--name", "iris folder", "--json")
+    assert res.returncode == 0, res.stderr
+    packed = json.loads(res.stdout)
+    assert packed["model_kind"] == "folder" and packed["dim"] == 4 and packed["task"] == "Classification"
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        names = set(zf.namelist())
+        semantic = json.loads(zf.read("semantic_specification.json"))
+    assert "helpers/scale.py" in names and "model.pkl" in names and not any("__pycache__" in n for n in names)
+    assert semantic["Name"]["Values"] == "iris folder" and semantic["License"]["Values"] == ["MIT"]  # the file's
+    again = _run(tmp_path, "pack", "lw", "-o", "b.zip", "--semantic", "sem.json", "--name", "iris folder", "--json")
+    assert json.loads(again.stdout)["id"] == packed["id"]  # the same folder, the same bytes
+    res = _run(tmp_path, "check", "a.zip", "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["status"] == "usable", res.stdout + res.stderr
+
+
+def test_pack_folder_errors(tmp_path):
+    _reference_zip(tmp_path)
+    (tmp_path / "empty").mkdir()
+    res = _run(tmp_path, "pack", "empty", "-o", "e.zip")
+    assert res.returncode == ExitCode.BAD_PACKAGE and "has no learnware.yaml" in res.stderr
+    res = _run(tmp_path, "pack", "lw", "--model", "lw/model.pkl", "-o", "e.zip")
+    assert res.returncode == ExitCode.USAGE and "--model cannot be used with a folder" in res.stderr
+    os.symlink("/etc/passwd", tmp_path / "lw" / "passwd")
+    res = _run(tmp_path, "pack", "lw", "-o", "e.zip")
+    assert res.returncode == ExitCode.USAGE and "symbolic link" in res.stderr
+    assert not (tmp_path / "e.zip").exists()

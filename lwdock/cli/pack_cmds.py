@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import UsageError
 from ._options import (
     DescriptionOpt,
     LibraryOpt,
@@ -18,6 +19,7 @@ from ._options import (
     TaskOpt,
     comma_list,
     json_object,
+    semantic_flags,
     semantic_from_options,
 )
 from ._state import JsonOpt, output
@@ -26,6 +28,12 @@ from ._state import JsonOpt, output
 def pack(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("-o", "--output", help="Learnware zip to write.")],
+    folder: Annotated[
+        Optional[Path],
+        typer.Argument(metavar="DIR", help="A learnware folder in the documented layout (learnware.yaml, model "
+                       "module, spec file, requirements) to zip as it is, instead of --model/--module and --data.",
+                       show_default=False),
+    ] = None,
     model: Annotated[
         Optional[Path],
         typer.Option("--model", help="The model: a pickled/joblib scikit-learn estimator or Pipeline, a TorchScript "
@@ -97,20 +105,27 @@ def pack(
     json: JsonOpt = False,
 ) -> None:
     """Build a learnware zip: model wrapper, learnware.yaml, requirements, specs (docs/packaging.md)."""
+    from ..format.folder import pack_folder
     from ..format.pack import PackOptions
     from ..format.pack import pack as do_pack
 
-    semantic = semantic_from_options(
-        semantic_file, name=name, description=description, data_type=data_type, task=task, library=library,
-        scenario=scenario, license=license, output_dim=output_dim,
-    ) or {}  # fmt: skip
-    options = PackOptions(
-        data_type=data_type, requirements=tuple(requirement) if requirement is not None else None, gamma=gamma, K=k,
-        seed=seed, max_samples=max_samples, output=predict_output, embedder=embedder, text_field=text_field,
-        label_column=label_column, classes=comma_list(classes), module=module, include=tuple(include or ()),
-        class_name=class_name, model_kwargs=json_object(model_kwargs, "--model-kwargs"),
-    )  # fmt: skip
-    summary = do_pack(model, out, semantic, train_data=data, spec_file=spec, options=options)
+    flags = dict(name=name, description=description, data_type=data_type, task=task, library=library,
+                 scenario=scenario, license=license, output_dim=output_dim)
+    if folder is not None:
+        given = [flag for flag, v in (("--model", model), ("--data", data), ("--spec", spec), ("--module", module),
+                                      ("--include", include), ("--column", label_column)) if v]
+        if given:
+            raise UsageError(f"{', '.join(given)} cannot be used with a folder (DIR): it is zipped as it is")
+        summary = pack_folder(folder, out, semantic_file=semantic_file, semantic_flags=semantic_flags(**flags))
+    else:
+        semantic = semantic_from_options(semantic_file, **flags) or {}
+        options = PackOptions(
+            data_type=data_type, requirements=tuple(requirement) if requirement is not None else None, gamma=gamma,
+            K=k, seed=seed, max_samples=max_samples, output=predict_output, embedder=embedder, text_field=text_field,
+            label_column=label_column, classes=comma_list(classes), module=module, include=tuple(include or ()),
+            class_name=class_name, model_kwargs=json_object(model_kwargs, "--model-kwargs"),
+        )  # fmt: skip
+        summary = do_pack(model, out, semantic, train_data=data, spec_file=spec, options=options)
     sink = output(ctx, json)
     sink.result(summary.to_dict(), human=lambda d: sink.line(d["path"]), ids=[summary.id])
 

@@ -213,7 +213,7 @@ def pack(
     reqs = default_requirements(kind.kind, module, opts.include) if opts.requirements is None else list(opts.requirements)
     schema = {"dimension": spec.dim, "shape": spec.input_shape, "columns": spec.columns, "dtype": spec.dtype}
     out_zip = Path(out_zip)
-    _write_zip(out_zip, {
+    write_zip(out_zip, {
         "learnware.yaml": _yaml_text(members, data_type, schema).encode(),
         **members.files,
         SPEC_FILE: spec.data,
@@ -388,7 +388,7 @@ def _yaml_text(members: _Members, data_type: str, schema: dict[str, Any]) -> str
     return "\n".join(lines)
 
 
-def _write_zip(out_zip: Path, members: dict[str, bytes]) -> None:
+def write_zip(out_zip: Path, members: dict[str, bytes]) -> None:
     """Write ``members`` in order, with fixed timestamps and modes, through a temp file."""
     if out_zip.is_dir():
         raise UsageError(f"{out_zip} is a directory; give the zip file to write (-o FILE.zip)")
