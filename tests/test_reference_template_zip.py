@@ -160,3 +160,15 @@ def test_pack_folder_errors(tmp_path):
     res = _run(tmp_path, "pack", "lw", "-o", "e.zip")
     assert res.returncode == ExitCode.USAGE and "symbolic link" in res.stderr
     assert not (tmp_path / "e.zip").exists()
+
+
+def test_check_takes_the_semantic_flags_of_submit(tmp_path):
+    z, _, _ = _reference_zip(tmp_path)
+    assert _run(tmp_path, "init").returncode == 0
+    flags = ["--name", "iris", "--data-type", "Table", "--task", "Classification", "--input-dim", "4",
+             "--output-dim", "3"]
+    res = _run(tmp_path, "check", str(z), *flags, "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["status"] == "usable", res.stdout + res.stderr
+    res = _run(tmp_path, "check", str(z), "--semantic", "sem.json", "--task", "Regression", "--json")
+    checks = {c["name"]: c for c in json.loads(res.stdout)["checks"]}
+    assert "Regression" in checks["semantic_spec"]["reason"]  # the flag overrode the file's Task
