@@ -172,3 +172,14 @@ def test_check_takes_the_semantic_flags_of_submit(tmp_path):
     res = _run(tmp_path, "check", str(z), "--semantic", "sem.json", "--task", "Regression", "--json")
     checks = {c["name"]: c for c in json.loads(res.stdout)["checks"]}
     assert "Regression" in checks["semantic_spec"]["reason"]  # the flag overrode the file's Task
+
+
+def test_submit_takes_a_folder(tmp_path):
+    _reference_zip(tmp_path)
+    assert _run(tmp_path, "init").returncode == 0
+    res = _run(tmp_path, "submit", "lw", "--semantic", "sem.json", "--json")
+    assert res.returncode == 0, res.stderr
+    stored = json.loads(res.stdout)
+    packed = json.loads(_run(tmp_path, "pack", "lw", "-o", "same.zip", "--json").stdout)
+    assert stored["id"] == packed["id"] and stored["status"] == "usable"  # the folder's zip, byte for byte
+    assert "submitted lw as" in res.stderr

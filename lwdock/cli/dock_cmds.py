@@ -73,7 +73,7 @@ def init(
 
 def submit(
     ctx: typer.Context,
-    zips: Annotated[list[Path], typer.Argument(help="Learnware zip file(s).")],
+    zips: Annotated[list[Path], typer.Argument(help="Learnware zip file(s), or learnware folders (zipped first).")],
     semantic_file: SemanticFileOpt = None,
     name: NameOpt = None,
     description: DescriptionOpt = None,
@@ -91,7 +91,9 @@ def submit(
     json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Check learnware zips and store them. Each zip is all or nothing."""
+    """Check learnware zips (or folders) and store them. Each zip is all or nothing."""
+    from ..format.folder import as_zip  # the library behind the command (see lwdock/cli/__init__.py)
+
     if alias and len(zips) > 1:
         raise UsageError("--alias needs exactly one zip")
     semantic = sem.load(semantic_file) if semantic_file is not None else None
@@ -103,10 +105,11 @@ def submit(
     out = output(ctx, json, quiet)
     results = []
     for z in zips:
-        entry = dock.submit(
-            z, semantic, semantic_flags=flags, alias=alias, run_model=not no_run, env_manager=env_manager,
-            exist_ok=exist_ok,
-        )  # fmt: skip
+        with as_zip(z) as zip_path:  # a learnware folder is zipped first (docs/packaging.md)
+            entry = dock.submit(
+                zip_path, semantic, semantic_flags=flags, alias=alias, run_model=not no_run, env_manager=env_manager,
+                exist_ok=exist_ok,
+            )  # fmt: skip
         out.info(f"submitted {z} as {entry.short_id} ({entry.status})")
         results.append(_brief(entry))
     out.result(

@@ -15,6 +15,9 @@ bytes, so the same learnware id.
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +91,17 @@ def _semantic(own: dict[str, Any] | None, flags: dict[str, Any] | None) -> Seman
     if not own and not flags:
         return None
     return Semantic.from_dict(sem.validate(sem.from_flags(base=own, **(flags or {}))))
+
+
+@contextmanager
+def as_zip(path: str | Path) -> Iterator[Path]:
+    """``path`` itself for a zip; for a learnware folder, a zip of it (``lwdock submit DIR``) that
+    lives as long as the ``with`` block. The zip is named after the folder, so messages name it."""
+    path = Path(path)
+    if not path.is_dir():
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="lwdock-folder-") as tmp:
+        out = Path(tmp) / f"{path.resolve().name or 'learnware'}.zip"
+        pack_folder(path, out)
+        yield out
