@@ -226,13 +226,10 @@ def pack(
 
 
 def _named(semantic: dict[str, Any], out_zip: Path) -> dict[str, Any]:
-    """The semantic spec with a Name (default: the zip's name) and a Description (default: the Name)."""
+    """The semantic spec with the defaults of the flags (Library, Scenario, License: Others), a Name
+    (default: the zip's name) and a Description (default: the Name)."""
     raw = sem.normalize(dict(semantic))
-    if "Name" not in raw:
-        raw["Name"] = {"Type": "String", "Values": out_zip.stem}
-    if "Description" not in raw:
-        raw["Description"] = {"Type": "String", "Values": raw["Name"]["Values"]}
-    return raw
+    return sem.from_flags(base=raw, name=None if "Name" in raw else out_zip.stem)
 
 
 def _data_type(semantic: dict[str, Any], given: str | None) -> str:
