@@ -57,7 +57,7 @@ def market(tmp: Path):
         clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X[rows].reshape(len(rows), -1), y[rows])
         spec = RKMEImageSpec(random_state=0, **IMAGE_SPEC).fit(X[rows])
         kwargs = {"input_shape": [1, 8, 8], "task": "Classification", "output_dim": 10, "model_file": "model.pkl", "output": "auto"}
-        z = _zip(tmp / f"img{i}.zip", "image_wrapper.py", kwargs, "RKMEImageSpecification", spec.to_dict(), clf,
+        z = _zip(tmp / f"img{i}.zip", "sklearn_wrapper.py", kwargs, "RKMEImageSpecification", spec.to_dict(), clf,
                  semantic(f"digits {i}", "Image", 10, dim=64))
         ids.append(dock.submit(z, run_model=False).id)
         models.append(clf)

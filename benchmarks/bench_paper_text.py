@@ -72,7 +72,7 @@ def main() -> None:
             clf = make_pipeline(TfidfVectorizer(), MultinomialNB()).fit(X, y)
             spec = RKMETextSpec(K=50, random_state=0, embedder=emb).fit(X)
             kwargs = {"task": "Classification", "output_dim": n_classes, "model_file": "model.pkl", "output": "auto"}
-            z = _zip(tmp / f"t{i}.zip", "text_wrapper.py", kwargs, "RKMETextSpecification", spec.to_dict(), clf,
+            z = _zip(tmp / f"t{i}.zip", "sklearn_wrapper.py", kwargs, "RKMETextSpecification", spec.to_dict(), clf,
                      semantic(f"topics {i}", "Text", n_classes))
             ids.append(dock.submit(z, run_model=False).id)
             models.append(clf)

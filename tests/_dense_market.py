@@ -131,7 +131,7 @@ class ImageMarket:
         for i, (model, spec) in enumerate(zip(self.models, self.specs)):
             kwargs = {"input_shape": [1, 8, 8], "task": "Classification", "output_dim": 10, "model_file": "model.pkl",
                       "output": "auto"}
-            out.append(_zip(Path(directory) / f"img{i}.zip", "image_wrapper.py", kwargs, "RKMEImageSpecification",
+            out.append(_zip(Path(directory) / f"img{i}.zip", "sklearn_wrapper.py", kwargs, "RKMEImageSpecification",
                             spec.to_dict(), model, semantic(f"digits group {i}", "Image", 10, dim=64)))
         return out
 
@@ -197,7 +197,7 @@ class TextMarket:
         out = []
         for i, (model, spec) in enumerate(zip(self.models, self.specs)):
             kwargs = {"task": "Classification", "output_dim": self.n_classes, "model_file": "model.pkl", "output": "auto"}
-            out.append(_zip(Path(directory) / f"txt{i}.zip", "text_wrapper.py", kwargs, "RKMETextSpecification",
+            out.append(_zip(Path(directory) / f"txt{i}.zip", "sklearn_wrapper.py", kwargs, "RKMETextSpecification",
                             spec.to_dict(), model, semantic(f"{GROUPS[i]} topics", "Text", self.n_classes)))
         return out
 

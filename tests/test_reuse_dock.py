@@ -109,7 +109,7 @@ def test_artifact_is_json_plus_arrays_without_pickles(filled, tmp_path):
     assert doc["format"] == "lwdock-ensemble" and doc["method"] == "ensemble-pruning"
     assert [lw["id"] for lw in doc["learnwares"]] == ids
     assert doc["input_schema"]["n_features"] == DIM and doc["lwdock_version"]
-    assert doc["task"] == {"kind": "classification", "n_classes": N_CLASSES}
+    assert doc["task"] == {"kind": "classification", "n_classes": N_CLASSES, "classes": [str(c) for c in range(N_CLASSES)]}
     assert doc["report"]["baseline"] is not None
 
 
@@ -230,8 +230,8 @@ def test_cli_labels_must_match_the_task(filled, tmp_path):
     dock, ids, _, X, y, _ = filled
     lab = tmp_path / "lab.csv"
     cases = {
-        "fractional": (y[:40] + 0.5, "not integers"),
-        "out of range": (y[:40] + N_CLASSES, f"classes 0..{N_CLASSES - 1}"),
+        "fractional": (y[:40] + 0.5, "regression target"),
+        "out of range": (y[:40] + N_CLASSES, "not among the learnwares' classes: 10"),
     }
     for _, (labels, msg) in cases.items():
         np.savetxt(lab, np.column_stack([X[:40], labels]), delimiter=",")

@@ -15,12 +15,14 @@ import shutil
 import sys
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
 from ..errors import ExitCode, LwdockError, NotFoundError, UsageError
+from ..format.folder import as_zip, is_learnware_folder
 from ..format.ids import sha256_file
 from ..progress import bar
 from ..records import Entry
@@ -97,6 +99,29 @@ def expand_inputs(args: Iterable[str | os.PathLike[str]], stdin: TextIO | None =
     if not out:
         raise UsageError("no learnware zips given")
     return out
+
+
+@dataclass(frozen=True)
+class SubmitInputs:
+    """The zips one ``submit`` call stores; ``single`` when the user named exactly one learnware."""
+
+    paths: list[Path]
+    single: bool
+
+
+@contextmanager
+def submit_inputs(args: Sequence[str | os.PathLike[str]], stdin: TextIO | None = None) -> Iterator[SubmitInputs]:
+    """The zips behind ``lwdock submit ARGS``: a learnware folder (it holds ``learnware.yaml``) is
+    zipped for the duration of the block; other folders, ``-`` and zip paths as ``expand_inputs``."""
+    with ExitStack() as stack:
+        expanded: list[Path] = []
+        for arg in args:
+            if is_learnware_folder(arg):
+                expanded.append(stack.enter_context(as_zip(arg)))
+            else:
+                expanded += expand_inputs([arg], stdin)
+        single = len(args) == 1 and str(args[0]) != "-" and (is_learnware_folder(args[0]) or not Path(args[0]).is_dir())
+        yield SubmitInputs(expanded, single)
 
 
 def submit_many(dock: Any, zips: Sequence[str | os.PathLike[str]], options: SubmitOptions | None = None, *,

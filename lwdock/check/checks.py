@@ -27,7 +27,7 @@ from .._scratch import clean_stale, new_dir
 from ..config import default_cache_dir
 from ..errors import LwdockError, ModelRuntimeError, NotFoundError, PackageError
 from ..format.package import Package, open_package
-from ..format.semantic import validate
+from ..format.semantic import from_flags, validate
 from ..records import INVALID, SEMANTIC_ONLY, USABLE, CheckReport, Semantic
 from .sandbox import Limits, describe, mode_for, require
 from .envs import EnvManager
@@ -119,7 +119,8 @@ def _inside(root: Path, rel: str) -> Path | None:
 def run_checks(package: Package, semantic: dict | None = None, *, env_manager: str = "venv",
                envs_dir: str | os.PathLike[str], run_model: bool = True, timeout: float = 60.0,
                memory_mb: int = 4096, cpu_seconds: int = 600, sandbox: str | None = None,
-               scratch_dir: str | os.PathLike[str] | None = None) -> CheckReport:
+               scratch_dir: str | os.PathLike[str] | None = None,
+              semantic_flags: dict[str, Any] | None = None) -> CheckReport:
     """Check ``package`` and return a report.
 
     ``semantic`` overrides ``package.semantic``. With ``run_model=False`` only the
@@ -360,7 +361,8 @@ def _task_output(task: str | None, out: Any, out_shape: list | None, out_dim: in
 def check_zip(zip_path: str | os.PathLike[str], semantic_path: str | os.PathLike[str] | None = None, *,
               envs_dir: str | os.PathLike[str], env_manager: str = "venv", run_model: bool = True,
               timeout: float = 60.0, memory_mb: int = 4096, sandbox: str | None = None,
-              scratch_dir: str | os.PathLike[str] | None = None) -> CheckReport:
+              scratch_dir: str | os.PathLike[str] | None = None,
+              semantic_flags: dict[str, Any] | None = None) -> CheckReport:
     """Open ``zip_path`` in a scratch directory and run :func:`run_checks` on it.
 
     Nothing is stored. A package that cannot be opened gives an ``invalid``
@@ -384,6 +386,8 @@ def check_zip(zip_path: str | os.PathLike[str], semantic_path: str | os.PathLike
         except PackageError as exc:
             return CheckReport(status=INVALID, checks=[{"name": "package", "ok": False, "reason": str(exc)}],
                                duration_s=time.perf_counter() - t0)
+        if semantic_flags and not bad_semantic:  # as submit: the flags override single keys
+            semantic = from_flags(base=semantic if semantic is not None else package.semantic, **semantic_flags)
         report = run_checks(package, semantic, env_manager=env_manager, envs_dir=envs_dir, run_model=run_model,
                             timeout=timeout, memory_mb=memory_mb, sandbox=sandbox, scratch_dir=tmp)
         report.checks.insert(0, {"name": "package", "ok": True, "reason": f"{zp.name} opened"})

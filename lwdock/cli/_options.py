@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+
+from ..errors import UsageError
 
 SemanticFileOpt = Annotated[
     Optional[Path], typer.Option("--semantic", help="Semantic specification JSON file.", show_default=False)
@@ -46,6 +49,26 @@ LibrariesOpt = Annotated[Multi, typer.Option("--library", help="Library class (r
 ScenariosOpt = Annotated[Multi, typer.Option("--scenario", help="Scenario tag (repeatable; any may match).",
                                              show_default=False)]
 LicensesOpt = Annotated[Multi, typer.Option("--license", help="License class (repeatable).", show_default=False)]
+
+
+def comma_list(values: Optional[list[str]]) -> Optional[tuple[str, ...]]:
+    """Repeated and comma-separated values as one tuple (None when none were given)."""
+    if not values:
+        return None
+    return tuple(v.strip() for item in values for v in item.split(",") if v.strip())
+
+
+def json_object(text: Optional[str], flag: str) -> Optional[dict[str, Any]]:
+    """A flag's JSON object, or a usage error naming the flag."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{flag} is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{flag} must be a JSON object, like '{{\"hidden\": 64}}'")
+    return value
 
 
 def semantic_flags(**flags: Any) -> dict[str, Any]:

@@ -10,6 +10,18 @@ import typer
 from ..config import resolve_dock_dir
 from ..store.layout import Layout
 from ..errors import ExitCode, UsageError
+from ._options import (
+    DataTypeOpt,
+    DescriptionOpt,
+    InputDimOpt,
+    LibraryOpt,
+    LicenseOpt,
+    NameOpt,
+    OutputDimOpt,
+    ScenarioOpt,
+    TaskOpt,
+    semantic_flags,
+)
 from ._state import JsonOpt, output, state
 
 EnvManagerOpt = Annotated[
@@ -39,6 +51,15 @@ def check(
     ctx: typer.Context,
     zip_path: Annotated[Path, typer.Argument(metavar="ZIP", help="Learnware zip to check.")],
     semantic: Annotated[Optional[Path], typer.Option("--semantic", help="Semantic spec JSON (default: the one in the zip).")] = None,
+    name: NameOpt = None,
+    description: DescriptionOpt = None,
+    data_type: DataTypeOpt = None,
+    task: TaskOpt = None,
+    library: LibraryOpt = None,
+    scenario: ScenarioOpt = None,
+    license: LicenseOpt = None,
+    input_dim: InputDimOpt = None,
+    output_dim: OutputDimOpt = None,
     env_manager: EnvManagerOpt = "venv",
     no_run: Annotated[bool, typer.Option("--no-run", help="Check the semantic spec and files only; do not run the model.")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed for loading the model and for each call.")] = 60.0,
@@ -55,7 +76,10 @@ def check(
     if env_manager == "none" and not no_run:
         out.warn("--env-manager none runs the model with lwdock's own interpreter: use it for trusted learnwares only")
     report = check_zip(zip_path, semantic, envs_dir=_envs_dir(ctx), env_manager=env_manager,
-                       run_model=not no_run, timeout=timeout, memory_mb=memory_mb, scratch_dir=_scratch_dir(ctx))
+                       run_model=not no_run, timeout=timeout, memory_mb=memory_mb, scratch_dir=_scratch_dir(ctx),
+                       semantic_flags=semantic_flags(
+                           name=name, description=description, data_type=data_type, task=task, library=library,
+                           scenario=scenario, license=license, input_dim=input_dim, output_dim=output_dim))
     data = report.to_dict()
     out.result(data, human=lambda d: _print_report(out, d))
     if report.status == "invalid":

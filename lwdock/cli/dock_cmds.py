@@ -73,7 +73,8 @@ def init(
 
 def submit(
     ctx: typer.Context,
-    zips: Annotated[list[str], typer.Argument(help="Learnware zip files, folders of zips, or - (paths on stdin).")],
+    zips: Annotated[list[str], typer.Argument(
+        help="Learnware zips, learnware folders (zipped first), folders of zips, or - (paths on stdin).")],
     semantic_file: SemanticFileOpt = None,
     name: NameOpt = None,
     description: DescriptionOpt = None,
@@ -102,11 +103,8 @@ def submit(
     exit code is that of the first failed zip (8: a check failed, 6: a malformed zip, 13: already
     in the dock without --exist-ok).
     """
-    from ..batch.submit import SubmitOptions, expand_inputs  # the library: see lwdock/cli/__init__.py
+    from ..batch.submit import SubmitOptions, submit_inputs  # the library: see lwdock/cli/__init__.py
 
-    paths = expand_inputs(zips)
-    if alias and len(paths) > 1:
-        raise UsageError("--alias needs exactly one zip")
     options = SubmitOptions(
         semantic=sem.load(semantic_file) if semantic_file is not None else None,
         semantic_flags=semantic_flags(
@@ -117,13 +115,17 @@ def submit(
     )  # fmt: skip
     dock = open_dock(ctx)
     out = output(ctx, json, quiet)
-    if len(paths) == 1 and zips != ["-"] and not Path(zips[0]).is_dir() and executor == "local":
-        entry = dock.submit(paths[0], options.semantic, semantic_flags=options.semantic_flags, alias=alias,
-                            run_model=options.run_model, env_manager=env_manager, exist_ok=exist_ok)
-        out.info(f"submitted {paths[0]} as {entry.short_id} ({entry.status})")
-        out.result(_brief(entry), human=lambda r: out.line(r["id"]), ids=[entry.id])
-        return
-    _submit_many(dock, paths, options, executor, jobs, out)
+    with submit_inputs(zips) as inputs:  # learnware folders are zipped first (docs/packaging.md)
+        if alias and len(inputs.paths) > 1:
+            raise UsageError("--alias needs exactly one zip")
+        if inputs.single and executor == "local":
+            entry = dock.submit(inputs.paths[0], options.semantic, semantic_flags=options.semantic_flags,
+                                alias=alias, run_model=options.run_model, env_manager=env_manager,
+                                exist_ok=exist_ok)  # fmt: skip
+            out.info(f"submitted {zips[0]} as {entry.short_id} ({entry.status})")
+            out.result(_brief(entry), human=lambda r: out.line(r["id"]), ids=[entry.id])
+            return
+        _submit_many(dock, inputs.paths, options, executor, jobs, out)
 
 
 def _submit_many(dock: Any, paths: list[Path], options: Any, executor: str, jobs: int | None, out: Any) -> None:

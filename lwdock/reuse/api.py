@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,12 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from ..errors import InputDataError, LearnwareChangedError, NotFoundError, UsageError
 from ..format.ids import sha256_file
+from ..format.labels import encode, merge_classes
 from ..records import Entry
+from ..spec.data import Table
 from ..spec.specfile import load_spec
 from . import artifact
+from .align import LearnwareIO, align_handles, ensemble_columns, permute_spec
 from .base import (
     CLASSIFICATION,
     check_input,
@@ -36,6 +40,7 @@ from .base import (
     task_from_semantic,
 )
 from .baseline import BaselineModel
+from .data import labels_for, rows_for
 from .execute import DEFAULT_CHUNK, open_predictors, run_learnwares, stream
 
 __all__ = ["DATA_DEPENDENT", "METHODS", "Ensemble", "LearnwareChangedError", "build_ensemble", "evaluate",
@@ -48,14 +53,22 @@ DATA_DEPENDENT = ("ensemble-pruning", "feature-augment")
 
 
 class Ensemble:
-    """A fitted reuser with its learnware handles, input schema and evaluation report."""
+    """A fitted reuser with its learnware handles, input schema, class labels and evaluation report.
 
-    def __init__(self, reuser: Any, learnwares: list[dict[str, Any]], input_schema: dict[str, Any], report: dict[str, Any] | None = None, stack: contextlib.ExitStack | None = None) -> None:
+    ``classes`` are the labels of a classifier's positions (``predict`` returns labels, and
+    ``classes_`` holds them as numbers when every label is one); ``ios`` say which columns and
+    labels each learnware has (saved, so a loaded ensemble aligns them the same way).
+    """
+
+    def __init__(self, reuser: Any, learnwares: list[dict[str, Any]], input_schema: dict[str, Any], report: dict[str, Any] | None = None, stack: contextlib.ExitStack | None = None, classes: list[str] | None = None, ios: list[LearnwareIO] | None = None) -> None:
         self.reuser = reuser
         self.learnwares = learnwares
         self.input_schema = input_schema
         self.report = report or {}
         self._stack = stack
+        self.classes = classes
+        self.ios = ios
+        self._noted = False
 
     @property
     def method(self) -> str:
@@ -66,25 +79,47 @@ class Ensemble:
         return [lw["id"] for lw in self.learnwares]
 
     @property
+    def classes_(self) -> np.ndarray:
+        """The labels a classifier predicts, in the order of its probability columns."""
+        if self.reuser.task_ != CLASSIFICATION:
+            raise AttributeError("a regression ensemble has no classes_")
+        return labels_for(np.arange(int(self.reuser.n_classes_)), self.classes)
+
+    @property
     def task(self) -> dict[str, Any]:
         r = self.reuser
         t = {"kind": r.task_}
         if r.task_ == CLASSIFICATION:
             t["n_classes"] = int(r.n_classes_)
+            if self.classes is not None:
+                t["classes"] = list(self.classes)
         return t
 
     def _check(self, X: Any) -> np.ndarray:
         s = self.input_schema
         kind = s.get("kind", "table")
+        if kind == "table":
+            X, note = rows_for(X, s.get("columns"), "the data")
+            if note and not self._noted:
+                logger.info(note)
+                self._noted = True
         shape = tuple(s["shape"]) if kind == "image" and s.get("shape") else None
         return check_input(X, kind, shape, int(s["n_features"]) if kind != "text" else None, what="data")
 
+    def _labels(self, positions: np.ndarray) -> np.ndarray:
+        return labels_for(positions, self.classes) if self.reuser.task_ == CLASSIFICATION else positions
+
     def predict(self, X: Any, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
-        """Predictions for ``X``, streamed in chunks of ``chunk_size`` rows."""
+        """Predictions for ``X`` (labels for a classifier), streamed in chunks of ``chunk_size`` rows.
+
+        A table with column names (a :class:`~lwdock.spec.data.Table` or a DataFrame) is matched to
+        the ensemble's columns by name."""
         Xa = self._check(X)
-        return stream(lambda part: self.reuser._predict_both(part)[0], Xa, chunk_size, f"{self.method}: predict")
+        return self._labels(stream(lambda part: self.reuser._predict_both(part)[0], Xa, chunk_size,
+                                   f"{self.method}: predict"))
 
     def predict_proba(self, X: Any, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
+        """Class probabilities, one column per label of ``classes_``."""
         if self.reuser.task_ != CLASSIFICATION:
             raise UsageError("probabilities are only available for classification")
         Xa = self._check(X)
@@ -101,7 +136,7 @@ class Ensemble:
             return np.column_stack([pred, proba])
 
         out = stream(both, Xa, chunk_size, f"{self.method}: predict")
-        return out[:, 0].astype(np.int64), out[:, 1:]
+        return self._labels(out[:, 0].astype(np.int64)), out[:, 1:]
 
     def describe(self) -> dict[str, Any]:
         weights = getattr(self.reuser, "weights_", None)
@@ -116,7 +151,9 @@ class Ensemble:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the ``.lwe`` artifact (see docs/reuse.md)."""
         kinds = list(getattr(self.reuser, "output_kinds_", None) or [None] * len(self.learnwares))
-        lws = [{**lw, "output_kind": kinds[i] if i < len(kinds) else None} for i, lw in enumerate(self.learnwares)]
+        ios = self.ios or [None] * len(self.learnwares)
+        lws = [{**lw, "output_kind": kinds[i] if i < len(kinds) else None, **(ios[i].to_dict() if ios[i] else {})}
+               for i, lw in enumerate(self.learnwares)]
         header = {"task": self.task, "input_schema": self.input_schema, "learnwares": lws, "report": self.report}
         return artifact.write(path, self.reuser, header)
 
@@ -183,34 +220,58 @@ def selection_input_kind(dock: Any, ids_or_search: Any) -> str:
     return kinds.pop()
 
 
-def _describe_learnwares(dock: Any, refs: list[str]) -> tuple[list[dict[str, Any]], str, int, int | None, str]:
+@dataclass
+class _Selection:
+    """What the chosen learnwares say about the ensemble: task, input kind and width, columns, labels."""
+
+    learnwares: list[dict[str, Any]]
+    task: str
+    out_dim: int
+    in_dim: int | None
+    kind: str
+    ios: list[LearnwareIO]
+
+    @property
+    def columns(self) -> list[str] | None:
+        return ensemble_columns(self.ios) if self.kind == "table" else None
+
+    @property
+    def classes(self) -> list[str] | None:
+        return merge_classes([io.classes or [] for io in self.ios]) if self.task == CLASSIFICATION else None
+
+
+def _describe_learnwares(dock: Any, refs: list[str]) -> _Selection:
     entries: dict[str, Entry] = {}
     for ref in refs:
         entry = dock.get(ref)
         entries.setdefault(entry.id, entry)
-    lws, tasks, dims, kinds = [], set(), set(), set()
+    lws, tasks, dims, kinds, ios = [], set(), set(), set(), []
     for entry in entries.values():
         kinds.add(entry.input_kind)
-        tasks.add(task_from_semantic(entry.semantic))
+        task, out_dim = task_from_semantic(entry.semantic)
+        tasks.add((task, out_dim if task != CLASSIFICATION else 0))  # classifiers are aligned by label, not width
         dims.update(s.dim for s in entry.specs if s.kind == "table" and s.dim is not None)
         if entry.semantic.input_dim is not None:
             dims.add(entry.semantic.input_dim)
         lws.append({"id": entry.id, "alias": entry.alias, "name": entry.semantic.name or None})
+        ios.append(LearnwareIO.of(entry.semantic))
     if len(tasks) != 1:
         raise UsageError(
-            "the learnwares solve different tasks: " + ", ".join(f"{t} with {d} outputs" for t, d in sorted(tasks)),
-            hint="reuse learnwares with the same task and output dimension",
+            "the learnwares solve different tasks: " + ", ".join(
+                f"{t} with {d} outputs" if d else t for t, d in sorted(tasks)),
+            hint="reuse learnwares with the same task (and, for regression, the same outputs)",
         )
     if len(kinds) != 1:
         raise UsageError(f"the learnwares take different kinds of input ({', '.join(sorted(kinds))})")
     kind = kinds.pop()
+    (task, out_dim), = tasks
+    if task == CLASSIFICATION:
+        out_dim = max(len(io.classes or []) for io in ios)
     if kind == "text":  # texts have no width
-        (task, out_dim), = tasks
-        return lws, task, out_dim, None, kind
+        return _Selection(lws, task, out_dim, None, kind, ios)
     if len(dims) != 1:
         raise UsageError(f"the learnwares take inputs of different widths ({sorted(dims)})" if dims else "the learnwares declare no input dimension")
-    (task, out_dim), = tasks
-    return lws, task, out_dim, dims.pop(), kind
+    return _Selection(lws, task, out_dim, dims.pop(), kind, ios)
 
 
 # -- building ----------------------------------------------------------------
@@ -220,7 +281,7 @@ def reuse(
     dock: Any,
     ids_or_search: Any,
     method: str = "average",
-    labeled: tuple[Any, Any] | None = None,
+    labeled: Any = None,
     *,
     data: Any = None,
     weights: Any = None,
@@ -233,32 +294,74 @@ def reuse(
     """Build an ensemble of dock learnwares.
 
     ``ids_or_search``: refs (ids, prefixes, aliases), a search result dict, or
-    its JSON file. ``labeled`` is ``(X, y)`` (needed by ensemble-pruning and
-    feature-augment); ``data`` is unlabelled user rows (the job selector
-    derives mixture weights from it when none are given). ``trusted=True``
-    runs the models in this process instead of the sandboxed runner.
-    The returned ensemble holds the model handles: close it (or use ``with``).
+    its JSON file. ``labeled`` is ``(X, y)`` or a :class:`~lwdock.spec.data.Table` with its
+    labels (needed by ensemble-pruning and feature-augment); labels may be strings, matched to
+    the learnwares' classes by value. ``data`` is unlabelled user rows (the job selector
+    derives mixture weights from it when none are given). A table with column names (a Table
+    or a DataFrame) is matched to the learnwares' columns by name; ``columns`` names the
+    columns of plain arrays. ``trusted=True`` runs the models in this process instead of the
+    sandboxed runner. The returned ensemble holds the model handles: close it (or use ``with``).
     """
     refs, search_weights = read_selection(ids_or_search)
-    lws, task, out_dim, in_dim, kind = _describe_learnwares(dock, refs)
+    sel = _describe_learnwares(dock, refs)
+    lws = sel.learnwares
     if weights is None and search_weights is not None and len(search_weights) == len(lws):
         weights = search_weights
+    Xl, yl = _split_labeled(labeled)
+    cols, Xl, data = _user_rows(sel, Xl, data, columns)
+    classes = sel.classes
     specs = None
     if method == "job-selector":
-        specs = [load_spec(dock.spec_path(lw["id"], kind=kind)) for lw in lws]
+        specs = [permute_spec(load_spec(dock.spec_path(lw["id"], kind=sel.kind)), io, cols)
+                 for lw, io in zip(lws, sel.ios)]
     stack = contextlib.ExitStack()
     try:
-        handles = stack.enter_context(open_predictors(dock, [lw["id"] for lw in lws], trusted=trusted))
+        raw = stack.enter_context(open_predictors(dock, [lw["id"] for lw in lws], trusted=trusted))
+        handles = align_handles(raw, sel.ios, cols, classes)
         ens = build_ensemble(
-            handles, method, task, out_dim if task == CLASSIFICATION else None, labeled=labeled, data=data,
-            specs=specs, weights=weights, random_state=random_state, cv=cv, n_features=in_dim,
-            learnwares=lws, columns=columns, input_kind=kind, **params,
+            handles, method, sel.task, len(classes) if classes is not None else None,
+            labeled=(Xl, yl) if Xl is not None else None, data=data, specs=specs, weights=weights,
+            random_state=random_state, cv=cv, n_features=sel.in_dim, learnwares=lws, columns=cols,
+            input_kind=sel.kind, classes=classes, ios=sel.ios, **params,
         )
     except BaseException:
         stack.close()
         raise
     ens._stack = stack
     return ens
+
+
+def _split_labeled(labeled: Any) -> tuple[Any, Any]:
+    if labeled is None:
+        return None, None
+    if isinstance(labeled, Table):
+        if labeled.y is None:
+            raise UsageError("the labelled table has no label column")
+        return labeled, labeled.y
+    X, y = labeled
+    return X, y
+
+
+def _user_rows(sel: _Selection, Xl: Any, data: Any, columns: list[str] | None) -> tuple[list[str] | None, Any, Any]:
+    """The ensemble's column order, and the user's rows in it.
+
+    The learnwares' names decide; when they name none, the user's own (the labelled table's, else
+    the data's, else ``columns``) become the ensemble's, so that ``predict`` checks them later.
+    """
+    if sel.kind != "table":
+        return None, Xl, data
+    cols = sel.columns
+    notes = []
+    Xl, note = rows_for(Xl, cols, "the labelled data")
+    notes.append(note)
+    data, note = rows_for(data, cols, "the data")
+    notes.append(note)
+    if cols is None:
+        cols = next((list(t.columns) for t in (Xl, data) if isinstance(t, Table) and t.columns), None) or columns
+    note = next((n for n in notes if n), None)
+    if note:
+        logger.info(note)
+    return cols, Xl, data
 
 
 def make_reuser(method: str, handles: list[Any], task: str, n_classes: int | None, *, specs: Any = None, weights: Any = None, random_state: int = 0, **params: Any) -> Any:
@@ -295,19 +398,25 @@ def build_ensemble(
     learnwares: list[dict[str, Any]] | None = None,
     columns: list[str] | None = None,
     input_kind: str | None = None,
+    classes: list[str] | None = None,
+    ios: list[LearnwareIO] | None = None,
     **params: Any,
 ) -> Ensemble:
     """Fit ``method`` on Predictor ``handles`` (no dock needed: tests, benchmarks, trusted models).
 
     ``input_kind``: "table", "image" (N x C x H x W arrays) or "text" (lists of str); detected
-    from the data when None.
+    from the data when None. ``classes``: the labels of a classifier's positions ``0..n_classes-1``
+    (the labelled rows may then hold those labels, strings included); None: the positions themselves.
     """
     task = check_task(task)
+    if task == CLASSIFICATION and classes is not None:
+        n_classes = len(classes)
     reuser = make_reuser(method, handles, task, n_classes, specs=specs, weights=weights, random_state=random_state, **params)
     Xl = yl = None
     if labeled is not None:
         Xl = check_input(labeled[0], input_kind, None, n_features, what="labelled data")
-        yl = check_y(labeled[1], Xl.shape[0], task, n_classes)
+        y = encode(labeled[1], classes, "the labels") if task == CLASSIFICATION and classes is not None else labeled[1]
+        yl = check_y(y, Xl.shape[0], task, n_classes)
         input_kind = input_kind or input_kind_of(Xl)
     elif method in DATA_DEPENDENT:
         raise UsageError(f"{method} needs labelled data", hint="pass --labeled FILE (features + a label column)")
@@ -322,7 +431,8 @@ def build_ensemble(
         reuser.input_kind_ = input_kind or "table"
         reuser.input_shape_ = (int(n_features),) if input_kind in (None, "table") else None
     lws = learnwares or [{"id": getattr(h, "id", None) or f"learnware-{i}", "alias": None, "name": None} for i, h in enumerate(handles)]
-    return Ensemble(reuser, lws, _input_schema(reuser, columns), report)
+    return Ensemble(reuser, lws, _input_schema(reuser, columns), report, classes=classes if task == CLASSIFICATION else None,
+                    ios=ios)
 
 
 def _fit(reuser: Any, handles: list[Any], Xl: Any, yl: Any, Xu: Any, *, cv: int, random_state: int) -> dict[str, Any]:
@@ -471,10 +581,13 @@ def load_ensemble(path: str | os.PathLike[str], dock: Any = None, *, trusted: bo
             raise UsageError("loading an ensemble needs the dock that holds its learnwares")
         verify_learnwares(dock, doc, str(path))
         handles = stack.enter_context(open_predictors(dock, ids, trusted=trusted)) if doc["method"] != "baseline" else []
+    classes = (doc.get("task") or {}).get("classes")
+    ios = [LearnwareIO(lw.get("columns"), lw.get("classes")) for lw in doc["learnwares"]]
+    handles = align_handles(handles, ios, (doc["input_schema"] or {}).get("columns"), classes) if handles else handles
     try:
         reuser = artifact.rebuild(doc, arrays, handles)
     except BaseException:
         stack.close()
         raise
     lws = [{k: lw.get(k) for k in ("id", "alias", "name")} for lw in doc["learnwares"]]
-    return Ensemble(reuser, lws, dict(doc["input_schema"]), doc.get("report") or {}, stack)
+    return Ensemble(reuser, lws, dict(doc["input_schema"]), doc.get("report") or {}, stack, classes=classes, ios=ios)

@@ -1,108 +1,130 @@
-"""User files for reuse: feature tables, labelled tables, prediction files.
+"""User files for reuse and predict: feature tables, labelled tables, prediction files.
 
-Feature files are read by :func:`lwdock.spec.data.load_data` (``.npy``,
-``.npz``, ``.csv``); this module adds the label column and the CSV header.
+Tables are read by :func:`lwdock.spec.data.read_table`, the one reader of user tables (header
+detection, column names, a label column taken out). A job that streams its input calls the
+three steps here on each chunk: read it (:func:`load_input`), put its columns in the ensemble's
+order (:func:`rows_for`), and write its predictions (:func:`write_predictions`, ``header=False``
+and ``append=True`` after the first chunk).
 """
 
 from __future__ import annotations
 
+import csv
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputDataError, UsageError
-from ..spec.data import _is_number, load_data, load_images, load_texts
+from ..format.labels import label_values
+from ..spec.data import Table, align_columns, load_images, load_texts, npz_label_key, read_table
+
+PREDICTION_SUFFIXES = (".csv", ".tsv", ".txt", ".npy")
 
 
-def _csv_header(path: Path) -> list[str] | None:
-    try:
-        with open(path, encoding="utf-8-sig") as fh:
-            first = next((ln for ln in fh if ln.strip()), "")
-    except (OSError, UnicodeDecodeError):
-        return None
-    delim = "\t" if "\t" in first else ";" if ";" in first and "," not in first else ","
-    fields = [f.strip() for f in first.rstrip("\r\n").split(delim)]
-    return None if all(_is_number(f) for f in fields) else fields
-
-
-def load_features(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str] | None]:
-    """``(X, column names or None)``."""
-    path = Path(path)
-    X = load_data(path)
-    cols = _csv_header(path) if path.suffix.lower() in (".csv", ".tsv", ".txt") else None
-    return X, cols
-
-
-def load_input(path: str | os.PathLike[str], kind: str = "table", text_field: str | None = None) -> tuple[Any, list[str] | None]:
-    """User inputs for learnwares of ``kind``: table rows (:func:`load_features`), images
-    (N x C x H x W ``.npy``/``.npz``) or texts (``.txt`` lines, ``.jsonl`` field, ``.csv`` column)."""
+def load_input(path: str | os.PathLike[str], kind: str = "table", text_field: str | None = None) -> Any:
+    """User inputs for learnwares of ``kind``: a :class:`~lwdock.spec.data.Table`, an
+    N x C x H x W image array (``.npy``/``.npz``), or a list of texts (``.txt`` lines,
+    ``.jsonl`` field, ``.csv`` column)."""
     if kind == "image":
-        return np.asarray(load_images(path)), None
+        return np.asarray(load_images(path))
     if kind == "text":
-        return load_texts(path, field=text_field, column=text_field), None
-    return load_features(path)
+        return load_texts(path, field=text_field, column=text_field)
+    return read_table(path)
 
 
-def load_labeled(path: str | os.PathLike[str], label_column: str | None = None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    """``(X, y, feature names)``. The label is the last column unless ``label_column`` names one.
+def load_labeled(path: str | os.PathLike[str], label_column: str | int | None = None) -> Table:
+    """A table with its labels in ``Table.y`` (raw values: strings for a CSV).
 
-    ``label_column`` is a header name or a 0-based index (negative counts from the end).
-    A ``.npz`` file may instead hold arrays ``X`` and ``y``.
+    The label is ``label_column`` (a name or a 0-based index, negative from the end), else a
+    ``.npz`` file's label array (``y``), else the last column.
     """
     path = Path(path)
-    if path.suffix.lower() == ".npz" and path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                if "X" in z.files and "y" in z.files:
-                    X = np.asarray(z["X"])
-                    return X.reshape(X.shape[0], -1) if X.ndim else X, np.asarray(z["y"]), None
-        except (ValueError, OSError) as exc:
-            raise InputDataError(f"{path}: cannot read .npz file ({exc})") from None
-    table, cols = load_features(path)
-    if table.shape[1] < 2:
+    if label_column is None:
+        label_column = npz_label_key(path) if path.suffix.lower() == ".npz" and path.is_file() else None
+    table = read_table(path, -1 if label_column is None else label_column)
+    if table.X.shape[1] < 1:
         raise InputDataError(f"{path}: a labelled table needs at least one feature column and a label column")
-    idx = table.shape[1] - 1
-    if label_column is not None:
-        if cols is not None and label_column in cols:
-            idx = cols.index(label_column)
-        else:
-            try:
-                idx = int(label_column)
-            except ValueError:
-                raise UsageError(
-                    f"label column {label_column!r} is not in {path.name}",
-                    hint=f"columns: {', '.join(cols)}" if cols else "the file has no header; give a column index",
-                ) from None
-            if not -table.shape[1] <= idx < table.shape[1]:
-                raise UsageError(f"label column index {idx} is out of range for {table.shape[1]} columns")
-            idx %= table.shape[1]
-    keep = [j for j in range(table.shape[1]) if j != idx]
-    names = [cols[j] for j in keep] if cols else None
-    return np.ascontiguousarray(table[:, keep]), np.asarray(table[:, idx]), names
+    return table
 
 
-def write_predictions(path: str | os.PathLike[str], pred: np.ndarray, proba: np.ndarray | None = None) -> Path:
-    """Write ``.npy`` (the prediction array, or the probabilities when given) or ``.csv``."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        np.save(path, proba if proba is not None else pred, allow_pickle=False)
-        return path
-    if suffix not in (".csv", ".tsv", ".txt"):
-        raise UsageError(f"cannot write predictions as {suffix or '(no suffix)'!r}", hint="use .csv or .npy")
-    delim = "\t" if suffix == ".tsv" else ","
+def rows_for(data: Any, columns: Sequence[str] | None, what: str = "the data") -> tuple[Any, str | None]:
+    """``data`` (a Table, a DataFrame, or rows) with its columns in the order ``columns``, and a
+    note to say once when the order, not the names, decides (see :func:`lwdock.spec.data.align_columns`)."""
+    if data is None:
+        return None, None
+    if not isinstance(data, Table) and hasattr(data, "columns") and hasattr(data, "to_numpy"):
+        data = read_table(data, what=what)
+    if isinstance(data, Table):
+        return align_columns(data.X, data.columns, columns, what)
+    if columns is not None and isinstance(data, np.ndarray) and data.ndim == 2:
+        return align_columns(data, None, columns, what)
+    return data, None
+
+
+def prediction_columns(pred: np.ndarray, proba: np.ndarray | None = None,
+                       classes: Sequence[str] | None = None) -> tuple[list[str], list[np.ndarray]]:
+    """Header and columns of a predictions table: ``prediction`` (or ``prediction_j`` for several
+    outputs), then one ``proba_<label>`` column per class."""
     P = np.asarray(pred)
-    cols: list[Any]
     if P.ndim == 1:
         header, cols = ["prediction"], [P]
     else:
         header, cols = [f"prediction_{j}" for j in range(P.shape[1])], [P[:, j] for j in range(P.shape[1])]
     if proba is not None:
-        header += [f"proba_{j}" for j in range(proba.shape[1])]
+        names = [str(c) for c in classes] if classes is not None and len(classes) == proba.shape[1] else \
+            [str(j) for j in range(proba.shape[1])]
+        header += [f"proba_{c}" for c in names]
         cols += [proba[:, j] for j in range(proba.shape[1])]
-    fmts = ["%d" if np.asarray(c).dtype.kind in "iub" else "%.10g" for c in cols]
-    table = np.column_stack(cols) if len(cols) > 1 else np.asarray(cols[0]).reshape(-1, 1)
-    np.savetxt(path, table, delimiter=delim, header=delim.join(header), comments="", fmt=fmts)
+    return header, cols
+
+
+def write_predictions(path: str | os.PathLike[str], pred: np.ndarray, proba: np.ndarray | None = None,
+                      classes: Sequence[str] | None = None, *, header: bool = True, append: bool = False) -> Path:
+    """Write ``.npy`` (the predictions, or the probabilities when given) or ``.csv``/``.tsv``.
+
+    ``pred`` holds the labels themselves (strings or numbers); ``classes`` names the probability
+    columns. ``append`` adds a chunk's rows to a CSV written before (``header=False``).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in PREDICTION_SUFFIXES:
+        raise UsageError(f"cannot write predictions as {suffix or '(no suffix)'!r}", hint="use .csv or .npy")
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory; give the predictions file to write (-o FILE.csv)")
+    if suffix == ".npy":
+        if append:
+            raise UsageError("predictions in .npy cannot be appended chunk by chunk", hint="write a .csv")
+        np.save(path, proba if proba is not None else np.asarray(pred), allow_pickle=False)
+        return path
+    delim = "\t" if suffix == ".tsv" else ","
+    names, cols = prediction_columns(pred, proba, classes)
+    with open(path, "a" if append else "w", newline="", encoding="utf-8") as fh:
+        if header:
+            csv.writer(fh, delimiter=delim, lineterminator="\n").writerow(names)
+        if all(np.asarray(c).dtype.kind in "biuf" for c in cols):
+            fmts = ["%d" if np.asarray(c).dtype.kind in "iub" else "%.10g" for c in cols]
+            table = np.column_stack(cols) if len(cols) > 1 else np.asarray(cols[0]).reshape(-1, 1)
+            np.savetxt(fh, table, delimiter=delim, fmt=fmts)
+        else:
+            text = [_formatted(c) for c in cols]
+            csv.writer(fh, delimiter=delim, lineterminator="\n").writerows(zip(*text))
     return path
+
+
+def _formatted(col: np.ndarray) -> list[str]:
+    col = np.asarray(col)
+    if col.dtype.kind in "iub":
+        return [str(int(v)) for v in col]
+    if col.dtype.kind == "f":
+        return [f"{v:.10g}" for v in col]
+    return [str(v) for v in col]
+
+
+def labels_for(positions: np.ndarray, classes: Sequence[str] | None) -> np.ndarray:
+    """Class positions as the labels they stand for (integers when every label is one)."""
+    if classes is None:
+        return positions
+    return label_values(classes)[np.asarray(positions, dtype=np.int64)]

@@ -43,15 +43,10 @@ def reuse_job(
     if output is None and data is None:
         raise UsageError("nothing to do: give -o ENSEMBLE.lwe to save the ensemble and/or --data FILE to predict")
     t0 = time.perf_counter()
-    lab = None
-    columns = None
-    if labeled is not None:
-        Xl, yl, columns = load_labeled(labeled, label_column)
-        lab = (Xl, yl)
+    lab = load_labeled(labeled, label_column) if labeled is not None else None
     kind = selection_input_kind(dock, selection) if data is not None else "table"
-    Xd, dcols = load_input(data, kind, text_field) if data is not None else (None, None)
-    columns = columns or dcols
-    with reuse(dock, selection, method, lab, data=Xd, trusted=trusted, random_state=seed, columns=columns, **(params or {})) as ens:
+    Xd = load_input(data, kind, text_field) if data is not None else None
+    with reuse(dock, selection, method, lab, data=Xd, trusted=trusted, random_state=seed, **(params or {})) as ens:
         result = ens.describe()
         if output is not None:
             result["output"] = str(ens.save(output))
@@ -62,7 +57,7 @@ def reuse_job(
                 pred, pr = ens.predict(Xd, chunk_size=chunk_size), None
             result["n_predicted"] = int(len(pred))
             if predictions is not None:
-                result["predictions_file"] = str(write_predictions(predictions, pred, pr))
+                result["predictions_file"] = str(write_predictions(predictions, pred, pr, ens.classes))
             else:
                 result["predictions"] = pred.tolist()
     result["seconds"] = round(time.perf_counter() - t0, 3)
@@ -86,17 +81,17 @@ def predict_job(
         raise UsageError(f"cannot write predictions as {suffix or '(no suffix)'!r}", hint="use .csv or .npy")
     t0 = time.perf_counter()
     with load_ensemble(ensemble, dock, trusted=trusted) as ens:
-        X, _ = load_input(data, ens.input_schema.get("kind", "table"), text_field)
+        X = load_input(data, ens.input_schema.get("kind", "table"), text_field)
         if proba and ens.reuser.task_ == "classification":
             pred, pr = ens.predict_with_proba(X, chunk_size=chunk_size)
         else:
             pred, pr = ens.predict(X, chunk_size=chunk_size), None
-        path = write_predictions(output, pred, pr)
+        path = write_predictions(output, pred, pr, ens.classes)
         return {
             "ensemble": str(ensemble),
             "method": ens.method,
             "learnwares": ens.ids,
-            "rows": int(len(X)),
+            "rows": int(len(pred)),
             "output": str(path),
             "seconds": round(time.perf_counter() - t0, 3),
         }

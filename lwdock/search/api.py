@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..records import Entry
+from ..spec.data import named_columns
 from ..spec.embedders import DEFAULT_EMBEDDER
 from . import explain, mixture
 from .cache import ensure_current
@@ -71,8 +72,15 @@ class StatQuery:
                 raise UsageError("give a user specification or a data file, not both")
             return user_spec_from_data(self.data, data_kind(self.data, list(self.data_type)),
                                        gamma=float(setting(dock, "gamma", 0.1)), embedder=self.embedder,
-                                       text_field=self.text_field)
+                                       text_field=self.text_field, column_orders=lambda: _column_orders(dock))
         return None if self.user_spec is None else as_user_spec(self.user_spec)
+
+
+def _column_orders(dock: DockView) -> list[list[str] | None]:
+    """The column names of each learnware in the dock (None where it does not name them all)."""
+    with dock.lock():
+        raw = dock.entries()
+    return [named_columns(s.input_dim, s.input_names) for s in (as_entry(e).semantic for e in raw)]
 
 
 def _listify(v: str | Sequence[str] | None) -> list[str]:

@@ -8,7 +8,7 @@ A :class:`UserSpec` comes from a fitted spec of any registered type, a spec file
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InputDataError
 from ..spec.base import RKMESpec
-from ..spec.data import load_data, load_images, load_texts
+from ..spec.data import load_images, load_texts, table_in_learnware_order
 from ..spec.embedders import DEFAULT_EMBEDDER
 from ..spec.rkme_image import RKMEImageSpec
 from ..spec.rkme_table import RKMETableSpec
@@ -134,11 +134,15 @@ def data_kind(path: str | Path, data_type: list[str]) -> str:
 
 
 def user_spec_from_data(path: str | Path, kind: str, *, gamma: float = 0.1, embedder: str = DEFAULT_EMBEDDER,
-                        text_field: str | None = None, random_state: int = 0) -> UserSpec:
+                        text_field: str | None = None, random_state: int = 0,
+                        column_orders: Callable[[], Iterable[Sequence[str] | None]] = tuple) -> UserSpec:
     """Fit the user's spec locally from a data file: a table (the dock's ``gamma``), images
-    (N x C x H x W) or texts (``embedder``); only the spec is kept, never the rows."""
+    (N x C x H x W) or texts (``embedder``); only the spec is kept, never the rows. A table's
+    named columns are put in the order the learnwares take them (``column_orders``: the
+    learnwares' column names, asked for only when the table has names)."""
     if kind == "table":
-        spec: RKMESpec = RKMETableSpec(gamma=gamma, K=100, random_state=random_state).fit(load_data(path))
+        X = table_in_learnware_order(path, column_orders, what=str(path))
+        spec: RKMESpec = RKMETableSpec(gamma=gamma, K=100, random_state=random_state).fit(X)
     elif kind == "image":
         spec = RKMEImageSpec(K=50, random_state=random_state).fit(load_images(path))
     elif kind == "text":
