@@ -106,7 +106,8 @@ def test_text_job_selector_in_process_uses_given_weights(text_dock):
 
 
 def test_reuse_job_reads_text_and_image_files(text_dock, image_dock, tmp_path):
-    from lwdock.reuse.jobs import predict_job, reuse_job
+    from lwdock.batch.predict import predict_files
+    from lwdock.reuse.jobs import reuse_job
 
     tdock, tids, tmarket, _ = text_dock
     texts, y = tmarket.user(GROUPS, n_per_class=5, seed=90)
@@ -114,7 +115,7 @@ def test_reuse_job_reads_text_and_image_files(text_dock, image_dock, tmp_path):
     f.write_text("\n".join(texts) + "\n")
     out = reuse_job(tdock, tids, "average", data=f, output=tmp_path / "t.lwe", trusted=True)
     assert out["n_predicted"] == len(texts) and np.mean(np.array(out["predictions"]) == y) > 0.8
-    res = predict_job(tdock, tmp_path / "t.lwe", f, tmp_path / "p.npy", trusted=True)
+    res = predict_files(tdock, tmp_path / "t.lwe", [str(f)], str(tmp_path / "p.npy"), trusted=True)
     assert res["rows"] == len(texts) and np.array_equal(np.load(tmp_path / "p.npy"), out["predictions"])
     idock, iids, imarket, _ = image_dock
     X, _ = imarket.user(2, n=20, seed=91)

@@ -68,18 +68,18 @@ def predict_files(dock: Any, ensemble: str | os.PathLike[str], inputs: Sequence[
             kind = ens.input_schema.get("kind", "table")
             for i, (src, dest) in enumerate(zip(inputs, outputs)):
                 path = _stdin_file(scratch, kind, stdin) if src == STDIO else Path(src)
-                X, _ = load_input(path, kind, text_field)
+                X = load_input(path, kind, text_field)
                 if proba and ens.reuser.task_ == "classification":
                     pred, pr = ens.predict_with_proba(X, chunk_size=chunk_size)
                 else:
                     pred, pr = ens.predict(X, chunk_size=chunk_size), None
                 if dest == STDIO:
-                    tmp = write_predictions(scratch / f"out-{i}.csv", pred, pr)
+                    tmp = write_predictions(scratch / f"out-{i}.csv", pred, pr, ens.classes)
                     _copy_csv(tmp, stdout or sys.stdout, header=i == 0)
                 else:
                     Path(dest).parent.mkdir(parents=True, exist_ok=True)
-                    write_predictions(dest, pred, pr)
-                files.append({"input": src, "output": dest, "rows": int(len(X))})
+                    write_predictions(dest, pred, pr, ens.classes)
+                files.append({"input": src, "output": dest, "rows": int(len(pred))})
             method, ids = ens.method, ens.ids
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

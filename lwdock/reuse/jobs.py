@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from .api import METHODS, load_ensemble, reuse, selection_input_kind
+from .api import METHODS, reuse, selection_input_kind
 from .data import load_input, load_labeled, write_predictions
 from .execute import DEFAULT_CHUNK
 
@@ -63,35 +62,3 @@ def reuse_job(
     result["seconds"] = round(time.perf_counter() - t0, 3)
     return result
 
-
-def predict_job(
-    dock: Any,
-    ensemble: str | os.PathLike[str],
-    data: str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    *,
-    trusted: bool = False,
-    proba: bool = False,
-    chunk_size: int = DEFAULT_CHUNK,
-    text_field: str | None = None,
-) -> dict[str, Any]:
-    """Apply a saved ``.lwe`` ensemble to ``data`` and write ``output`` (.csv or .npy)."""
-    suffix = Path(output).suffix.lower()
-    if suffix not in (".csv", ".tsv", ".txt", ".npy"):
-        raise UsageError(f"cannot write predictions as {suffix or '(no suffix)'!r}", hint="use .csv or .npy")
-    t0 = time.perf_counter()
-    with load_ensemble(ensemble, dock, trusted=trusted) as ens:
-        X = load_input(data, ens.input_schema.get("kind", "table"), text_field)
-        if proba and ens.reuser.task_ == "classification":
-            pred, pr = ens.predict_with_proba(X, chunk_size=chunk_size)
-        else:
-            pred, pr = ens.predict(X, chunk_size=chunk_size), None
-        path = write_predictions(output, pred, pr, ens.classes)
-        return {
-            "ensemble": str(ensemble),
-            "method": ens.method,
-            "learnwares": ens.ids,
-            "rows": int(len(pred)),
-            "output": str(path),
-            "seconds": round(time.perf_counter() - t0, 3),
-        }
