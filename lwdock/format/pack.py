@@ -51,7 +51,7 @@ class PackOptions:
     """
     data_type: str | None = None
     requirements: tuple[str, ...] | None = None
-    gamma: float = 0.1
+    gamma: float | None = None  # None: scale-free automatic fit (experts may fix an RBF gamma)
     K: int | None = None
     seed: int = 0
     max_samples: int | None = None
@@ -96,7 +96,7 @@ def _subsample(n: int, max_samples: int | None, seed: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng(seed).choice(n, size=max_samples, replace=False))
 
 
-def make_spec_json(train_data: Path, *, gamma: float, K: int, seed: int, max_samples: int | None) -> tuple[bytes, int]:
+def make_spec_json(train_data: Path, *, gamma: float | None, K: int, seed: int, max_samples: int | None) -> tuple[bytes, int]:
     """Fit a table RKME on the training data; returns (spec JSON bytes, dimension)."""
     X = load_data(train_data)
     rows = _subsample(X.shape[0], max_samples, seed)

@@ -146,7 +146,10 @@ class RKMETableSpec(RKMESpec):
                                                 X, fill, mean, scale)
         if scale is not None:
             Z = Z * scale + mean
-            Z[:, dead] = mean[dead]  # a constant column keeps its constant exactly
+            # a constant column keeps its constant exactly (float round-off aside), unless the
+            # privacy guard moved the point there (one row: every column is constant)
+            near = np.isclose(Z[:, dead], mean[dead], rtol=1e-12, atol=0.0)
+            Z[:, dead] = np.where(near, mean[dead], Z[:, dead])
         self.z_ = Z
         self.beta_ = beta
         self.num_points_ = int(n_all)
@@ -263,15 +266,34 @@ class RKMETableSpec(RKMESpec):
             self._self_inner = cached
         return cached[1]
 
+    def pair_gamma(self, other: RKMETableSpec) -> float:
+        """The gamma two specs are compared with: the geometric mean of their kernel gammas (their
+        common gamma when they share one; symmetric, so ``a.dist(b) == b.dist(a)``). The dock does
+        not use it: it compares every spec of a feature space under its own kernel (docs/search.md)."""
+        if other is self:
+            return self.kernel_gamma()
+        return float(np.sqrt(self.kernel_gamma() * other.kernel_gamma()))
+
     def inner_prod(self, other: RKMETableSpec) -> float:
-        """``<mu_self, mu_other>`` with this spec's gamma."""
+        """``<mu_self, mu_other>`` under :meth:`pair_gamma`."""
         self._check_fitted()
         other._check_fitted()
         if other.dim != self.dim:
             raise InputDataError(f"specification dimensions differ: {self.dim} vs {other.dim}")
         if other is self:
             return self._self()
-        return weighted_inner(self.z_, self.beta_, other.z_, other.beta_, self.kernel_gamma())
+        return weighted_inner(self.z_, self.beta_, other.z_, other.beta_, self.pair_gamma(other))
+
+    def dist(self, other: RKMETableSpec) -> float:
+        """Squared MMD between the two specs, every term under :meth:`pair_gamma`, clamped at 0."""
+        if other is self:
+            return 0.0
+        g = self.pair_gamma(other)
+        if g == self.kernel_gamma() == other.kernel_gamma():
+            return super().dist(other)
+        aa = weighted_inner(self.z_, self.beta_, self.z_, self.beta_, g)
+        bb = weighted_inner(other.z_, other.beta_, other.z_, other.beta_, g)
+        return max(float(aa - 2.0 * self.inner_prod(other) + bb), 0.0)
 
     def herding(self, T: int, random_state: int | None = None, noise_std: float = 0.25, per_point: int = 100) -> np.ndarray:
         """``T`` points chosen by greedy kernel herding from ``per_point * T`` noisy candidates.
