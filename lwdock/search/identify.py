@@ -99,4 +99,4 @@ def assess(stat: StatResult) -> Signals:
 
 def unverified_order(c: Candidates) -> np.ndarray:
     """Candidates by match, descending (ties: smaller MMD^2, then MMD^2 order)."""
-    return np.lexsort((np.arange(c.size), c.mmd2, -np.round(c.match, 12)))
+    return np.lexsort((np.arange(c.size), c.mmd2, -c.match))  # exact: the reported score is monotone
