@@ -121,6 +121,8 @@ def test_specs_fitted_with_any_gamma_are_all_findable(tmp_path):
                          rerank="mmd", k=4)
             assert res.ids[0] == ids[j], (j, params, res.ids)
             assert not res.cannot_discriminate
+            # gamma 0.1 on raw pixels is a degenerate fit: accepted, ranked, and labelled as such
+            assert (res.singles[0].spec_quality == "degenerate-gamma") == (fits[j].get("gamma") == 0.1)
 
 
 @settings(max_examples=25, deadline=None)
