@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import UsageError
 from ..records import Entry
 from ..spec.embedders import DEFAULT_EMBEDDER
-from . import explain, identify, mixture
+from . import bulk, explain, identify, mixture
 from .cache import ensure_current
 from .engine import POOL, Candidates, RankOptions, StatResult, rank
 from .result import MixtureHit, SearchResult, Single
@@ -251,7 +251,8 @@ def _single(rank_: int, entry: Entry | None, lw_id: str = "", **numbers: Any) ->
 def _fill(result: SearchResult, stat: StatResult, group: Group, by_id: dict[str, Entry], user: UserSpec,
           options: SearchOptions, dock: DockView | None) -> None:
     c = stat.candidates
-    signals = identify.assess(stat)
+    with bulk.one_blas_thread():  # small kernel blocks: a multi-threaded BLAS collapses under load (bulk.py)
+        signals = identify.assess(stat)
     order, scores = identify.unverified_order(c), dict(enumerate(c.match.tolist()))
     verified: set[int] = set()
     if dock is not None and options.rerank == "verified":
@@ -278,7 +279,8 @@ def _fill(result: SearchResult, stat: StatResult, group: Group, by_id: dict[str,
     result.counts.update(statistical_candidates=stat.considered, prefiltered=stat.prefiltered)
     if not singles and options.min_score is not None:
         result.explanation = f"no learnware scores at least {options.min_score:g}"
-    result.mixture = _mixture(c, order, options, by_id)
+    with bulk.one_blas_thread():
+        result.mixture = _mixture(c, order, options, by_id)
 
 
 def _mixture(c: Candidates, order: np.ndarray, options: SearchOptions, by_id: dict[str, Entry]) -> MixtureHit | None:
