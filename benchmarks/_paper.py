@@ -50,7 +50,7 @@ def semantic(name: str, task: str, output_dim: int) -> dict[str, Any]:
     }
 
 
-def build_dock(path: Path, gamma: float, items: list[tuple[str, Any, np.ndarray, dict]], K: int = 100) -> tuple[Any, list[str]]:
+def build_dock(path: Path, gamma: float | None, items: list[tuple[str, Any, np.ndarray, dict]], K: int = 100) -> tuple[Any, list[str]]:
     """A dock holding one learnware per item ``(name, fitted model, training X, semantic)``; returns (dock, ids)."""
     from lwdock import Dock
     from lwdock.format.pack import PackOptions, pack
@@ -94,10 +94,14 @@ def digits_model(X: np.ndarray, y: np.ndarray):
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5)).fit(X, y)
 
 
-def digits_dock(path: Path, n_learnwares: int = 40, pool=None):
-    """(dock, ids, gamma, market items) for the digits market (on ``pool`` = (X, y) if given)."""
+SETTINGS = (("hand-tuned", True), ("defaults", False))  # (name, the benchmark computes one gamma for everyone)
+
+
+def digits_dock(path: Path, n_learnwares: int = 40, pool=None, hand_tuned: bool = True):
+    """(dock, ids, gamma, market items) for the digits market (on ``pool`` = (X, y) if given);
+    ``hand_tuned=False``: no gamma anywhere (gamma None), as a user gets it."""
     items = digits_market(n_learnwares, pool=pool)
-    gamma = median_gamma(np.concatenate([X for _, _, X, _ in items]))
+    gamma = median_gamma(np.concatenate([X for _, _, X, _ in items])) if hand_tuned else None
     dock, ids = build_dock(path, gamma, [(n, digits_model(X, y), X, semantic(n, "Classification", 10)) for n, _, X, y in items])
     return dock, ids, gamma, items
 
@@ -160,9 +164,9 @@ def segments_model(X: np.ndarray, y: np.ndarray):
     return GradientBoostingRegressor(n_estimators=150, max_depth=3, learning_rate=0.1, random_state=0).fit(X, y)
 
 
-def segments_dock(path: Path, seg: Segments, n_learnwares: int = 30):
+def segments_dock(path: Path, seg: Segments, n_learnwares: int = 30, hand_tuned: bool = True):
     items = segments_market(seg, n_learnwares)
-    gamma = median_gamma(np.concatenate([X for _, _, X, _ in items]))
+    gamma = median_gamma(np.concatenate([X for _, _, X, _ in items])) if hand_tuned else None
     dock, ids = build_dock(path, gamma, [(n, segments_model(X, y), X, semantic(n, "Regression", 1)) for n, _, X, y in items])
     return dock, ids, gamma, items
 
@@ -178,10 +182,12 @@ def loss(task: str, y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def evaluate_user(dock: Any, ids: list[str], market_preds: list[np.ndarray], X: np.ndarray, y: np.ndarray, task: str,
-                  gamma: float, n_classes: int | None, seed: int = 0) -> dict[str, Any]:
+                  gamma: float | None, n_classes: int | None, seed: int = 0) -> dict[str, Any]:
     """Mean/Best in market, Top-1 reuse, Job selector, Average ensemble, and search hits for one user.
 
     ``market_preds[i]`` is learnware ``ids[i]``'s prediction on ``X`` (computed once per user by the caller).
+    ``gamma`` given: the old, hand-tuned pipeline (that gamma for the user's spec, MMD ranking, greedy
+    mixture); None: lwdock's defaults (automatic spec, verified re-rank, QP mixture).
     """
     from lwdock import RKMETableSpec
     from lwdock.reuse.api import reuse
@@ -190,7 +196,8 @@ def evaluate_user(dock: Any, ids: list[str], market_preds: list[np.ndarray], X: 
     losses = np.array([loss(task, y, p) for p in market_preds])
     by_id = dict(zip(ids, losses))
     spec = RKMETableSpec(gamma=gamma, K=100, random_state=seed).fit(X)  # unlabelled user rows only
-    res = search(dock, spec, task=task.capitalize(), k=10, max_mixture=5)
+    how = dict(rerank="mmd", method="greedy") if gamma is not None else dict(trusted=True)
+    res = search(dock, spec, task=task.capitalize(), k=10, max_mixture=5, **how)
     # a result without a mixture means "the top single" (read_selection misses the "singles" key: see report)
     found = res.to_dict() if res.mixture else res.ids[:1]
     ranked = res.ids
@@ -200,6 +207,8 @@ def evaluate_user(dock: Any, ids: list[str], market_preds: list[np.ndarray], X: 
         "top1": float(by_id[ranked[0]]),
         "hit1": bool(np.isclose(by_id[ranked[0]], losses.min())),
         "hit3": bool(np.isclose(min(by_id[i] for i in ranked[:3]), losses.min())),
+        # rank of the first learnware as good as the best (11: not in the top 10)
+        "rank_best": next((r + 1 for r, i in enumerate(ranked) if np.isclose(by_id[i], losses.min())), 11),
         "mixture_size": len(res.mixture.ids) if res.mixture else 1,
     }
     for method, key in (("job-selector", "job_selector"), ("average", "average")):
@@ -207,6 +216,19 @@ def evaluate_user(dock: Any, ids: list[str], market_preds: list[np.ndarray], X: 
             out[key] = loss(task, y, ens.predict(X))
     out["ranked"] = ranked
     return out
+
+
+def summarise_settings(by_setting: dict[str, list[dict[str, Any]]], task: str) -> list[dict[str, Any]]:
+    """:func:`summarise` per setting, then the search rows (hit@1, hit@3, mean rank of the best)."""
+    metric = "error" if task == "classification" else "RMSE"
+    rows = []
+    for name, results in by_setting.items():
+        rows += [{"setting": name, **r} for r in summarise(results, task)]
+    for name, results in by_setting.items():
+        for label, key in (("Search hit@1", "hit1"), ("Search hit@3", "hit3"), ("Mean rank of best (11 = not in top 10)", "rank_best")):
+            rows.append({"setting": name, "method": label, metric: float(np.mean([r[key] for r in results])),
+                         "std over users": "-", "users where it beats Mean": "-"})
+    return rows
 
 
 def summarise(results: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:

@@ -1,10 +1,9 @@
 """Search at scale: warm/cold search time, prefilter recall, speed-up over the reference's loop.
 
 Docks of N synthetic table learnwares (K=100, d=32): learnware i's RKME is 100 points drawn
-from N(c_i, I) with Dirichlet weights, centres c_i ~ N(0, I). gamma is set by the median
-heuristic (1 / median squared distance between the market's points); the old setting
-gamma=0.1 made every kernel value vanish (gamma x median = 12.5) and every MMD^2 fall in
-0.022-0.034. The search cache is bulk-loaded directly (float32 storage, the default). A user is
+from N(c_i, I) with Dirichlet weights, centres c_i ~ N(0, I). The store picks the search kernel
+of the feature space itself (lwdock/search/kernel.py); the specs' own gamma (the median
+heuristic, written into the dock's spec files) is provenance only. The search cache is bulk-loaded directly (float32 storage, the default). A user is
 100 points from one learnware's distribution.
 
 Run alone: ``python benchmarks/bench_search.py [--sizes 1000,10000,100000]``.
@@ -40,7 +39,6 @@ from lwdock.spec.kernels import sq_dists  # noqa: E402
 from lwdock.spec.qp import solve_simplex_qp  # noqa: E402
 
 K, D, SPREAD = 100, 32, 1.0
-OLD_GAMMA = 0.1
 USERS = 5
 MAX_SEARCH = 5  # the reference's max_search_num: 25 mixture candidates
 RERANKS = (1_000, 2_000, 5_000, 10_000, 20_000)
@@ -169,7 +167,7 @@ def build_dock(path: Path, template: dict, ids: list, z, beta, off, gamma: float
         with open_index(dock.layout.index_dir) as idx:
             idx.replace_all(entries)
         shutil.rmtree(dock.layout.search, ignore_errors=True)
-        store.bulk_load(dock.layout.search, ids, z, beta, off, gamma, dtype="float32", generation=dock.generation())
+        store.bulk_load(dock.layout.search, ids, z, beta, off, dtype="float32", generation=dock.generation())
     assert not cache.is_stale(dock), "the cache must match the index so search does not resync"
 
 
@@ -179,8 +177,11 @@ def cold(dock: Path, user: dict, work: Path) -> dict:
                                 "gamma": user["gamma"], "num_points": K, "type": "RKMETableSpecification"}))
     exe = str(Path(sys.executable).parent / "lwdock")
     t0 = time.perf_counter()
-    out = subprocess.run(["/usr/bin/time", "-v", exe, "--dock", str(dock), "search", "--spec", str(spec), "--json"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(["/usr/bin/time", "-v", exe, "--dock", str(dock), "search", "--spec", str(spec), "--json",
+                          "--rerank", "mmd"],  # the cloned entries have no models to verify
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"cold search failed ({out.returncode}): {out.stderr[-500:]}")
     wall = time.perf_counter() - t0
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr)
     res = json.loads(out.stdout)
@@ -196,10 +197,11 @@ def recall_table(c, users: list, n: int) -> tuple[list, list]:
     seg = g.segments[0]
     out = {r: [] for r in RERANKS if r < n}
     for u in users:
-        cross = bulk.cross_products(seg.z, seg.beta, seg.offsets, u["z"], u["beta"], u["gamma"])
+        uz = g.backend.map(u["z"])  # stored points are in the group kernel's units
+        cross = bulk.cross_products(seg.z, seg.beta, seg.offsets, uz, u["beta"], g.kernel.gamma)
         exact = seg.self_ - 2 * cross
         truth = set(np.argsort(exact, kind="stable")[:10].tolist())
-        approx = g.backend.approx(seg.self_, seg.sketch, g.backend.user_sketch(u["z"], u["beta"]))
+        approx = g.backend.approx(seg.self_, seg.sketch, g.backend.user_sketch(uz, u["beta"]))
         for r in out:
             keep = prefilter.candidates(approx, r)
             top = keep[np.argsort(exact[keep], kind="stable")[:10]]
@@ -217,8 +219,10 @@ def run_size(n: int, work: Path, template: dict, gamma: float, rows: list, extra
     centres, z, beta, off = market(n)
     ids = ids_for(n)
     directory = work / f"n{n}"
-    c = store.bulk_load(directory, ids, z, beta, off, gamma, dtype="float32")
+    c = store.bulk_load(directory, ids, z, beta, off, dtype="float32")
     build = time.perf_counter() - t0
+    kern = c.group(c.keys()[0]).kernel  # the dock's kernel for the space: the reference runs under it too
+    extra.setdefault("dock_kernel", {})[n] = kern.describe()
     rng = np.random.default_rng(n)
     users = [user_for(centres, int(j), 100 + i, gamma) for i, j in enumerate(rng.integers(0, n, USERS))]
     search_cache(c, users[0], prefilter=False)  # warm the page cache and the loaded group
@@ -246,18 +250,19 @@ def run_size(n: int, work: Path, template: dict, gamma: float, rows: list, extra
         # small to gain from threads, and two threads on the shared 2-core machine were ~3x slower)
         torch.set_num_threads(1)
 
-        specs = [(torch.from_numpy(z[off[i] : off[i + 1]].astype(np.float64)), torch.from_numpy(beta[off[i] : off[i + 1]]))
+        zm = kern.map(z)
+        specs = [(torch.from_numpy(zm[off[i] : off[i + 1]]), torch.from_numpy(beta[off[i] : off[i + 1]]))
                  for i in range(n)]
         ratios, ratios_single, same, same_mix = [], [], [], []
         for u in users if n <= 1000 else users[:1]:
-            ut = (torch.from_numpy(u["z"]), torch.from_numpy(u["beta"]))
-            t_ref, ref = timed(lambda: reference_search(specs, ut, gamma), repeat=1)
-            t_ours, ours = timed(lambda u=u: search_cache(c, u, prefilter=False), repeat=3)
-            t_ref1, _ = timed(lambda: reference_single(specs, ut, gamma), repeat=1)
+            ut = (torch.from_numpy(kern.map(u["z"])), torch.from_numpy(u["beta"]))
+            t_ref, ref = timed(lambda: reference_search(specs, ut, kern.gamma), repeat=1)
+            t_ours, ours = timed(lambda u=u: search_cache(c, u, prefilter=False, method="greedy"), repeat=3)
+            t_ref1, _ = timed(lambda: reference_single(specs, ut, kern.gamma), repeat=1)
             t_ours1, _ = timed(lambda u=u: search_cache(c, u, prefilter=False, max_mixture=1), repeat=3)
             ratios.append(t_ref / t_ours)
             ratios_single.append(t_ref1 / t_ours1)
-            same.append([ids[i] for i in ref["top10"]] == ours.ids[:10])
+            same.append(set(ids[i] for i in ref["top10"]) == set(ours.ids[:10]))  # ours: by match, same set
             mix_ref = [ids[i] for i in ref["mixture"]["ids"]] if ref["mixture"] else None
             same_mix.append(mix_ref == (list(ours.mixture.ids) if ours.mixture else None))
             row.setdefault("ref_s", t_ref)
@@ -267,7 +272,7 @@ def run_size(n: int, work: Path, template: dict, gamma: float, rows: list, extra
         row["top10_identical"] = f"{sum(same)}/{len(same)}"
         row["mixture_identical"] = f"{sum(same_mix)}/{len(same_mix)}"
         # float32 storage vs float64: accuracy of the MMDs
-        c64 = store.bulk_load(work / f"n{n}-f64", ids, z.astype(np.float64), beta, off, gamma, dtype="float64")
+        c64 = store.bulk_load(work / f"n{n}-f64", ids, z.astype(np.float64), beta, off, dtype="float64")
         r64 = search_cache(c64, users[0], k=n, prefilter=False, max_mixture=1)
         r32 = search_cache(c, users[0], k=n, prefilter=False, max_mixture=1)
         a = {s.id: s.mmd2 for s in r64.singles}
@@ -293,26 +298,9 @@ def run_size(n: int, work: Path, template: dict, gamma: float, rows: list, extra
     print(json.dumps(row), flush=True)
 
 
-def old_setting(work: Path, extra: dict, n: int = 10_000) -> None:
-    """The previous, degenerate setting (gamma=0.1) at one size, for comparison."""
-    centres, z, beta, off = market(n)
-    c = store.bulk_load(work / "old", ids_for(n), z, beta, off, OLD_GAMMA, dtype="float32")
-    rng = np.random.default_rng(n)
-    users = [user_for(centres, int(j), 100 + i, OLD_GAMMA) for i, j in enumerate(rng.integers(0, n, USERS))]
-    r = search_cache(c, users[0], k=n, prefilter=False, max_mixture=1)
-    d = [s.mmd2 for s in r.singles]
-    pairs = rng.integers(0, n, size=(USERS, 2))
-    rec = recall_table(c, users + [mixed_user(centres, int(a), int(b), 200 + i, OLD_GAMMA)
-                                   for i, (a, b) in enumerate(pairs)], n)
-    extra["old_gamma"] = {"gamma": OLD_GAMMA, "gamma_x_median": OLD_GAMMA / extra["gamma"], "N": n,
-                          "mmd2_range": [min(d), max(d)], "recall": rec}
-    shutil.rmtree(work / "old", ignore_errors=True)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,10000,100000")
-    ap.add_argument("--skip-old", action="store_true", help="skip the gamma=0.1 comparison at N=10,000")
     args = ap.parse_args()
     rows: list = []
     extra: dict = {}
@@ -323,14 +311,11 @@ def main() -> None:
         template = template_entry(Path(tmp))
         for n in [int(s) for s in args.sizes.split(",")]:
             run_size(n, Path(tmp), template, gamma, rows, extra)
-        if not args.skip_old:
-            old_setting(Path(tmp), extra)
     extra["total_s"] = time.perf_counter() - t_all
-    old = extra.get("old_gamma")
     notes = (
-        f"Synthetic table learnwares, K={K}, d={D}; gamma={gamma:.5f} by the median heuristic (1 / median squared "
-        f"distance of 2,000 market points; the old gamma=0.1 is {OLD_GAMMA / gamma:.1f}x that and made every kernel "
-        "value between different points vanish). "
+        f"Synthetic table learnwares, K={K}, d={D}. The store picks its kernel for the feature space (per-column "
+        f"scale + median heuristic, lwdock/search/kernel.py): {json.dumps(extra.get('dock_kernel', {}))}; the "
+        "reference below runs on the same mapped points and gamma. "
         "Cache bulk-loaded, float32 storage. warm_*: best of 3 in-process `search_cache` calls "
         "(single ranking + greedy mixture unless `single`). ref_s: the reference's search reimplemented as the digest "
         "describes (torch float64, one learnware at a time, nothing cached, greedy mixture over the top 25 with one "
@@ -342,8 +327,6 @@ def main() -> None:
         "cold_s: a whole `lwdock search --spec user.json --json` process (index of N cloned entries, cache "
         "generation = index generation, no resync), peak memory of that child from /usr/bin/time -v. "
         f"float32 vs float64 storage: {json.dumps(extra.get('float32', []))}. "
-        + (f"Old setting gamma=0.1 at N={old['N']}: MMD^2 range {old['mmd2_range']}, recall "
-           f"{[(r['rerank'], r['recall@10']) for r in old['recall']]}. " if old else "")
         + f"Whole benchmark: {extra['total_s']:.0f} s."
     )
     cols = ["N", "build_s", "warm_exact_s", "warm_exact_single_s", "warm_prefilter_s", "rerank", "recall@10",

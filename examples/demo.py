@@ -134,11 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="lwdock-demo-") as tmp:
         work = Path(tmp)
         path = args.dock or work / "dock"
-        gamma = market.GAMMA
-
-        # 1. a dock with the market's kernel gamma (the median heuristic on digits pixels)
-        out.step(f"1. create a dock at {path}", f"lwdock --dock {path} init --gamma {gamma}")
-        dock = Dock.init(path, gamma=gamma)
+        # 1. a dock: no kernel parameter (it picks its search kernel per feature space)
+        out.step(f"1. create a dock at {path}", f"lwdock --dock {path} init")
+        dock = Dock.init(path)
 
         # 2. submit: each zip is checked (environment, model loads, predicts, output shape) then stored
         zips = ensure_samples(out)
@@ -163,10 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         np.savetxt(work / "scoring.csv", np.column_stack([X_ev, y_ev]), delimiter=",", fmt="%g")
         shares = ", ".join(f"{c}: {np.mean(y == c):.0%}" for c in np.unique(y))
         out.step("3. describe the user's data by an RKME spec (made locally; no rows leave)",
-                 f"lwdock spec table user.csv --gamma {gamma} -o user_spec.json")
+                 "lwdock spec table user.csv -o user_spec.json")
         out.line(f"files for the shell commands: {work}")
         out.line(f"user data: {X.shape[0]} rows x {X.shape[1]} pixels; classes {shares} (labels unknown to search)")
-        spec = RKMETableSpec(gamma=gamma, K=100, random_state=0).fit(X)
+        spec = RKMETableSpec(K=100, random_state=0).fit(X)
         spec.save(work / "user_spec.json")
         out.line(f"spec: {spec.z_.shape[0]} weighted points stand for {spec.num_points_} rows")
 
@@ -175,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                  f"lwdock --dock {path} search --spec user_spec.json --task Classification -k 5 --json > result.json")
         res = search(dock, work / "user_spec.json", task="Classification", k=5, max_mixture=3)
         singles = res.to_dict()["singles"]  # the rows `--json` prints
-        out.table(["rank", "learnware", "MMD²", "score"],
-                  [[s["rank"], label(s), s["mmd2"], s["score"]] for s in singles],
+        out.table(["rank", "learnware", "score", "MMD²"],
+                  [[s["rank"], label(s), s["score"], s["mmd2"]] for s in singles],
                   title="best single learnwares")
         if res.mixture:
             m = res.mixture.to_dict()

@@ -9,7 +9,7 @@ from test_search_fixtures import GAMMA, fit, learnware_specs, sample
 from lwdock.search import bulk, mixture, prefilter, store
 from lwdock.search.api import search_cache
 from lwdock.search.engine import smallest
-from lwdock.search.scores import mmd2_to_score
+from lwdock.search.scores import match_score
 from lwdock.search.user import as_user_spec
 from lwdock.spec.kernels import weighted_inner as inner
 
@@ -31,7 +31,13 @@ def _stack(specs):
 def _cache(tmp_path, specs, dtype="float64"):
     z, beta, offsets = _stack(specs)
     ids = [f"lw{i:02d}" for i in range(len(specs))]
-    return store.bulk_load(tmp_path / f"cache-{dtype}", ids, z, beta, offsets, GAMMA, dtype=dtype)
+    return store.bulk_load(tmp_path / f"cache-{dtype}", ids, z, beta, offsets, dtype=dtype)
+
+
+def kernel_mmd2(kernel, a, b) -> float:  # type: ignore[no-untyped-def]
+    """MMD^2 of two specs under a dock kernel, the straightforward way (map, then three inner products)."""
+    za, zb, g = kernel.map(a.z_), kernel.map(b.z_), kernel.gamma
+    return inner(za, a.beta_, za, a.beta_, g) - 2 * inner(za, a.beta_, zb, b.beta_, g) + inner(zb, b.beta_, zb, b.beta_, g)
 
 
 def test_user_from_j_gets_j_first(tmp_path, market):
@@ -52,7 +58,7 @@ def test_half_half_mixture_recovers_both_with_half_weights(tmp_path, market):
     j, k = np.unravel_index(np.argmax(d), d.shape)
     X = np.vstack([sample(mu[j], 300, 7), sample(mu[k], 300, 8)])
     user = fit(X, K=40)
-    for method in ("greedy", "auto"):
+    for method in ("qp", "greedy", "auto"):
         res = search_cache(c, user, method=method)
         mix = res.mixture
         assert mix is not None, method
@@ -68,8 +74,9 @@ def test_bulk_equals_per_learnware_loop(tmp_path, market):
     user = fit(sample(mu[3] + 0.7, 300, seed=99))
     res = search_cache(c, user, k=N)
     got = {s.id: s.mmd2 for s in res.singles}
-    # the spec class's own dist(), one learnware at a time
-    want = {f"lw{i:02d}": s.dist(user) for i, s in enumerate(specs)}
+    # the dock's kernel, one learnware at a time
+    kernel = c.group(c.keys()[0]).kernel
+    want = {f"lw{i:02d}": kernel_mmd2(kernel, s, user) for i, s in enumerate(specs)}
     assert set(got) == set(want)
     for key in want:
         assert abs(got[key] - want[key]) <= 1e-9
@@ -101,8 +108,8 @@ def test_prefilter_reranks_exactly(tmp_path):
     z = (centres[:, None, :] + rng.normal(size=(n, K, d))).reshape(-1, d)
     beta = np.full(n * K, 1.0 / K)
     off = np.arange(n + 1) * K
-    c = store.bulk_load(tmp_path / "pf", [f"x{i}" for i in range(n)], z, beta, off, GAMMA, dtype="float64")
-    user = {"z": centres[17] + rng.normal(size=(30, d)), "beta": np.full(30, 1 / 30), "gamma": GAMMA}
+    c = store.bulk_load(tmp_path / "pf", [f"x{i}" for i in range(n)], z, beta, off, dtype="float64")
+    user = {"z": centres[17] + rng.normal(size=(30, d)), "beta": np.full(30, 1 / 30)}
     exact = search_cache(c, user, k=10, prefilter=False)
     approx = search_cache(c, user, k=10, prefilter=True)
     assert approx.counts["prefiltered"] and not exact.counts["prefiltered"]
@@ -125,11 +132,11 @@ def test_rff_sketch_estimates_mmd():
     assert abs(float(((sa - sb) ** 2).sum()) - exact) < 0.2 * exact + 1e-3
 
 
-def test_scores_in_unit_interval_and_query_independent():
-    s = mmd2_to_score(np.array([0.0, 0.5, 2.0]), 1.0, np.array([1.0, 1.0, 1.0]))
+def test_match_in_unit_interval_and_query_independent():
+    s = match_score(np.array([1.0, 0.75, 0.0]), 1.0, np.array([1.0, 1.0, 1.0]))
     assert s[0] == 1.0 and s[2] == 0.0 and 0 < s[1] < 1
     # the same pair gets the same score whatever else is in the list
-    assert mmd2_to_score(0.5, 1.0, 1.0) == s[1]
+    assert match_score(0.75, 1.0, 1.0) == s[1]
 
 
 def test_greedy_stops_when_mmd_stops_dropping():
@@ -148,12 +155,13 @@ def test_bad_user_specs_are_rejected():
         as_user_spec({"z": [[0.0, 1.0]], "beta": [0.5, 0.5], "gamma": 0.1})
     with pytest.raises(InputDataError, match="not a fitted RKME"):
         as_user_spec({"beta": [1.0]})
+    assert as_user_spec({"z": [[0.0, 1.0]], "beta": [1.0]}).key == "table/2"  # no gamma needed
 
 
 def test_other_dimension_finds_no_group(tmp_path, market):
     _, specs = market
     c = _cache(tmp_path, specs)
-    res = search_cache(c, {"z": np.zeros((3, 7)), "beta": np.full(3, 1 / 3), "gamma": GAMMA})
+    res = search_cache(c, {"z": np.zeros((3, 7)), "beta": np.full(3, 1 / 3)})
     assert res.empty and res.explanation.startswith("0 of 12 table learnwares have dimension 7")
     assert "dimensions in the dock: 4 (12)" in res.explanation
 

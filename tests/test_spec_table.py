@@ -124,12 +124,28 @@ def test_no_raw_rows_on_small_data(name: str) -> None:
 def test_fidelity_beats_random_subset_on_clustered_data() -> None:
     X = clustered(3000, 8, 12, seed=2)
     s = RKMETableSpec(K=30).fit(X)
-    ours = mmd2(X, s.z_, s.beta_, s.gamma)
+    # the automatic fit works on standardised columns with the median-heuristic gamma there
+    mu, sd = X.mean(axis=0), X.std(axis=0)
+    Xs, zs, g = (X - mu) / sd, (s.z_ - mu) / sd, s.fit_gamma_
+    ours = mmd2(Xs, zs, s.beta_, g)
     rng = np.random.default_rng(0)
-    subsets = [mmd2(X, X[rng.choice(len(X), 30, replace=False)], np.full(30, 1 / 30), s.gamma) for _ in range(5)]
-    assert ours < min(subsets)
-    # objective_ is MMD^2 minus the data term
-    assert ours == pytest.approx(s.objective_ + data_self_inner(X, s.gamma), abs=1e-9)
+    subsets = [mmd2(Xs, Xs[rng.choice(len(X), 30, replace=False)], np.full(30, 1 / 30), g) for _ in range(5)]
+    assert ours < 0.5 * min(subsets)
+    # objective_ is MMD^2 minus the data term, in the fit's units
+    assert ours == pytest.approx(s.objective_ + data_self_inner(Xs, g), abs=1e-6)
+    # an explicit gamma fits on raw units, as the reference does
+    e = RKMETableSpec(K=30, gamma=0.05).fit(X)
+    assert mmd2(X, e.z_, e.beta_, 0.05) == pytest.approx(e.objective_ + data_self_inner(X, 0.05), abs=1e-9)
+
+
+def test_automatic_fit_is_per_column_scale_free() -> None:
+    X = clustered(600, 4, 5, seed=3)
+    units = np.array([1e-2, 1.0, 1e3, 1e5])
+    a = RKMETableSpec(K=12, random_state=0).fit(X)
+    b = RKMETableSpec(K=12, random_state=0).fit(X * units)
+    assert a.fit_gamma_ == pytest.approx(b.fit_gamma_, rel=1e-6)
+    np.testing.assert_allclose(b.z_ / units, a.z_, rtol=1e-4, atol=1e-6 * np.abs(a.z_).max())
+    np.testing.assert_allclose(b.beta_, a.beta_, atol=1e-6)
 
 
 def test_optimisation_improves_on_kmeans_init() -> None:
@@ -191,13 +207,18 @@ def test_all_nonfinite_column_is_a_clear_error() -> None:
         RKMETableSpec().fit(X)
 
 
-def test_huge_values_warn_and_suggest_gamma(caplog: pytest.LogCaptureFixture) -> None:
+def test_huge_values_need_no_gamma_and_a_bad_explicit_gamma_warns(caplog: pytest.LogCaptureFixture) -> None:
     X = 1e6 * np.random.default_rng(0).standard_normal((200, 4))
     with caplog.at_level(logging.WARNING, logger="lwdock"):
         s = RKMETableSpec(K=10).fit(X)
+    assert "gamma" not in caplog.text and s.suggested_gamma_ is None  # the default is scale-free
     assert np.all(np.isfinite(s.z_)) and np.all(np.isfinite(s.beta_))
-    assert "gamma" in caplog.text and s.suggested_gamma_ is not None
-    assert s.suggested_gamma_ * s.median_sq_dist_ == pytest.approx(1.0)
+    assert s.fit_gamma_ * np.median(np.sum((X[:50, None] / 1e6 - X[None, :50] / 1e6) ** 2, axis=-1)) == pytest.approx(
+        1.0, rel=0.5)
+    with caplog.at_level(logging.WARNING, logger="lwdock"):
+        e = RKMETableSpec(K=10, gamma=0.1).fit(X)
+    assert "gamma" in caplog.text and e.suggested_gamma_ is not None
+    assert e.suggested_gamma_ * e.median_sq_dist_ == pytest.approx(1.0)
     assert s.dist(RKMETableSpec(K=10, random_state=1).fit(X)) >= 0.0
 
 

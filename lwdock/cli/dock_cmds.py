@@ -59,7 +59,11 @@ def _brief(e: Entry) -> dict[str, Any]:
 
 def init(
     ctx: typer.Context,
-    gamma: Annotated[float, typer.Option("--gamma", help="RBF kernel gamma shared by every spec in this dock.")] = 0.1,
+    gamma: Annotated[
+        Optional[float],
+        typer.Option("--gamma", help="Recorded for reference only: search picks its kernel per feature space.",
+                     show_default=False),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Create a dock (idempotent)."""
@@ -68,7 +72,7 @@ def init(
     dock = Dock.init(resolve_dock_dir(state(ctx).dock), gamma=gamma)
     out = output(ctx, json)
     data = {"dock": str(dock.path), **dock.settings}
-    out.result(data, human=lambda d: out.line(f"dock ready at {d['dock']} (gamma {d['gamma']})"))
+    out.result(data, human=lambda d: out.line(f"dock ready at {d['dock']} (search kernel: chosen per feature space)"))
 
 
 def submit(

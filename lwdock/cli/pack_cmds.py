@@ -96,7 +96,12 @@ def pack(
     predict_output: Annotated[
         str, typer.Option("--predict-output", help="Classifiers: auto (probabilities if available), labels or proba.")
     ] = "auto",
-    gamma: Annotated[float, typer.Option("--gamma", help="RBF kernel gamma (use your dock's).")] = 0.1,
+    gamma: Annotated[
+        Optional[float],
+        typer.Option("--gamma", help="Experts only: fit the table spec with this RBF gamma on raw units "
+                     "(default: automatic, scale-free; the dock compares every spec under its own kernel).",
+                     show_default=False),
+    ] = None,
     k: Annotated[
         Optional[int], typer.Option("-K", "--K", help="Reduced-set size (default 100; 50 for Image).")
     ] = None,

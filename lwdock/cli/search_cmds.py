@@ -33,7 +33,15 @@ def search(
     ids: Annotated[Multi, typer.Option("--id", help="Id, id prefix or alias (repeatable).", show_default=False)] = None,
     k: Annotated[int, typer.Option("-k", "--top", help="How many single learnwares to list.")] = 10,
     max_mixture: Annotated[int, typer.Option("--max-mixture", help="Most learnwares in the mixture (1: none).")] = 5,
-    method: Annotated[str, typer.Option("--method", help="Mixture search: greedy or auto.")] = "greedy",
+    method: Annotated[str, typer.Option("--method", help="Mixture search: qp (weights over the best 10), greedy or auto.")] = "qp",
+    rerank: Annotated[
+        str, typer.Option("--rerank", help="verified: re-rank the best candidates by what their models do on your "
+                          "rows (label-free); mmd: by the distributions alone (no model runs).")
+    ] = "verified",
+    min_score: Annotated[
+        Optional[float], typer.Option("--min-score", help="Drop single learnwares scoring below this (0..1).",
+                                      show_default=False)
+    ] = None,
     prefilter: Annotated[
         Optional[bool],
         typer.Option("--prefilter/--no-prefilter", help="RFF pre-filter then exact re-rank (default: on for big docks).",
@@ -43,7 +51,7 @@ def search(
         bool, typer.Option("--include-unchecked", help="Also return semantic-only (unchecked) learnwares.")
     ] = False,
     fail_if_empty: Annotated[
-        bool, typer.Option("--fail-if-empty", help="Exit with code 9 when nothing is found.")
+        bool, typer.Option("--fail-if-empty", help="Exit with code 9 when nothing is found, or when the search cannot tell learnwares apart.")
     ] = False,
     embedder: Annotated[
         str, typer.Option("--embedder", help="Text data: sentence embedder (must match the learnwares' specs).")
@@ -66,7 +74,8 @@ def search(
     result = run_search(
         dock, spec, data=data, name=name, description_like=description_like, data_type=data_type, task=task,
         library=library, scenario=scenario, license=license_, ids=ids, k=k, max_mixture=max_mixture, method=method,
-        include_unchecked=include_unchecked, prefilter=prefilter, embedder=embedder, text_field=field,
+        include_unchecked=include_unchecked, prefilter=prefilter, embedder=embedder, text_field=field, rerank=rerank,
+        min_score=min_score,
     ).to_dict()
 
     def human(d: dict[str, Any]) -> None:
@@ -79,10 +88,16 @@ def search(
             out.line(f"mixture  score {mix['score']:.4g}  mmd2 {mix['mmd2']:.4g}  {parts}")
 
     out.result(result, human=human, ids=[s["id"] for s in result["singles"]])
+    for note in (result.get("signals") or {}).get("notes", []):
+        out.warn(note)
     if result["explanation"] and not fail_if_empty:
         out.info(f"no results: {result['explanation']}")
     if fail_if_empty and not result["singles"]:
         raise NoResultsError(result["explanation"] or "no learnware matches")
+    if fail_if_empty and result.get("cannot_discriminate"):
+        flags = result["signals"].get("flags", [])
+        why = "no learnware saw data like yours" if "no_match" in flags else "the search cannot tell learnwares apart"
+        raise NoResultsError(f"{why} (--fail-if-empty treats it as no result)")
 
 
 def register(app: typer.Typer) -> None:

@@ -31,7 +31,11 @@ def table(
     data: Annotated[Path, typer.Argument(help="Training data: .npy, .npz (array X) or .csv (header detected).")],
     out_path: Annotated[Path, typer.Option("--output", "-o", help="Where to write the spec JSON.")],
     k: Annotated[int, typer.Option("--K", "-K", help="Reduced-set size.")] = 100,
-    gamma: Annotated[float, typer.Option("--gamma", help="RBF kernel gamma (use the dock's gamma).")] = 0.1,
+    gamma: Annotated[
+        Optional[float],
+        typer.Option("--gamma", help="Experts only: fit with this RBF gamma on raw units. Default: standardised "
+                     "columns and the median heuristic (no kernel knowledge needed).", show_default=False),
+    ] = None,
     steps: Annotated[int, typer.Option("--steps", help="Optimisation rounds.")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     device: DeviceOpt = None,
@@ -48,7 +52,8 @@ def table(
         data, out_path, K=k, gamma=gamma, steps=steps, random_state=seed, device=_device(device), max_samples=max_samples
     )
 
-    out.result(result, human=_wrote(out, "K={K} d={dim} gamma={gamma:g}", unit="rows"))
+    out.result(result, human=_wrote(out, "K={K} d={dim} fit on {fit_units} columns with gamma {fit_gamma:.3g}",
+                                    unit="rows"))
 
 
 def _wrote(out: Any, what: str, unit: str = "items"):  # type: ignore[no-untyped-def]
@@ -119,8 +124,9 @@ def show(
     result = describe_spec(spec, data)
 
     def human(d: dict[str, Any]) -> None:
-        for key in ("path", "type", "dim", "shape", "K", "gamma", "kernel", "whitened", "embedder", "embedding_dim",
-                    "num_points", "beta_min", "beta_max", "beta_nonzero", "self_inner"):
+        for key in ("path", "type", "dim", "shape", "K", "gamma", "fit_units", "fit_gamma", "spec_quality", "kernel",
+                    "whitened", "embedder", "embedding_dim", "num_points", "beta_min", "beta_max", "beta_nonzero",
+                    "self_inner"):
             if key not in d:
                 continue
             v = d.get(key)

@@ -71,7 +71,7 @@ class PackOptions:
     """
     data_type: str | None = None
     requirements: tuple[str, ...] | None = None
-    gamma: float = 0.1
+    gamma: float | None = None  # None: scale-free automatic fit (experts may fix an RBF gamma)
     K: int | None = None
     seed: int = 0
     max_samples: int | None = None
@@ -130,7 +130,7 @@ def _subsample(n: int, max_samples: int | None, seed: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng(seed).choice(n, size=max_samples, replace=False))
 
 
-def make_spec_json(train_data: Any, *, gamma: float, K: int, seed: int, max_samples: int | None,
+def make_spec_json(train_data: Any, *, gamma: float | None, K: int, seed: int, max_samples: int | None,
                    label_column: str | int | None = None) -> _Spec:
     """Fit a table RKME on the training data (a file, a DataFrame or an array), without its label column."""
     table = read_table(train_data, label_column, what="the training data")

@@ -1,11 +1,13 @@
-"""Search API: semantic filters, then statistical ranking and the mixture, over a dock.
+"""Search API: semantic filters, then statistical ranking, verification and the mixture, over a dock.
 
 ``search(dock, ...)`` is what ``lwdock search`` calls; ``search_cache(store, ...)`` runs the
-statistical part on a bare :class:`~lwdock.search.store.SegmentStore` (benchmarks, tools).
-Every spec type goes through the same path: the user's spec names its group in the store
-(:mod:`lwdock.search.space`), :func:`lwdock.search.engine.rank` ranks that group, and
-:mod:`lwdock.search.explain` says why nothing was found. The JSON schema of
-:meth:`SearchResult.to_dict` is documented in ``docs/search.md``.
+statistical part on a bare :class:`~lwdock.search.store.SegmentStore` (benchmarks, tools: no
+models, so no verification). Every spec type goes through the same path: the user's spec names
+its feature space (:mod:`lwdock.search.space`), :func:`lwdock.search.engine.rank` ranks that
+group under the dock's kernel for the space, :mod:`lwdock.search.identify` says whether the
+ranking can be trusted, :mod:`lwdock.search.verify` re-ranks the best candidates by what their
+models do on the user's rows, and :mod:`lwdock.search.explain` says why nothing was found. The
+JSON schema of :meth:`SearchResult.to_dict` is documented in ``docs/search.md``.
 """
 
 from __future__ import annotations
@@ -15,33 +17,45 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import UsageError
 from ..records import Entry
 from ..spec.data import named_columns
 from ..spec.embedders import DEFAULT_EMBEDDER
-from . import explain, mixture
+from . import bulk, explain, identify, mixture
 from .cache import ensure_current
-from .engine import RankOptions, StatResult, rank
+from .engine import POOL, Candidates, RankOptions, StatResult, rank
 from .result import MixtureHit, SearchResult, Single
-from .scores import mmd2_to_score
 from .semantic import SemanticQuery, filter_entries
 from .store import Group, SegmentStore
 from .user import UserSpec, as_user_spec, data_kind, user_spec_from_data
-from .view import DockView, as_entry, gc_paused, setting
+from .verify import VerifyOptions, verify
+from .view import DockView, as_entry, gc_paused
 
-__all__ = ["SearchOptions", "SearchResult", "StatQuery", "load_user_spec", "run", "search", "search_cache",
-           "user_spec_from_data"]
+__all__ = ["RERANKS", "SearchOptions", "SearchResult", "StatQuery", "load_user_spec", "run", "search",
+           "search_cache", "user_spec_from_data"]
+
+RERANKS = ("verified", "mmd")
 
 
 @dataclass(frozen=True)
 class SearchOptions:
-    """How many results, how the mixture is searched, whether the pre-filter runs."""
+    """How many results, how they are ranked and filtered, how the mixture is found.
+
+    ``rerank``: ``verified`` (default: the best candidates are re-ranked by what their models do
+    on your rows, where they can run) or ``mmd`` (distributions only, by match). ``min_score``:
+    drop singles scoring below it. ``trusted``: verification runs the models in this process
+    (learnwares you trust) instead of sandboxed workers."""
 
     k: int = 10
     max_mixture: int = 5
-    method: str = "greedy"
+    method: str = "qp"
     prefilter: bool | None = None  # None: on above the backend's threshold
     include_unchecked: bool = False
+    rerank: str = "verified"
+    min_score: float | None = None
+    trusted: bool = False
 
     def check(self) -> SearchOptions:
         if self.k < 1:
@@ -50,10 +64,24 @@ class SearchOptions:
             raise UsageError(f"max_mixture must be at least 1, got {self.max_mixture}")
         if self.method not in mixture.METHODS:
             raise UsageError(f"unknown mixture method {self.method!r}; choose one of {', '.join(mixture.METHODS)}")
+        if self.rerank not in RERANKS:
+            raise UsageError(f"unknown re-rank {self.rerank!r}; choose one of {', '.join(RERANKS)}")
+        if self.min_score is not None and not 0.0 <= self.min_score <= 1.0:
+            raise UsageError(f"min_score must be between 0 and 1, got {self.min_score}")
         return self
 
+    @property
+    def pool(self) -> int:
+        """Candidates kept by MMD^2 for coverage, verification and the mixture."""
+        greedy = mixture.pool_size(self.method, self.max_mixture) if self.method != "qp" else 0
+        return max(POOL, self.k, greedy)
+
     def ranking(self, rerank: int | None = None) -> RankOptions:
-        return RankOptions(self.k, self.max_mixture, self.method, self.prefilter, rerank)
+        return RankOptions(self.k, self.pool, self.prefilter, rerank)
+
+    def describe(self) -> dict[str, Any]:
+        return {"include_unchecked": self.include_unchecked, "k": self.k, "max_mixture": self.max_mixture,
+                "method": self.method, "prefilter": self.prefilter, "rerank": self.rerank, "min_score": self.min_score}
 
 
 @dataclass(frozen=True)
@@ -70,8 +98,7 @@ class StatQuery:
         if self.data is not None:
             if self.user_spec is not None:
                 raise UsageError("give a user specification or a data file, not both")
-            return user_spec_from_data(self.data, data_kind(self.data, list(self.data_type)),
-                                       gamma=float(setting(dock, "gamma", 0.1)), embedder=self.embedder,
+            return user_spec_from_data(self.data, data_kind(self.data, list(self.data_type)), embedder=self.embedder,
                                        text_field=self.text_field, column_orders=lambda: _column_orders(dock))
         return None if self.user_spec is None else as_user_spec(self.user_spec)
 
@@ -104,21 +131,26 @@ def search(
     ids: str | list[str] | None = None,
     k: int = 10,
     max_mixture: int = 5,
-    method: str = "greedy",
+    method: str = "qp",
     include_unchecked: bool = False,
     prefilter: bool | None = None,
     embedder: str = DEFAULT_EMBEDDER,
     text_field: str | None = None,
+    rerank: str = "verified",
+    min_score: float | None = None,
+    trusted: bool = False,
 ) -> SearchResult:
-    """Semantic filters, then (with ``user_spec`` or ``data``) MMD ranking and the best mixture.
+    """Semantic filters, then (with ``user_spec`` or ``data``) the statistical ranking and the mixture.
 
-    ``user_spec``: a fitted spec of any type, a dict with z/beta/gamma, a :class:`UserSpec`, or a
-    path to a spec file. ``data``: a data file whose spec is fitted locally (tables with the
-    dock's gamma; images; texts with ``embedder`` and ``text_field``); the rows are not stored.
-    ``prefilter``: True/False forces the pre-filter on/off; None leaves it to the kernel backend
-    (on above 20,000 compatible table/text learnwares, 200 image learnwares).
+    ``user_spec``: a fitted spec of any type, a dict with z/beta, a :class:`UserSpec`, or a path
+    to a spec file (however it was fitted: the dock compares it under its own kernel). ``data``:
+    a data file whose spec is fitted locally with no kernel parameter (tables; images; texts with
+    ``embedder`` and ``text_field``); its rows are not stored. ``rerank``: ``verified`` re-ranks
+    the best candidates by their models' agreement on your rows (or, with only a table spec, on
+    its points); ``mmd`` ranks by the distributions alone. ``prefilter``: True/False forces the
+    pre-filter on/off; None leaves it to the kernel backend.
     """
-    options = SearchOptions(k, max_mixture, method, prefilter, include_unchecked).check()
+    options = SearchOptions(k, max_mixture, method, prefilter, include_unchecked, rerank, min_score, trusted).check()
     semantic = SemanticQuery(
         name=name, description_like=description_like, data_type=_listify(data_type), task=_listify(task),
         library=_listify(library), scenario=_listify(scenario), license=_listify(license), ids=_listify(ids),
@@ -170,9 +202,7 @@ def _run(dock: DockView, semantic: SemanticQuery, user: UserSpec | None, options
     snap = _snapshot(dock, user)
     kept, trace = filter_entries(snap.raw, semantic, options.include_unchecked)
     result = SearchResult(
-        query={"filters": semantic.describe(), "include_unchecked": options.include_unchecked, "k": options.k,
-               "max_mixture": options.max_mixture, "method": options.method, "prefilter": options.prefilter,
-               "user_spec": user.describe() if user else None},
+        query={"filters": semantic.describe(), **options.describe(), "user_spec": user.describe() if user else None},
         dock={"path": str(dock.path), "generation": snap.generation},
         counts={"learnwares": len(snap.raw), "semantic_matches": len(kept)},
     )
@@ -181,36 +211,37 @@ def _run(dock: DockView, semantic: SemanticQuery, user: UserSpec | None, options
     elif user is None:
         result.singles = [_single(i + 1, e) for i, e in enumerate(snap.records(kept[: options.k]))]
     else:
-        _statistical(result, snap, user, snap.records(kept), options)
+        _statistical(result, dock, snap, user, snap.records(kept), options)
     return result
 
 
-def _statistical(result: SearchResult, snap: _Snapshot, user: UserSpec, kept: list[Entry],
+def _statistical(result: SearchResult, dock: DockView, snap: _Snapshot, user: UserSpec, kept: list[Entry],
                  options: SearchOptions) -> None:
     stat = rank(snap.group, user, {e.id for e in kept}, options.ranking()) if snap.group is not None else None
-    if stat is None or stat.considered == 0:
+    if stat is None:
         assert snap.store is not None
         result.explanation = explain.statistical(kept, user.profile, snap.store.profiles_of(user.kind))
         return
-    _fill(result, stat, {e.id: e for e in kept})
+    assert snap.group is not None
+    _fill(result, stat, snap.group, {e.id: e for e in kept}, user, options, dock)
 
 
 def search_cache(
-    store: SegmentStore, user_spec: Any, *, k: int = 10, max_mixture: int = 5, method: str = "greedy",
+    store: SegmentStore, user_spec: Any, *, k: int = 10, max_mixture: int = 5, method: str = "qp",
     prefilter: bool | None = None, allowed: set[str] | None = None, rerank: int | None = None,
 ) -> SearchResult:
-    """Statistical search on a bare store (no dock, no semantic filter); ``rerank`` overrides
-    the pre-filter's exact re-rank budget (benchmarks)."""
-    options = SearchOptions(k, max_mixture, method, prefilter).check()
+    """Statistical search on a bare store (no dock, no semantic filter, no verification: ranked by
+    match); ``rerank`` overrides the pre-filter's exact re-rank budget (benchmarks)."""
+    options = SearchOptions(k, max_mixture, method, prefilter, rerank="mmd").check()
     user = as_user_spec(user_spec)
-    result = SearchResult(query={"k": k, "max_mixture": max_mixture, "method": method, "prefilter": prefilter,
-                                 "user_spec": user.describe()})
+    result = SearchResult(query={**options.describe(), "user_spec": user.describe()})
     group = store.group(user.key)
-    if group is None:
+    stat = rank(group, user, allowed, options.ranking(rerank)) if group is not None else None
+    if group is None or stat is None:
         pool = list(store.profiles_of(user.kind).values())
         result.explanation = explain.mismatch(pool, user.profile) or f"the store holds no {user.kind} learnwares"
         return result
-    _fill(result, rank(group, user, allowed, options.ranking(rerank)), {})
+    _fill(result, stat, group, {}, user, options, None)
     return result
 
 
@@ -219,24 +250,65 @@ def load_user_spec(path: str | Path) -> UserSpec:
     return as_user_spec(Path(path))
 
 
-def _single(rank_: int, entry: Entry | None, lw_id: str = "", mmd2: float | None = None,
-            score: float | None = None) -> Single:
+def _single(rank_: int, entry: Entry | None, lw_id: str = "", **numbers: Any) -> Single:
     if entry is None:
-        return Single(rank_, lw_id, mmd2=mmd2, score=score)
-    return Single(rank_, entry.id, entry.alias, entry.semantic.name, entry.status, mmd2, score)
+        return Single(rank_, lw_id, **numbers)
+    return Single(rank_, entry.id, entry.alias, entry.semantic.name, entry.status, **numbers)
 
 
-def _fill(result: SearchResult, stat: StatResult, by_id: dict[str, Entry]) -> None:
-    scores = mmd2_to_score(stat.mmd2, stat.user_self, stat.self_products)
-    result.singles = [
-        _single(i + 1, by_id.get(lid), lid, float(d), float(s))
-        for i, (lid, d, s) in enumerate(zip(stat.ids, stat.mmd2, scores))
-    ]
+def _fill(result: SearchResult, stat: StatResult, group: Group, by_id: dict[str, Entry], user: UserSpec,
+          options: SearchOptions, dock: DockView | None) -> None:
+    c = stat.candidates
+    with bulk.one_blas_thread():  # small kernel blocks: a multi-threaded BLAS collapses under load (bulk.py)
+        signals = identify.assess(stat)
+    order, scores = identify.unverified_order(c), dict(enumerate(c.match.tolist()))
+    verified: set[int] = set()
+    if dock is not None and options.rerank == "verified":
+        ver = verify(dock, c, options.pool, by_id, user, VerifyOptions(trusted=options.trusted))
+        signals.notes += ver.notes
+        if ver.scores:
+            order, scores, verified = ver.order, ver.scores, set(ver.scores)
+            signals.flags += ver.flags
+            result.verification = ver.describe()
+    degenerate = set(group.meta.get("degenerate", []))
+    singles = []
+    for pos in order[: options.k]:
+        p = int(pos)
+        score = scores.get(p) if (p in verified or not verified) else None
+        if options.min_score is not None and (score is None or score < options.min_score):
+            continue
+        lid = c.ids[p]
+        singles.append(_single(len(singles) + 1, by_id.get(lid), lid, mmd2=float(c.mmd2[p]), score=score,
+                               match=float(c.match[p]), verified=p in verified,
+                               spec_quality="degenerate-gamma" if lid in degenerate else None))
+    result.singles = singles
+    result.signals = signals.to_dict()
+    result.kernel = group.kernel_info()
     result.counts.update(statistical_candidates=stat.considered, prefiltered=stat.prefiltered)
-    mix = stat.mixture
-    if mix is not None:
-        result.mixture = MixtureHit(
-            tuple(mix.ids), tuple(by_id[i].alias if i in by_id else None for i in mix.ids),
-            tuple(float(w) for w in mix.weights), float(mix.mmd2),
-            float(mmd2_to_score(mix.mmd2, stat.user_self, mix.self_product)),
-        )
+    if not singles and options.min_score is not None:
+        result.explanation = f"no learnware scores at least {options.min_score:g}"
+    with bulk.one_blas_thread():
+        result.mixture = _mixture(c, order, options, by_id)
+
+
+def _mixture(c: Candidates, order: np.ndarray, options: SearchOptions, by_id: dict[str, Entry]) -> MixtureHit | None:
+    """The best weighted mixture: ``qp`` over the best 10 of the final ranking, ``greedy`` / ``auto``
+    over the best ``max_mixture^2`` by MMD^2 (their documented behaviour)."""
+    if options.max_mixture < 2 or c.size < 2:
+        return None
+    pool = mixture.pool_size(options.method, options.max_mixture)
+    sub = [int(p) for p in (order if options.method == "qp" else np.arange(c.size))[:pool]]
+    if options.method != "qp" and not c.mmd2[sub[0]] > 0:
+        return None
+    full = c.gram()
+    gram = mixture.Gram(c.selfs[sub], lambda i: full.row(sub[i])[sub])
+    found = mixture.find(gram, c.cross[sub], c.user.self_product, options.max_mixture, options.method)
+    if found is None:
+        return None
+    K = gram.sub(found.members)
+    w = np.asarray(found.weights, dtype=np.float64)
+    cross = float(w @ c.cross[[sub[m] for m in found.members]])
+    score = float(np.clip(2.0 * cross / (c.user.self_product + float(w @ K @ w)), 0.0, 1.0))
+    ids = [c.ids[sub[m]] for m in found.members]
+    return MixtureHit(tuple(ids), tuple(by_id[i].alias if i in by_id else None for i in ids),
+                      tuple(float(x) for x in w), float(found.mmd2), score)

@@ -1,15 +1,18 @@
 """Kernel backends: everything the engine computes, for one kernel, on stacked learnwares.
 
 Learnwares are stored *stacked* (see :mod:`lwdock.search.bulk`): rows ``z`` (M x p, each point
-flattened), weights ``beta`` (M,), ``offsets`` (N+1,). A backend gives, for one group of the
-store (one :class:`~lwdock.search.space.Profile`):
+flattened, in the group kernel's units), weights ``beta`` (M,), ``offsets`` (N+1,). A backend
+gives, for one group of the store (one :class:`~lwdock.search.space.Profile` and its kernel):
 
 * ``cross(z, beta, offsets, uz, ub)``: ``<user, R_i>`` for every stacked learnware;
-* ``self_products`` / ``self_product``: ``<R_i, R_i>`` (stored once) and the user's ``<u, u>``;
+* ``map``: raw points into the kernel's units (RBF: live columns over their scale);
+* ``self_products`` / ``self_product``: ``<R_i, R_i>`` and the own-density quantile coverage
+  needs (stored once), and the user's ``<u, u>``;
+* ``densities``: each learnware's kernel density at given points (coverage, verification);
 * ``gram_row(Z, B, offsets, i)``: one row of the mixture candidates' Gram matrix;
 * ``sketches`` / ``user_sketch`` / ``approx``: the pre-filter's fixed-size sketches and its
   approximate MMD^2 ranking, with ``budget`` (:class:`~lwdock.search.prefilter.Budget`);
-* ``prepare``: a spec's points as the store keeps them (flattened; near-zero weights pruned
+* ``prepare``: a spec's raw points as the store takes them (flattened; near-zero weights pruned
   where the backend prunes), ``storage_dtype``.
 
 :class:`RBFBackend` (table and text specs) runs the float32 blocked GEMM of ``bulk.py`` and the
@@ -20,50 +23,53 @@ kernel (:mod:`lwdock.spec.nngp`) and its random-CNN-feature pre-filter.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..spec import nngp
-from ..spec.kernels import weighted_inner
+from ..spec.kernels import rbf, weighted_inner
 from . import bulk, prefilter
+from .kernel import RBFKernel
 from .prefilter import Budget
-from .space import Profile
+from .space import NNGP_DEPTH, Profile
 
-
-def _save(path: Path, arr: np.ndarray) -> None:
-    with open(path, "wb") as fh:
-        np.save(fh, arr, allow_pickle=False)
-        fh.flush()
-        os.fsync(fh.fileno())
+# coverage (docs/search.md): each learnware's weighted 10 % quantile of its own density under k^4
+COVERAGE_POWER = 4.0
+COVERAGE_QUANTILE = 0.1
 
 
 class RBFBackend:
-    """``k(a, b) = exp(-gamma |a - b|^2)`` on points in R^d."""
+    """``k(a, b) = exp(-gamma |a - b|^2)`` on points already mapped into the group kernel's units
+    (:meth:`RBFKernel.map`: live columns divided by their scale)."""
 
     budget = Budget(auto_above=20_000, floor=1_000, per_result=50, fraction=0.02)
     prune = 0.0  # keep every point: the table path is exact to float64 rounding with float64 storage
 
-    def __init__(self, profile: Profile, state_dir: Path | None = None) -> None:
-        self.gamma = float(dict(profile.params)["gamma"])
-        self.dim = int(dict(profile.attrs)["dim"])
-        self.state_dir = state_dir
-        self._rff: np.ndarray | None = None
+    def __init__(self, profile: Profile, kernel: RBFKernel) -> None:
+        self.profile = profile
+        self.kernel = kernel
+        self.gamma = float(kernel.gamma)
+
+    @staticmethod
+    def prepare(z: Any, beta: Any) -> tuple[np.ndarray, np.ndarray]:
+        """A spec's raw points as the store takes them: (K, d) float64, weights (K,)."""
+        z = np.asarray(z, dtype=np.float64)
+        return z.reshape(z.shape[0], -1), np.asarray(beta, dtype=np.float64).ravel()
+
+    def map(self, z: np.ndarray) -> np.ndarray:
+        return self.kernel.map(z)
 
     def storage_dtype(self, setting: str) -> str:
         return setting
-
-    def prepare(self, z: Any, beta: Any) -> tuple[np.ndarray, np.ndarray]:
-        z = np.asarray(z, dtype=np.float64)
-        return z.reshape(z.shape[0], -1), np.asarray(beta, dtype=np.float64).ravel()
 
     # -- exact ------------------------------------------------------------------------------
     def self_product(self, z: np.ndarray, beta: np.ndarray) -> float:
         return weighted_inner(z, beta, z, beta, self.gamma)
 
-    def self_products(self, z: np.ndarray, beta: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        return bulk.self_products(z, beta, offsets, self.gamma)
+    def self_products(self, z: np.ndarray, beta: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``<R_i, R_i>`` and each learnware's own-density quantile (coverage), in one pass."""
+        return bulk.self_products(z, beta, offsets, self.gamma, quantile=(COVERAGE_POWER, COVERAGE_QUANTILE))
 
     def cross(self, z: np.ndarray, beta: np.ndarray, offsets: np.ndarray, uz: np.ndarray, ub: np.ndarray) -> np.ndarray:
         return bulk.cross_products(z, beta, offsets, uz, ub, self.gamma)
@@ -71,19 +77,21 @@ class RBFBackend:
     def gram_row(self, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, i: int) -> np.ndarray:
         return bulk.gram_row(Z, B, offsets, i, self.gamma)
 
+    def densities(self, points: np.ndarray, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray,
+                  power: float) -> np.ndarray:
+        """``f_i(x) = sum_j B_ij k(Z_ij, x)^power`` (gamma x power) at every point, for each stacked learnware."""
+        K = rbf(np.asarray(points, dtype=np.float64), np.asarray(Z, dtype=np.float64), self.gamma * power)
+        return np.add.reduceat(K * np.asarray(B, dtype=np.float64)[None, :], np.asarray(offsets[:-1], np.int64), axis=1)
+
     # -- pre-filter -------------------------------------------------------------------------
     @property
     def frequencies(self) -> np.ndarray:
-        """The group's random Fourier frequencies, kept beside its segments (``rff.npy``)."""
-        if self._rff is None:
-            path = self.state_dir / "rff.npy" if self.state_dir is not None else None
-            if path is not None and path.is_file():
-                self._rff = np.load(path, allow_pickle=False)
-            else:
-                self._rff = prefilter.frequencies(self.dim, self.gamma)
-                if path is not None:
-                    _save(path, self._rff)
-        return self._rff
+        """The group's random Fourier frequencies (seeded: the same kernel always gives the same ones)."""
+        key = (self.kernel.n_live, self.gamma)
+        if key not in _RFF:
+            _RFF.clear()  # one group's worth at a time is what a process uses
+            _RFF[key] = prefilter.frequencies(self.kernel.n_live, self.gamma)
+        return _RFF[key]
 
     def sketches(self, z: np.ndarray, beta: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         return prefilter.sketches(z, beta, offsets, self.frequencies)
@@ -96,6 +104,9 @@ class RBFBackend:
         return selfs - 2.0 * (np.asarray(sketches) @ us)
 
 
+_RFF: dict[tuple[int, float], np.ndarray] = {}
+
+
 _FEATURES: dict[tuple[int, int, int], nngp.RandomFeatures] = {}
 
 
@@ -106,18 +117,24 @@ class NNGPBackend:
     prune = 1e-9  # the simplex QP leaves many weights at ~0; each skipped point saves ~2,000 kernel pairs
     threads = max(1, min(2, os.cpu_count() or 1))
 
-    def __init__(self, profile: Profile, state_dir: Path | None = None) -> None:
-        self.depth = int(dict(profile.params)["depth"])
+    def __init__(self, profile: Profile, kernel: object = None) -> None:
+        self.profile = profile
+        self.depth = NNGP_DEPTH
         self.shape = tuple(int(s) for s in dict(profile.attrs)["shape"])
 
     def storage_dtype(self, setting: str) -> str:
         return "float32"  # the kernel maps are float32 whatever the storage
 
-    def prepare(self, z: Any, beta: Any) -> tuple[np.ndarray, np.ndarray]:
+    @classmethod
+    def prepare(cls, z: Any, beta: Any) -> tuple[np.ndarray, np.ndarray]:
         z = np.asarray(z, dtype=np.float32)
         beta = np.asarray(beta, dtype=np.float64).ravel()
-        keep = np.abs(beta) > self.prune * max(float(np.abs(beta).max(initial=0.0)), 1e-300)
+        keep = np.abs(beta) > cls.prune * max(float(np.abs(beta).max(initial=0.0)), 1e-300)
         return np.ascontiguousarray(z.reshape(z.shape[0], -1)[keep]), beta[keep]
+
+    def map(self, z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, dtype=np.float32)
+        return np.ascontiguousarray(z.reshape(z.shape[0], -1))
 
     def _images(self, z: np.ndarray) -> np.ndarray:
         z = np.asarray(z)
@@ -133,8 +150,10 @@ class NNGPBackend:
         b = np.asarray(beta, dtype=np.float64)
         return float(b @ K @ b)
 
-    def self_products(self, z: np.ndarray, beta: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        return np.array([self.self_product(z[s:e], beta[s:e]) for s, e in zip(offsets[:-1], offsets[1:])])
+    def self_products(self, z: np.ndarray, beta: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``<R_i, R_i>``; no own-density quantiles (coverage does not apply to this kernel: NaN)."""
+        selfs = np.array([self.self_product(z[s:e], beta[s:e]) for s, e in zip(offsets[:-1], offsets[1:])])
+        return selfs, np.full(selfs.size, np.nan)
 
     def cross(self, z: np.ndarray, beta: np.ndarray, offsets: np.ndarray, uz: np.ndarray, ub: np.ndarray) -> np.ndarray:
         return nngp.weighted_inner_stacked(self._images(uz), ub, self._images(z), beta, offsets, depth=self.depth,
@@ -143,6 +162,13 @@ class NNGPBackend:
     def gram_row(self, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, i: int) -> np.ndarray:
         s, e = int(offsets[i]), int(offsets[i + 1])
         return self.cross(Z, B, offsets, Z[s:e], B[s:e])
+
+    def densities(self, points: np.ndarray, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray,
+                  power: float) -> np.ndarray:
+        """``f_i(x) = sum_j B_ij max(k(Z_ij, x), 0)^power`` at every point, for each stacked learnware."""
+        K = nngp.nngp_kernel(self._images(points), self._images(Z), depth=self.depth, n_threads=self.threads)
+        K = np.maximum(np.asarray(K, dtype=np.float64), 0.0) ** power
+        return np.add.reduceat(K * np.asarray(B, dtype=np.float64)[None, :], np.asarray(offsets[:-1], np.int64), axis=1)
 
     # -- pre-filter -------------------------------------------------------------------------
     @property
@@ -172,5 +198,15 @@ BACKENDS: dict[str, type[RBFBackend] | type[NNGPBackend]] = {"rbf": RBFBackend, 
 Backend = RBFBackend | NNGPBackend
 
 
-def backend_for(profile: Profile, state_dir: Path | None = None) -> Backend:
-    return BACKENDS[profile.kernel](profile, state_dir)
+def prepare(profile: Profile, z: Any, beta: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A spec's points as the store takes them (flattened; near-zero image weights pruned)."""
+    return BACKENDS[profile.kernel].prepare(z, beta)
+
+
+def backend_for(profile: Profile, kernel: RBFKernel | None = None) -> Backend:
+    """The backend of a group: RBF needs the group's kernel, NNGP has no parameter to choose."""
+    if profile.kernel == "rbf":
+        if kernel is None:
+            raise ValueError("an RBF group needs its kernel")
+        return RBFBackend(profile, kernel)
+    return NNGPBackend(profile)

@@ -134,11 +134,18 @@ def cross_products(
     return np.add.reduceat(weighted, offsets[:-1] - base)
 
 
-def self_products(z: np.ndarray, beta: np.ndarray, offsets: np.ndarray, gamma: float) -> np.ndarray:
-    """<R_i, R_i> for every stacked learnware (precomputed once, stored in the cache)."""
+def self_products(z: np.ndarray, beta: np.ndarray, offsets: np.ndarray, gamma: float,
+                  quantile: tuple[float, float] | None = None) -> Any:
+    """<R_i, R_i> for every stacked learnware (precomputed once, stored in the cache).
+
+    ``quantile=(power, q)`` also returns, per learnware, the beta-weighted ``q`` quantile of its
+    own density ``f(x) = sum_j beta_j k(z_j, x)^power`` over its own points (coverage's
+    reference level, from the same kernel matrices): ``(selfs, quantiles)``.
+    """
     offsets = np.asarray(offsets, dtype=np.int64)
     sizes = np.diff(offsets)
     out = np.empty(sizes.size)
+    qs = np.empty(sizes.size)
     # learnwares with the same K are done as one batched (B, K, K) product
     for size in np.unique(sizes):
         idx = np.nonzero(sizes == size)[0]
@@ -150,7 +157,19 @@ def self_products(z: np.ndarray, beta: np.ndarray, offsets: np.ndarray, gamma: f
             bb = np.asarray(beta[rows], dtype=np.float64).reshape(sel.size, size)
             d = rbf(zb, zb, gamma)  # (B, K, K): one batched matrix product
             out[sel] = np.einsum("bk,bkl,bl->b", bb, d, bb)
-    return out
+            if quantile is not None:
+                qs[sel] = _own_quantiles(d ** quantile[0], bb, quantile[1])
+    return out if quantile is None else (out, qs)
+
+
+def _own_quantiles(K: np.ndarray, bb: np.ndarray, q: float) -> np.ndarray:
+    """Per batch row: the ``q`` quantile, weighted by ``bb`` (clipped at 0), of ``K @ bb``."""
+    f = np.einsum("bkl,bl->bk", K, bb)
+    order = np.argsort(f, axis=1)
+    fs = np.take_along_axis(f, order, axis=1)
+    cw = np.cumsum(np.take_along_axis(np.clip(bb, 0.0, None), order, axis=1), axis=1)
+    pos = np.argmax(cw >= q * cw[:, -1:], axis=1)
+    return fs[np.arange(f.shape[0]), pos]
 
 
 def gram_row(Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, i: int, gamma: float) -> np.ndarray:

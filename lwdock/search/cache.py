@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import LwdockError
 from ..progress import track
 from ..records import Entry
+from ..spec import quality
 from ..spec.specfile import load_spec
 from .store import Item, SegmentStore, check, item_from_spec
 from .view import DockView, as_entries, searchable_kinds, setting, spec_file
@@ -46,13 +47,19 @@ def wanted(entries: Iterable[Entry]) -> dict[tuple[str, str], Entry]:
     return {(kind, e.id): e for e in entries for kind in searchable_kinds(e)}
 
 
-def load_items(dock: DockView, pairs: list[tuple[str, Entry]]) -> tuple[list[Item], list[tuple[str, str]]]:
-    """The store items of ``(kind, entry)`` pairs, and the pairs whose spec could not be read."""
+def load_items(dock: DockView, pairs: list[tuple[str, Entry]], warn: bool = False
+               ) -> tuple[list[Item], list[tuple[str, str]]]:
+    """The store items of ``(kind, entry)`` pairs, and the pairs whose spec could not be read;
+    ``warn``: say so when a spec is a degenerate summary of its data (new submits)."""
     items, bad = [], []
     shown = track(pairs, len(pairs), "search store") if len(pairs) >= PROGRESS_FROM else pairs
     for kind, entry in shown:
         try:
-            item = item_from_spec(entry.id, load_spec(spec_file(dock, entry, kind)))
+            spec = load_spec(spec_file(dock, entry, kind))
+            item = item_from_spec(entry.id, spec, quality.assess(spec))
+            message = quality.warning(spec) if warn else None
+            if message:
+                logger.warning("learnware %s: %s", entry.short_id, message)
             if item.profile.kind != kind:
                 raise LwdockError(f"the index lists a {kind} spec but the file holds a {item.profile.kind} spec")
         except (LwdockError, OSError) as exc:  # a bad or missing spec file must not break the dock's commit
@@ -90,7 +97,7 @@ def on_change(dock: DockView, added: list[Entry | Mapping[str, Any]], removed: l
         adds = [(k, e) for e in new for k in searchable_kinds(e) if e.id not in both or (k, e.id) not in live]
         still = {e.id for e in new if searchable_kinds(e)}
         gone = [i for i in removed if i not in both or i not in still]
-        items, bad = load_items(dock, adds)
+        items, bad = load_items(dock, adds, warn=True)
         store.apply(items, gone, _next_generation(store, dock.generation()), unreadable=bad)
     except STORE_ERRORS as exc:
         logger.warning("search store update failed (%s); the next search will catch it up", exc)

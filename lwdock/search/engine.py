@@ -1,53 +1,94 @@
 """The ranking: one group of the store against the user's spec, for every kernel backend.
 
-1. *Candidates*: the group's live learnwares, restricted to the ids the semantic filter kept.
-2. *Pre-filter* (when the backend's :class:`~lwdock.search.prefilter.Budget` says so): an
-   approximate MMD^2 from stored sketches picks ``budget.count(k, max_mixture, n)`` candidates.
-3. *Exact pass*: ``MMD^2 = <R,R> - 2<u,R> + <u,u>`` with stored self products and the backend's
-   bulk cross products, segment by segment; the top ``k`` by MMD^2 (ties: store order).
-4. *Mixture*: over the exact top ``max_mixture^2`` (:mod:`lwdock.search.mixture`), with the
-   cross products from step 3 and Gram rows computed only for candidates that join.
+1. *User*: the user's raw points mapped into the group kernel's units, ``<u,u>`` under it.
+2. *Candidates*: the group's live learnwares, restricted to the ids the semantic filter kept.
+3. *Pre-filter* (when the backend's :class:`~lwdock.search.prefilter.Budget` says so): an
+   approximate MMD^2 from stored sketches picks ``budget.count(k, pool, n)`` candidates.
+4. *Exact pass*: ``MMD^2 = <R,R> - 2<u,R> + <u,u>`` with stored self products and the backend's
+   bulk cross products, segment by segment, and ``match = 2<u,R> / (<u,u> + <R,R>)``.
+5. *Kept*: the best ``pool`` by MMD^2 and the best ``k`` by match, their rows fetched once, for
+   what follows in :mod:`lwdock.search.api`: coverage, the verified re-rank, the mixture.
 
 Every reported MMD^2 is exact; the pre-filter can only change which learnwares are considered.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import InputDataError
 from . import bulk, mixture
-from .store import Group, Segment, stack
+from .scores import match_score
+from .segments import Segment, stack
+from .store import Group
 from .user import UserSpec
+
+POOL = 20  # candidates kept by MMD^2 for coverage, verification and the mixture
 
 
 @dataclass(frozen=True)
 class RankOptions:
     k: int = 10
-    max_mixture: int = 5
-    method: str = "greedy"
+    pool: int = POOL
     prefilter: bool | None = None  # None: the backend's budget decides by the number of candidates
     rerank: int | None = None  # exact re-rank budget after the pre-filter (default: the backend's rule)
 
 
 @dataclass
-class MixtureFound:
+class MappedUser:
+    """The user's points in the group kernel's units, and ``<u,u>`` under that kernel."""
+
+    z: np.ndarray
+    beta: np.ndarray
+    self_product: float
+
+
+@dataclass
+class Candidates:
+    """The kept candidates, best MMD^2 first, with their rows (kernel units) for the later stages."""
+
     ids: list[str]
-    weights: np.ndarray
-    mmd2: float
-    self_product: float  # <sum w R, sum w R>, for the score
+    mmd2: np.ndarray
+    selfs: np.ndarray
+    cross: np.ndarray
+    q10: np.ndarray
+    Z: np.ndarray
+    B: np.ndarray
+    offsets: np.ndarray
+    backend: object
+    user: MappedUser
+    _gram: mixture.Gram | None = field(default=None, repr=False)
+
+    @property
+    def match(self) -> np.ndarray:
+        return match_score(self.cross, self.user.self_product, self.selfs)
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+    def gram(self) -> mixture.Gram:
+        """Their Gram matrix, a row at a time on demand."""
+        if self._gram is None:
+            self._gram = mixture.Gram(self.selfs, lambda i: self.backend.gram_row(self.Z, self.B, self.offsets, i))
+        return self._gram
+
+    def density(self, points: np.ndarray, power: float, which: np.ndarray | None = None) -> np.ndarray:
+        """(n_points, n) kernel densities ``f_i(x)`` of the candidates (or ``which`` of them), kernel^power."""
+        sel = np.arange(self.size) if which is None else np.asarray(which)
+        rows = [(self.Z[self.offsets[i]:self.offsets[i + 1]], self.B[self.offsets[i]:self.offsets[i + 1]]) for i in sel]
+        Z, B, off = stack([r[0] for r in rows], [r[1] for r in rows])
+        return self.backend.densities(points, Z, B, off, power)
 
 
 @dataclass
 class StatResult:
-    ids: list[str]  # top k, best first
-    mmd2: np.ndarray
-    self_products: np.ndarray
-    user_self: float
+    candidates: Candidates
     considered: int
     prefiltered: bool
-    mixture: MixtureFound | None = None
+    spread: float | None  # (median - min) / median of MMD^2 over every considered learnware
 
 
 @dataclass
@@ -66,22 +107,51 @@ class _Scored:
     cross: np.ndarray
 
 
-def rank(group: Group, user: UserSpec, allowed: set[str] | None, opts: RankOptions) -> StatResult:
-    """Rank the group's live learnwares (restricted to ``allowed`` ids) against ``user``."""
+def map_user(group: Group, user: UserSpec) -> MappedUser:
+    z = group.backend.map(user.z)
+    uu = float(group.backend.self_product(z, user.beta))
+    if not np.isfinite(uu):
+        raise InputDataError("the user specification's self inner product is not finite")
+    return MappedUser(z, user.beta, uu)
+
+
+def rank(group: Group, user: UserSpec, allowed: set[str] | None, opts: RankOptions) -> StatResult | None:
+    """Rank the group's live learnwares (restricted to ``allowed`` ids) against ``user``; None
+    when no learnware is left to rank."""
     with bulk.one_blas_thread():
+        mapped = map_user(group, user)
         picks = _picks(group, allowed)
         considered = int(sum(p.positions.size for p in picks))
         if considered == 0:
-            return StatResult([], np.zeros(0), np.zeros(0), user.self_product, 0, False)
-        picks, prefiltered = _prefilter(group, user, picks, considered, opts)
-        scored = _exact(group, user, picks)
-        n_cand = max(2, opts.max_mixture**2) if opts.max_mixture >= 2 else 0
-        order = smallest(scored.mmd2, max(opts.k, n_cand))
-        top = order[: opts.k]
-        result = StatResult([_ident(group, scored, j) for j in top], scored.mmd2[top], scored.selfs[top],
-                            user.self_product, considered, prefiltered)
-        result.mixture = _mixture(group, user, scored, order[:n_cand], opts)
-        return result
+            return None
+        picks, prefiltered, approx = _prefilter(group, mapped, picks, considered, opts)
+        scored = _exact(group, mapped, picks)
+        spread = relative_spread(approx if approx is not None else scored.mmd2)
+        by_mmd = smallest(scored.mmd2, opts.pool)
+        match = match_score(scored.cross, mapped.self_product, scored.selfs)
+        by_match = smallest(-match, opts.k)
+        keep = by_mmd.tolist() + [j for j in by_match.tolist() if j not in set(by_mmd.tolist())]
+        keep = sorted(keep, key=lambda j: (scored.mmd2[j], j))
+        return StatResult(_candidates(group, mapped, scored, np.array(keep, dtype=np.int64)), considered,
+                          prefiltered, spread)
+
+
+def relative_spread(mmd2: np.ndarray) -> float | None:
+    """``(median - min) / median``: near 0 when the kernel cannot tell the learnwares apart."""
+    d = np.asarray(mmd2, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size < 4:
+        return None
+    med = float(np.median(d))
+    return (med - float(d.min())) / med if med > 0 else 0.0
+
+
+def _candidates(group: Group, user: MappedUser, scored: _Scored, keep: np.ndarray) -> Candidates:
+    rows = [group.segments[int(scored.segment[j])].rows(int(scored.position[j])) for j in keep]
+    Z, B, offs = stack([r[0] for r in rows], [r[1] for r in rows])
+    q10 = np.array([group.segments[int(scored.segment[j])].q10[int(scored.position[j])] for j in keep])
+    return Candidates([_ident(group, scored, int(j)) for j in keep], scored.mmd2[keep], scored.selfs[keep],
+                      scored.cross[keep], q10, Z, B, offs, group.backend, user)
 
 
 def _picks(group: Group, allowed: set[str] | None) -> list[_Pick]:
@@ -95,18 +165,19 @@ def _picks(group: Group, allowed: set[str] | None) -> list[_Pick]:
     return picks
 
 
-def _prefilter(group: Group, user: UserSpec, picks: list[_Pick], n: int, opts: RankOptions) -> tuple[list[_Pick], bool]:
+def _prefilter(group: Group, user: MappedUser, picks: list[_Pick], n: int, opts: RankOptions
+               ) -> tuple[list[_Pick], bool, np.ndarray | None]:
     budget = group.backend.budget
-    count = min(n, int(opts.rerank)) if opts.rerank else budget.count(opts.k, opts.max_mixture, n)
+    count = min(n, int(opts.rerank)) if opts.rerank else budget.count(opts.k, opts.pool, n)
     if not budget.applies(opts.prefilter, n) or count >= n:
-        return picks, False
+        return picks, False, None
     us = group.backend.user_sketch(user.z, user.beta)
     approx = np.concatenate([_approx(group, p, us) for p in picks])
     keep = np.sort(np.argpartition(approx, count - 1)[:count])  # store order, so ties break as without it
     bounds = np.cumsum([0] + [p.positions.size for p in picks])
     kept = [_Pick(p.segment, p.positions[keep[(keep >= lo) & (keep < hi)] - lo], False)
             for p, lo, hi in zip(picks, bounds[:-1], bounds[1:])]
-    return [p for p in kept if p.positions.size], True
+    return [p for p in kept if p.positions.size], True, approx + user.self_product
 
 
 def _approx(group: Group, p: _Pick, us: np.ndarray) -> np.ndarray:
@@ -125,7 +196,7 @@ def _gather(seg: Segment, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     return seg.z[rows], seg.beta[rows], new_off
 
 
-def _exact(group: Group, user: UserSpec, picks: list[_Pick]) -> _Scored:
+def _exact(group: Group, user: MappedUser, picks: list[_Pick]) -> _Scored:
     uu = user.self_product
     parts = []
     for p in picks:
@@ -140,21 +211,6 @@ def _exact(group: Group, user: UserSpec, picks: list[_Pick]) -> _Scored:
 
 def _ident(group: Group, scored: _Scored, j: int) -> str:
     return str(group.segments[int(scored.segment[j])].ids[int(scored.position[j])].decode())
-
-
-def _mixture(group: Group, user: UserSpec, scored: _Scored, cand: np.ndarray, opts: RankOptions) -> MixtureFound | None:
-    if opts.max_mixture < 2 or cand.size < 2 or not scored.mmd2[cand[0]] > 0:
-        return None
-    # c and the diagonal come from the ranking (no recomputation); K rows on demand
-    rows = [group.segments[int(scored.segment[j])].rows(int(scored.position[j])) for j in cand]
-    Z, B, offs = stack([r[0] for r in rows], [r[1] for r in rows])
-    gram = mixture.Gram(scored.selfs[cand], lambda i: group.backend.gram_row(Z, B, offs, i))
-    found = mixture.find(gram, scored.cross[cand], user.self_product, opts.max_mixture, opts.method)
-    if found is None:
-        return None
-    sub = gram.sub(found.members)
-    return MixtureFound([_ident(group, scored, int(cand[m])) for m in found.members], found.weights, found.mmd2,
-                        float(found.weights @ sub @ found.weights))
 
 
 def smallest(d: np.ndarray, count: int) -> np.ndarray:

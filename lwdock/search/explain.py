@@ -1,12 +1,12 @@
 """Why a search found nothing, in one sentence, for every spec type.
 
-Semantic: the first filter that emptied the list. Statistical: walk the user's compatibility
-key (its feature space, then its kernel: :class:`~lwdock.search.space.Profile`) attribute by
-attribute over the matching learnwares of the user's kind, and name the first attribute no
-learnware shares, with what the dock holds instead and what to do::
+Semantic: the first filter that emptied the list. Statistical: walk the user's feature space
+(:class:`~lwdock.search.space.Profile`) attribute by attribute over the matching learnwares of
+the user's kind, and name the first attribute no learnware shares, with what the dock holds
+instead and what to do (a kernel setting never makes a learnware unfindable: the dock chooses
+the kernel per feature space)::
 
     0 of 12 table learnwares have dimension 20 (dimensions in the dock: 32 (12))
-    0 of 3 table learnwares with dimension 4 use gamma 0.5 (gammas in the dock: 0.1 (3)); fit your spec with gamma 0.1
     0 of 3 text learnwares were made with embedder X (embedders in the dock: hashing-384 (3)); rebuild ...
 """
 
@@ -34,8 +34,6 @@ _ATTRS = {
     "embedder": _Attr("embedder", "embedders", "were made with",
                       "rebuild your spec with that embedder (`lwdock spec text --embedder {}`)"),
     "shape": _Attr("image shape", "image shapes", "have"),
-    "gamma": _Attr("gamma", "gammas", "use", "fit your spec with gamma {}"),
-    "depth": _Attr("NNGP depth", "depths", "use"),
 }
 _KIND_ATTRS = {("text", "dim"): _Attr("embedding dimension", "embedding dimensions", "have")}
 

@@ -4,7 +4,11 @@ For a set S with ``K_ab = <R_a, R_b>`` and ``c_a = <user, R_a>`` the weights sol
 ``min 1/2 w'Kw - c'w, w >= 0, sum w = 1`` (:func:`lwdock.spec.qp.solve_simplex_qp`), and
 ``MMD^2(user, sum_a w_a R_a) = <user,user> + 2 * objective``.
 
-* ``greedy`` (default): start from the best single; at each step try every unused candidate,
+* ``qp`` (default): one QP over the best :data:`QP_POOL` (10) candidates of the final ranking;
+  members are those with at least :data:`MIN_SHARE` (1 %) of the weight, the ``max_mixture``
+  heaviest of them, solved again. Measured better than ``greedy`` for averaging on every
+  paper-style scenario (docs/search.md).
+* ``greedy``: start from the best single; at each step try every unused candidate,
   keep the one giving the lowest MMD^2, and accept it only if that MMD^2 is at most
   :data:`GREEDY_DECAY` (0.95, the reference's value) times the current one -- i.e. it must
   cut MMD^2 by at least 5 %. Stop at ``max_mixture`` members.
@@ -37,7 +41,9 @@ from ..spec.qp import solve_simplex_qp
 
 GREEDY_DECAY = 0.95
 AUTO_CUTOFF = 0.98
-METHODS = ("greedy", "auto")
+QP_POOL = 10
+MIN_SHARE = 0.01
+METHODS = ("qp", "greedy", "auto")
 
 
 @dataclass
@@ -211,10 +217,32 @@ def auto(K: Any, c: np.ndarray, uu: float, max_mixture: int) -> Mixture | None:
     return Mixture(selected, weights, mmd2)
 
 
-def find(K: Any, c: np.ndarray, uu: float, max_mixture: int, method: str = "greedy") -> Mixture | None:
+def qp(K: Any, c: np.ndarray, uu: float, max_mixture: int) -> Mixture | None:
+    """One QP over every candidate; keep the weights of at least :data:`MIN_SHARE`, at most
+    ``max_mixture`` of them (the heaviest), and solve again over those."""
+    K = _as_gram(K).full() if isinstance(K, Gram) else np.asarray(K, dtype=np.float64)
+    n = c.size
+    if n < 2:
+        return None
+    w, _ = _solve(K, c, list(range(n)), uu)
+    order = [int(j) for j in np.argsort(-w, kind="stable") if w[j] >= MIN_SHARE][:max_mixture]
+    if len(order) < 2:
+        return None
+    weights, mmd2 = _solve(K, c, order, uu)
+    return Mixture(order, weights, mmd2)
+
+
+def pool_size(method: str, max_mixture: int) -> int:
+    """How many of the best candidates a method looks at."""
+    return QP_POOL if method == "qp" else max(2, max_mixture**2)
+
+
+def find(K: Any, c: np.ndarray, uu: float, max_mixture: int, method: str = "qp") -> Mixture | None:
     """Mixture over candidates with pairwise matrix ``K`` and user products ``c``."""
     if max_mixture < 2 or c.size < 2:
         return None
+    if method == "qp":
+        return qp(K, c, uu, max_mixture)
     if method == "greedy":
         return greedy(K, c, uu, max_mixture)
     if method == "auto":

@@ -37,10 +37,10 @@ class Budget:
     def applies(self, forced: bool | None, n: int) -> bool:
         return n > self.auto_above if forced is None else bool(forced)
 
-    def count(self, k: int, max_mixture: int, n: int) -> int:
-        """``min(n, max(floor, per_result k, max_mixture^2, ceil(fraction n)))``: the mixture's
-        ``max_mixture^2`` candidates always come from exact values."""
-        return min(n, max(self.floor, self.per_result * int(k), int(max_mixture) ** 2, math.ceil(self.fraction * n)))
+    def count(self, k: int, pool: int, n: int) -> int:
+        """``min(n, max(floor, per_result k, pool, ceil(fraction n)))``: the ``pool`` candidates
+        the later stages use (coverage, verification, the mixture) always come from exact values."""
+        return min(n, max(self.floor, self.per_result * int(k), int(pool), math.ceil(self.fraction * n)))
 
 
 def frequencies(dim: int, gamma: float, m: int = DEFAULT_FREQUENCIES, seed: int = 0) -> np.ndarray:

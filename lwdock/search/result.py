@@ -17,7 +17,9 @@ SCHEMA = "lwdock.search/1"
 
 @dataclass(frozen=True)
 class Single:
-    """One ranked learnware; ``mmd2`` and ``score`` are None for a semantic-only search."""
+    """One ranked learnware. ``score`` is the sort key (descending): the verified agreement when
+    ``verified``, else ``match``; ``mmd2``, ``score`` and ``match`` are None for a semantic-only
+    search, ``score`` also for a learnware listed after the verified ones that could not run."""
 
     rank: int
     id: str
@@ -26,18 +28,24 @@ class Single:
     status: str | None = None
     mmd2: float | None = None
     score: float | None = None
+    match: float | None = None
+    verified: bool | None = None
+    spec_quality: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"rank": self.rank, "id": self.id, "alias": self.alias, "name": self.name, "status": self.status,
-                "mmd2": self.mmd2, "score": self.score}
+                "mmd2": self.mmd2, "score": self.score, "match": self.match, "verified": self.verified,
+                "spec_quality": self.spec_quality}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Single:
         def num(key: str) -> float | None:
             return None if data.get(key) is None else float(data[key])
 
+        verified = data.get("verified")
         return cls(int(data["rank"]), str(data["id"]), data.get("alias"), str(data.get("name") or ""),
-                   data.get("status"), num("mmd2"), num("score"))
+                   data.get("status"), num("mmd2"), num("score"), num("match"),
+                   None if verified is None else bool(verified), data.get("spec_quality"))
 
 
 @dataclass(frozen=True)
@@ -69,10 +77,19 @@ class SearchResult:
     query: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
     dock: dict[str, Any] = field(default_factory=dict)
+    signals: dict[str, Any] = field(default_factory=dict)  # identify.Signals.to_dict() (statistical searches)
+    kernel: dict[str, Any] | None = None  # the search kernel of the user's feature space
+    verification: dict[str, Any] | None = None  # how the verified re-rank ran (None: it did not)
 
     @property
     def empty(self) -> bool:
         return not self.singles
+
+    @property
+    def cannot_discriminate(self) -> bool:
+        """The scores cannot be trusted to pick a learnware: no learnware saw data like the user's,
+        or the kernel cannot tell them apart (docs/search.md)."""
+        return bool(self.signals.get("cannot_discriminate", False))
 
     @property
     def ids(self) -> list[str]:
@@ -87,6 +104,10 @@ class SearchResult:
             "singles": [s.to_dict() for s in self.singles],
             "mixture": self.mixture.to_dict() if self.mixture else None,
             "explanation": self.explanation,
+            "cannot_discriminate": self.cannot_discriminate,
+            "signals": self.signals,
+            "kernel": self.kernel,
+            "verification": self.verification,
         }
 
     @classmethod
@@ -97,4 +118,5 @@ class SearchResult:
         mix = data.get("mixture")
         return cls([Single.from_dict(s) for s in data.get("singles") or []], MixtureHit.from_dict(mix) if mix else None,
                    data.get("explanation"), dict(data.get("query") or {}), dict(data.get("counts") or {}),
-                   dict(data.get("dock") or {}))
+                   dict(data.get("dock") or {}), dict(data.get("signals") or {}), data.get("kernel"),
+                   data.get("verification"))

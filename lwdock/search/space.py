@@ -1,20 +1,18 @@
 """Compatibility keys: which learnwares a user's specification can be compared with.
 
-A :class:`Profile` names a spec's *feature space* and its *kernel*:
+A :class:`Profile` names a spec's *feature space*; the kernel is the dock's choice for that
+space (:mod:`lwdock.search.kernel`), never the spec's:
 
-=========  ================================  ==========================
-type       space (``space_key``)             kernel (``kernel_key``)
-=========  ================================  ==========================
-table      ``table/<d>``                     ``rbf(gamma=<g>)``
-text       ``text/<embedder>/<d>``           ``rbf(gamma=<g>)``
-image      ``image/<C>x32x32``               ``nngp(depth=<depth>)``
-=========  ================================  ==========================
+=========  ================================  =======================================================
+type       space (``key``)                   search kernel (chosen by the dock, per space)
+=========  ================================  =======================================================
+table      ``table/<d>``                     RBF on per-column scaled points, median-heuristic gamma
+text       ``text/<embedder>/<d>``           the same, on the embeddings
+image      ``image/<C>x32x32``               NNGP (depth 3), which has no bandwidth
+=========  ================================  =======================================================
 
-The search store keeps one group per ``key = "<space> <kernel>"``; only learnwares of the
-user's group are ranked. The two halves are kept apart on purpose: the space is a fact of the
-data (points in R^d, an embedder's space, image tensors), the kernel is a choice. Today every
-spec brings its own kernel (:func:`profile_of`); a dock that chooses the search kernel per
-feature space (issue 13) replaces :func:`group_kernel` and keeps the space keys.
+The search store keeps one group per key; only learnwares of the user's group are ranked. Any
+two specs of one feature space can be ranked against each other, however they were fitted.
 """
 
 from __future__ import annotations
@@ -24,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..spec import registry
+
+NNGP_DEPTH = 3  # the image search kernel: the reference's network depth for 32x32 images
 
 
 def fmt_value(value: Any) -> str:
@@ -37,24 +37,21 @@ def fmt_value(value: Any) -> str:
 class Profile:
     spec_type: registry.SpecType
     attrs: tuple[tuple[str, Any], ...]  # the feature space, e.g. (("dim", 32),)
-    kernel: str  # backend name: rbf | nngp
-    params: tuple[tuple[str, Any], ...]  # kernel parameters, e.g. (("gamma", 0.1),)
 
     @property
     def kind(self) -> str:
         return self.spec_type.kind
 
     @property
-    def space_key(self) -> str:
-        return "/".join([self.kind, *(fmt_value(v) for _, v in self.attrs)])
-
-    @property
-    def kernel_key(self) -> str:
-        return f"{self.kernel}(" + ",".join(f"{k}={fmt_value(v)}" for k, v in self.params) + ")"
+    def kernel(self) -> str:
+        """The kernel backend of the space: rbf | nngp."""
+        return self.spec_type.kernel
 
     @property
     def key(self) -> str:
-        return f"{self.space_key} {self.kernel_key}"
+        return "/".join([self.kind, *(fmt_value(v) for _, v in self.attrs)])
+
+    space_key = key
 
     @property
     def dirname(self) -> str:
@@ -62,26 +59,18 @@ class Profile:
         return re.sub(r"[^A-Za-z0-9._=-]+", "_", self.key)
 
     def values(self) -> dict[str, Any]:
-        """Space attributes then kernel parameters, by name (explanations and describe())."""
-        return {**dict(self.attrs), **dict(self.params)}
+        """Space attributes by name (explanations and describe())."""
+        return dict(self.attrs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.spec_type.name, "space": self.space_key, "attrs": dict(self.attrs),
-                "kernel": {"name": self.kernel, **dict(self.params)}}
+        return {"type": self.spec_type.name, "space": self.key, "attrs": dict(self.attrs)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Profile:
         spec_type = registry.by_name(data["type"])
         if spec_type is None:
             raise KeyError(f"unknown specification type {data['type']!r}")
-        kernel = dict(data["kernel"])
-        name = kernel.pop("name")
-        return cls(spec_type, tuple(data["attrs"].items()), name, tuple(kernel.items()))
-
-
-def group_kernel(spec: Any) -> tuple[str, dict[str, Any]]:
-    """The kernel a spec's group is searched with: today the spec's own."""
-    return spec.search_kernel()
+        return cls(spec_type, tuple(data["attrs"].items()))
 
 
 def profile_of(spec: Any) -> Profile:
@@ -89,5 +78,4 @@ def profile_of(spec: Any) -> Profile:
     spec_type = registry.by_name(getattr(spec, "type", None))
     if spec_type is None:
         raise KeyError(f"not a registered specification type: {type(spec).__name__}")
-    name, params = group_kernel(spec)
-    return Profile(spec_type, tuple(spec.search_space().items()), name, tuple(params.items()))
+    return Profile(spec_type, tuple(spec.search_space().items()))

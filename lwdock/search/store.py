@@ -1,33 +1,37 @@
-"""The search store: every learnware's search arrays, grouped by compatibility key, memory-mapped.
+"""The search store: every learnware's search arrays, grouped by feature space, memory-mapped.
 
 Layout, beside the index (``<dock>/search/``)::
 
-    manifest.json                      format, generation, dtype, groups -> profile, segments, tombstones
-    <group>/rff.npy                    backend state (the RBF backend's random frequencies)
+    manifest.json                      format, generation, dtype, groups -> profile, kernel, segments, tombstones
+    <group>/state-000007.npz           RBF groups: the kernel (live columns, scales, fill) and its running
+                                       statistics (:class:`~lwdock.search.kernel.Pooled`)
     <group>/seg-000001/                one immutable segment
-        z.npy (M, p)  beta.npy (M,)  offsets.npy (N+1,)  self.npy (N,)  sketch.npy (N, s)  ids.npy (N,)
+        z.npy (M, p)  beta.npy (M,)  offsets.npy (N+1,)  self.npy (N,)  q10.npy (N,)  sketch.npy (N, s)  ids.npy (N,)
 
-A *group* holds the learnwares of one :class:`~lwdock.search.space.Profile` (same spec type,
-feature space and kernel): only those can be compared. Each change appends a small segment
-(never rewriting the others); a remove records the id in the group's ``removed`` list; a group
-with more than :data:`MAX_SEGMENTS` segments or a quarter of its rows removed is compacted into
-one segment (stored self products and sketches are carried over, not recomputed).
+A *group* holds the learnwares of one feature space (:class:`~lwdock.search.space.Profile`); the
+dock chooses the group's kernel (:mod:`lwdock.search.kernel`) and stores every spec's points in
+that kernel's units (RBF: live columns divided by their scale), so the float32 GEMM and the
+pre-filter run on them unchanged. Each change appends a small segment (never rewriting the
+others) and writes the group's next state file; a remove records the id in the group's
+``removed`` list (and uncounts it from the statistics); a group with more than
+:data:`MAX_SEGMENTS` segments or a quarter of its rows removed is compacted into one segment
+(stored arrays carried over). When :func:`~lwdock.search.kernel.needs_rebuild` says the kernel
+must change, the whole group is rewritten under the new one (amortised O(1) per submit: the dock
+must double first).
 
-Consistency: segments are written under a temporary name and renamed, then ``manifest.json`` is
-replaced atomically, then folders no manifest names are deleted. Writers hold the dock lock;
-readers read the manifest *and open every array they will use* under the same lock
-(:meth:`SegmentStore.group` memory-maps them), so a later writer's deletion cannot pull a file
-from under a reader (an open or mapped file outlives its unlinking).
+Consistency: segments and state files are written under a temporary name and renamed, then
+``manifest.json`` is replaced atomically, then what no manifest names is deleted. Writers hold
+the dock lock; readers read the manifest *and open every array they will use* under the same
+lock (:meth:`SegmentStore.group`), so a later writer's deletion cannot pull a file from under a
+reader (an open or mapped file outlives its unlinking).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import os
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,13 +41,17 @@ import numpy as np
 
 from .._atomic import write_atomic
 from ..errors import InputDataError
+from ..spec.quality import DEGENERATE
 from ..spec.registry import TABLE
-from .backends import Backend, backend_for
-from .space import Profile, profile_of
+from . import segments as seg_io
+from .backends import Backend, backend_for, prepare
+from .kernel import Pooled, RBFKernel, needs_rebuild, normalised_weights
+from .segments import Segment, group_dir, stack
+from .space import NNGP_DEPTH, Profile, profile_of
 
 logger = logging.getLogger("lwdock")
 
-FORMAT = 2  # 1: table-only groups (and separate dense-*.npz caches); read as empty, rebuilt
+FORMAT = 3  # 1: table-only groups; 2: groups keyed by space + the spec's own kernel. Older: read as empty, rebuilt
 MAX_SEGMENTS = 8
 DEFAULT_DTYPE = "float32"
 MANIFEST = "manifest.json"
@@ -54,50 +62,23 @@ MANIFEST = "manifest.json"
 class Item:
     id: str
     profile: Profile
-    z: np.ndarray  # (K, p) points as the backend keeps them
+    z: np.ndarray  # (K, p) raw points, flattened
     beta: np.ndarray  # (K,)
+    quality: str | None = None  # lwdock.spec.quality.assess(spec)
 
 
-def item_from_spec(lw_id: str, spec: Any) -> Item:
+def item_from_spec(lw_id: str, spec: Any, quality: str | None = None) -> Item:
     """A fitted spec's arrays for the store; InputDataError when they cannot be searched."""
     profile = profile_of(spec)
-    z, beta = backend_for(profile).prepare(spec.z_, spec.beta_)
+    z, beta = prepare(profile, spec.z_, spec.beta_)
     if beta.size == 0 or beta.size != z.shape[0]:
         raise InputDataError(f"beta has {beta.size} weights but z has {z.shape[0]} points")
     if not (np.all(np.isfinite(z)) and np.all(np.isfinite(beta)) and np.isfinite(np.abs(beta).sum() ** 2)):
         raise InputDataError("z or beta is not finite (or the weights are too large to compare)")
-    return Item(lw_id, profile, z, beta)
-
-
-def group_dir(profile: Profile) -> str:
-    return f"{profile.dirname}-{hashlib.sha1(profile.key.encode()).hexdigest()[:8]}"
+    return Item(lw_id, profile, z, beta, quality)
 
 
 # -- reading ----------------------------------------------------------------------------------
-@dataclass
-class Segment:
-    name: str
-    z: np.ndarray
-    beta: np.ndarray
-    offsets: np.ndarray
-    self_: np.ndarray
-    sketch: np.ndarray
-    ids: np.ndarray  # bytes
-    live: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-
-    @classmethod
-    def load(cls, path: Path) -> Segment:
-        def arr(n: str, mmap: bool = False) -> np.ndarray:
-            return np.load(path / f"{n}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
-
-        return cls(path.name, arr("z", True), arr("beta", True), arr("offsets"), arr("self"), arr("sketch", True),
-                   arr("ids"))
-
-    def rows(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        s, e = int(self.offsets[i]), int(self.offsets[i + 1])
-        return np.asarray(self.z[s:e]), np.asarray(self.beta[s:e], dtype=np.float64)
-
-
 @dataclass
 class Group:
     key: str
@@ -105,9 +86,19 @@ class Group:
     backend: Backend
     segments: list[Segment]
     removed: set[str]
+    kernel: RBFKernel | None  # None for kernels without parameters (NNGP)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def live_ids(self) -> list[str]:
         return [i.decode() for s in self.segments for i in s.ids[s.live]]
+
+    def kernel_info(self) -> dict[str, Any]:
+        """The group's search kernel, as ``lwdock info`` and search results show it."""
+        base = {"space": self.key, "kind": self.profile.kind, "learnwares": len(self.live_ids()),
+                "degenerate_specs": len(self.meta.get("degenerate", []))}
+        if self.kernel is None:
+            return {**base, "kernel": {"name": "nngp", "depth": NNGP_DEPTH}}
+        return {**base, "kernel": self.kernel.describe()}
 
 
 def _empty_manifest(dtype: str | None = None) -> dict[str, Any]:
@@ -160,7 +151,8 @@ class SegmentStore:
             rm = np.array(sorted(removed), dtype=bytes) if removed else np.zeros(0, dtype=bytes)
             for s in segs:
                 s.live = ~np.isin(s.ids, rm) if rm.size else np.ones(s.ids.size, bool)
-            self._groups[key] = Group(key, profile, backend_for(profile, gdir), segs, removed)
+            kernel = _load_kernel(gdir, meta) if profile.kernel == "rbf" else None
+            self._groups[key] = Group(key, profile, backend_for(profile, kernel), segs, removed, kernel, meta)
         return self._groups[key]
 
     def unreadable(self) -> set[tuple[str, str]]:
@@ -191,12 +183,11 @@ class SegmentStore:
         """Append ``added``, tombstone the ids in ``removed`` (every kind), record ``unreadable``."""
         manifest = copy.deepcopy(self.manifest)
         added, removed = list(added), set(removed)
-        self._tombstone(manifest, removed)
         by_key: dict[str, list[Item]] = {}
         for item in added:
             by_key.setdefault(item.profile.key, []).append(item)
-        for key, items in by_key.items():
-            self._append(manifest, key, items)
+        for key in list(dict.fromkeys([*manifest["groups"], *by_key])):
+            self._update(manifest, key, by_key.get(key, []), removed)
         for key, meta in manifest["groups"].items():
             self._maybe_compact(manifest, key, meta)
         manifest["groups"] = {k: m for k, m in manifest["groups"].items() if m["segments"]}
@@ -206,33 +197,73 @@ class SegmentStore:
         manifest["generation"] = generation
         self._commit(manifest)
 
-    def _tombstone(self, manifest: dict[str, Any], removed: set[str]) -> None:
-        if not removed:
+    def _update(self, manifest: dict[str, Any], key: str, items: list[Item], removed: set[str]) -> None:
+        """One group's share of a change: uncount and tombstone ``removed``, count and append ``items``
+        (or rewrite the group under a new kernel when it must change)."""
+        old = self.group(key)
+        present = (removed & {x.decode() for s in old.segments for x in s.ids}) if old is not None else set()
+        if not items and not present:
             return
-        for key, meta in manifest["groups"].items():
-            g = self.group(key)
-            assert g is not None
-            present = {x.decode() for s in g.segments for x in s.ids}
-            if removed & present:
-                meta["removed"] = sorted(set(meta.get("removed", [])) | (removed & present))
+        if old is None:
+            self._rewrite(manifest, key, items[0].profile, [], items)
+            return
+        meta = manifest["groups"][key]
+        new_ids = {i.id for i in items}
+        if old.kernel is not None:
+            pooled = _load_pooled(self.directory / group_dir(old.profile), meta)
+            gone = _newest_rows(old, present - old.removed)
+            if gone[0]:
+                pooled.remove(*gone[1:])
+            if items:
+                pooled.add([i.id for i in items], *stack([i.z for i in items], [i.beta for i in items]))
+                if needs_rebuild(old.kernel, pooled.kernel(old.kernel.built_at_n), pooled.n):
+                    keep = _newest_rows(old, old.removed | present | new_ids)
+                    self._rewrite(manifest, key, old.profile, list(zip(keep[0], *_split(keep))), items)
+                    return
+            _write_state(self.directory / group_dir(old.profile), manifest, meta, pooled, old.kernel)
+        meta["removed"] = sorted(set(meta.get("removed", [])) | present)
+        meta["degenerate"] = sorted(set(meta.get("degenerate", [])) - present)
+        if items:
+            self._append(manifest, meta, old, items)
 
-    def _append(self, manifest: dict[str, Any], key: str, items: list[Item]) -> None:
-        profile = items[0].profile
-        meta = manifest["groups"].setdefault(key, {"profile": profile.to_dict(), "segments": [], "removed": []})
-        gdir = self.directory / group_dir(profile)
-        gdir.mkdir(parents=True, exist_ok=True)
-        backend = backend_for(profile, gdir)
-        name = _next_segment(manifest)
+    def _append(self, manifest: dict[str, Any], meta: dict[str, Any], old: Group, items: list[Item]) -> None:
+        gdir = self.directory / group_dir(old.profile)
+        name = _next_name(manifest, "seg")
         z, beta, offsets = stack([i.z for i in items], [i.beta for i in items])
-        selfs, sketch = backend.self_products(z, beta, offsets), backend.sketches(z, beta, offsets)
-        write_segment(gdir / name, [i.id for i in items], z, beta, offsets, selfs, sketch,
-                      backend.storage_dtype(manifest["dtype"]))
+        seg_io.write_built(gdir / name, [i.id for i in items], old.backend, z, beta, offsets,
+                           old.backend.storage_dtype(manifest["dtype"]))
         meta["segments"].append(name)
         new_ids = {i.id for i in items}
-        old = self.group(key)
-        if old is not None and new_ids & {x.decode() for s in old.segments for x in s.ids}:
+        if new_ids & {x.decode() for s in old.segments for x in s.ids}:
             meta["_force_compact"] = True  # re-added after a remove: compaction keeps the newest copy only
         meta["removed"] = sorted(set(meta.get("removed", [])) - new_ids)
+        meta["degenerate"] = _degenerate(meta, items)
+
+    def _rewrite(self, manifest: dict[str, Any], key: str, profile: Profile,
+                 kept: list[tuple[str, np.ndarray, np.ndarray]], items: list[Item]) -> None:
+        """Write the whole group as one segment under the kernel its learnwares give (a new group,
+        or a rebuild): ``kept`` (id, raw z, beta) of the stored learnwares, then ``items``."""
+        ids = [k[0] for k in kept] + [i.id for i in items]
+        z, beta, offsets = stack([k[1] for k in kept] + [i.z for i in items], [k[2] for k in kept] + [i.beta for i in items])
+        gdir = self.directory / group_dir(profile)
+        gdir.mkdir(parents=True, exist_ok=True)
+        old = manifest["groups"].get(key, {})
+        meta = {"profile": profile.to_dict(), "segments": [], "removed": [],
+                "degenerate": sorted((set(old.get("degenerate", [])) & {k[0] for k in kept}))}
+        kernel = None
+        if profile.kernel == "rbf":
+            pooled = Pooled.start(z, beta, offsets)
+            pooled.add(ids, z, beta, offsets)
+            kernel = pooled.kernel()
+            _write_state(gdir, manifest, meta, pooled, kernel)
+        else:
+            meta["kernel"] = {"name": "nngp", "depth": NNGP_DEPTH}
+        name = _next_name(manifest, "seg")
+        backend = backend_for(profile, kernel)
+        seg_io.write_built(gdir / name, ids, backend, z, beta, offsets, backend.storage_dtype(manifest["dtype"]))
+        meta["segments"] = [name]
+        meta["degenerate"] = _degenerate(meta, items)
+        manifest["groups"][key] = meta
 
     def _maybe_compact(self, manifest: dict[str, Any], key: str, meta: dict[str, Any]) -> None:
         force = meta.pop("_force_compact", False)
@@ -243,13 +274,13 @@ class SegmentStore:
         segs = [Segment.load(gdir / n) for n in meta["segments"]]
         if not force and len(meta["segments"]) <= MAX_SEGMENTS and len(removed) * 4 < sum(s.ids.size for s in segs):
             return
-        picks = _newest_live(segs, removed)
+        picks = seg_io.newest_live(segs, removed)
         meta["removed"] = []
         if not picks:
             meta["segments"] = []
             return
-        name = _next_segment(manifest)
-        _write_picks(gdir / name, segs, picks)
+        name = _next_name(manifest, "seg")
+        seg_io.write_picks(gdir / name, segs, picks)
         meta["segments"] = [name]
 
     def _commit(self, manifest: dict[str, Any]) -> None:
@@ -260,83 +291,79 @@ class SegmentStore:
         collect_garbage(self.directory, manifest)
 
 
-def _next_segment(manifest: dict[str, Any]) -> str:
+def _next_name(manifest: dict[str, Any], prefix: str) -> str:
     n = int(manifest.get("next_segment", 1))
     manifest["next_segment"] = n + 1
-    return f"seg-{n:06d}"
+    return f"{prefix}-{n:06d}"
 
 
-def stack(zs: list[np.ndarray], betas: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    offsets = np.concatenate([[0], np.cumsum([b.size for b in betas])]).astype(np.int64)
-    return np.concatenate(zs), np.concatenate(betas), offsets
+def _degenerate(meta: dict[str, Any], items: list[Item]) -> list[str]:
+    ids = {i.id for i in items}
+    return sorted((set(meta.get("degenerate", [])) - ids) | {i.id for i in items if i.quality == DEGENERATE})
 
 
-def _newest_live(segs: list[Segment], removed: set[str]) -> list[tuple[int, int]]:
-    """(segment, row) of each live id's newest copy, oldest first."""
-    seen: set[str] = set()
-    picks: list[tuple[int, int]] = []
-    for si in range(len(segs) - 1, -1, -1):
-        for i, raw in enumerate(segs[si].ids):
-            sid = raw.decode()
-            if sid not in removed and sid not in seen:
-                seen.add(sid)
-                picks.append((si, i))
-    return picks[::-1]
+def _newest_rows(group: Group, exclude: set[str]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, raw z, beta, offsets) of the newest stored copy of every id not in ``exclude``
+    (``exclude`` = the removed ones: what to uncount; = everything but those: what to keep)."""
+    assert group.kernel is not None
+    picks = seg_io.newest_live(group.segments, exclude)
+    rows = [group.segments[si].rows(i) for si, i in picks]
+    ids = [group.segments[si].ids[i].decode() for si, i in picks]
+    if not rows:
+        return [], np.zeros((0, group.kernel.dim)), np.zeros(0), np.zeros(1, dtype=np.int64)
+    z, beta, offsets = stack([group.kernel.unmap(r[0]) for r in rows], [r[1] for r in rows])
+    return ids, z, beta, offsets
 
 
-def _write_picks(path: Path, segs: list[Segment], picks: list[tuple[int, int]]) -> None:
-    rows = [segs[si].rows(i) for si, i in picks]
-    z, beta, offsets = stack([r[0] for r in rows], [r[1] for r in rows])
-    selfs = np.array([segs[si].self_[i] for si, i in picks])
-    sketch = np.stack([np.asarray(segs[si].sketch[i]) for si, i in picks])
-    ids = [segs[si].ids[i].decode() for si, i in picks]
-    write_segment(path, ids, z, beta, offsets, selfs, sketch, str(segs[0].z.dtype))
+def _split(rows: tuple[list[str], np.ndarray, np.ndarray, np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    _, z, beta, off = rows
+    return ([z[a:b] for a, b in zip(off[:-1], off[1:])], [beta[a:b] for a, b in zip(off[:-1], off[1:])])
 
 
-def _save(path: Path, arr: np.ndarray) -> None:
-    with open(path, "wb") as fh:
-        np.save(fh, arr, allow_pickle=False)
+# -- the kernel's files -------------------------------------------------------------------------
+def _load_kernel(gdir: Path, meta: dict[str, Any]) -> RBFKernel:
+    with np.load(gdir / meta["state"], allow_pickle=False) as f:
+        live, scale, fill = f["live"].astype(bool), f["scale"], f["fill"]
+    k = meta["kernel"]
+    return RBFKernel(live, scale, fill, float(k["gamma"]), int(k["built_at_n"]))
+
+
+def _load_pooled(gdir: Path, meta: dict[str, Any]) -> Pooled:
+    with np.load(gdir / meta["state"], allow_pickle=False) as f:
+        return Pooled(f["origin"], int(meta["kernel"]["n"]), f["m1"], f["m2"], f["res_z"].astype(np.float64),
+                      f["res_key"])
+
+
+def _write_state(gdir: Path, manifest: dict[str, Any], meta: dict[str, Any], pooled: Pooled, kernel: RBFKernel) -> None:
+    name = _next_name(manifest, "state") + ".npz"
+    tmp = gdir / f".tmp-{name}"
+    with open(tmp, "wb") as fh:
+        np.savez(fh, live=kernel.live, scale=kernel.scale, fill=kernel.fill, origin=pooled.origin, m1=pooled.m1,
+                 m2=pooled.m2, res_z=pooled.res_z.astype(np.float32), res_key=pooled.res_key)
         fh.flush()
         os.fsync(fh.fileno())
-
-
-def write_segment(path: Path, ids: list[str], z: np.ndarray, beta: np.ndarray, offsets: np.ndarray,
-                  selfs: np.ndarray, sketch: np.ndarray, dtype: str) -> None:
-    """Write one immutable segment: under a temporary name, renamed into place when complete."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    _save(tmp / "z.npy", np.ascontiguousarray(z, dtype=dtype))
-    _save(tmp / "beta.npy", np.asarray(beta, dtype=dtype))
-    _save(tmp / "offsets.npy", np.asarray(offsets, dtype=np.int64))
-    _save(tmp / "self.npy", np.asarray(selfs, dtype=np.float64))
-    _save(tmp / "sketch.npy", np.asarray(sketch, dtype=np.float32))
-    _save(tmp / "ids.npy", np.array([i.encode() for i in ids], dtype=bytes))
-    os.replace(tmp, path)
+    os.replace(tmp, gdir / name)
+    meta["state"] = name
+    meta["kernel"] = {"name": "rbf", "gamma": kernel.gamma, "built_at_n": kernel.built_at_n, "n": pooled.n,
+                      "id": kernel.id}
 
 
 def collect_garbage(directory: Path, manifest: dict[str, Any]) -> None:
-    """Delete what the manifest does not name: segments left by a crash or a compaction, groups
-    that emptied, files of an older layout. Runs under the dock lock, after the manifest is written."""
-    groups = {group_dir(Profile.from_dict(m["profile"])): set(m["segments"]) for m in manifest["groups"].values()}
+    """Delete what the manifest does not name: segments and state files left by a crash, a
+    compaction or a rebuild, groups that emptied, files of an older layout. Runs under the dock
+    lock, after the manifest is written."""
+    groups = {group_dir(Profile.from_dict(m["profile"])): {*m["segments"], *([m["state"]] if "state" in m else [])}
+              for m in manifest["groups"].values()}
     for path in directory.iterdir() if directory.exists() else ():
         if path.name == MANIFEST:
             continue
         keep = groups.get(path.name) if path.is_dir() else None
         if keep is None:
-            _remove(path)
+            seg_io.remove(path)
             continue
-        for seg in path.iterdir():
-            if seg.is_dir() and seg.name not in keep:
-                _remove(seg)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+        for entry in path.iterdir():
+            if entry.name not in keep:
+                seg_io.remove(entry)
 
 
 def check(store: SegmentStore) -> list[str]:
@@ -350,34 +377,38 @@ def check(store: SegmentStore) -> list[str]:
             problems.append(f"search store group {key}: unreadable ({exc})")
             continue
         assert g is not None
+        width = g.kernel.n_live if g.kernel is not None else None
         for s in g.segments:
-            n = s.ids.size
-            ok = (s.offsets.shape == (n + 1,) and int(s.offsets[0]) == 0 and int(s.offsets[-1]) == s.z.shape[0]
-                  == s.beta.shape[0] and s.self_.shape == (n,) and s.sketch.shape[0] == n
-                  and bool(np.all(np.diff(s.offsets) > 0)) and bool(np.all(np.isfinite(s.self_))))
-            if not ok:
+            if not s.consistent(width):
                 problems.append(f"search store group {key}, segment {s.name}: inconsistent arrays")
     return problems
 
 
 def bulk_load(
     directory: str | os.PathLike[str], ids: list[str], z: np.ndarray, beta: np.ndarray, offsets: np.ndarray,
-    gamma: float, dtype: str = DEFAULT_DTYPE, generation: int | None = 0,
+    dtype: str = DEFAULT_DTYPE, generation: int | None = 0, chunk: int = 10_000,
 ) -> SegmentStore:
-    """A store with one table group written from stacked arrays in one segment, without a dock
-    (benchmarks and migrations: no spec files are read)."""
-    profile = Profile(TABLE, (("dim", int(z.shape[1])),), "rbf", (("gamma", float(gamma)),))
+    """A store with one table group written from stacked raw arrays in one segment, without a dock
+    (benchmarks and migrations: no spec files are read). The kernel is chosen as for a dock."""
+    profile = Profile(TABLE, (("dim", int(z.shape[1])),))
+    offsets = np.asarray(offsets, dtype=np.int64)
+    pooled = Pooled.start(z, beta, offsets)
+    w = normalised_weights(beta, offsets)
+    keys = np.full(w.size, -np.inf)
+    pos = w > 0  # one seeded generator for the whole load (A-Res keys, as per-id seeds would give)
+    keys[pos] = np.log(np.maximum(np.random.default_rng(0).random(int(pos.sum())), 1e-300)) / w[pos]
+    pooled.add(ids, z, beta, offsets, keys=keys)
+    kernel = pooled.kernel()
     store = SegmentStore(directory, dtype)
     gdir = store.directory / group_dir(profile)
     gdir.mkdir(parents=True, exist_ok=True)
-    backend = backend_for(profile, gdir)
     manifest = _empty_manifest(dtype)
-    name = _next_segment(manifest)
-    offsets = np.asarray(offsets, dtype=np.int64)
-    # self products and sketches from the full-precision input
-    write_segment(gdir / name, ids, z, beta, offsets, backend.self_products(z, beta, offsets),
-                  backend.sketches(z, beta, offsets), dtype)
-    manifest["groups"][profile.key] = {"profile": profile.to_dict(), "segments": [name], "removed": []}
+    meta: dict[str, Any] = {"profile": profile.to_dict(), "segments": [], "removed": [], "degenerate": []}
+    _write_state(gdir, manifest, meta, pooled, kernel)
+    name = _next_name(manifest, "seg")
+    seg_io.write_built(gdir / name, ids, backend_for(profile, kernel), z, beta, offsets, dtype, chunk=chunk)
+    meta["segments"] = [name]
+    manifest["groups"][profile.key] = meta
     manifest["generation"] = generation
     store._commit(manifest)
     return store

@@ -1,15 +1,18 @@
-"""The user's side of a search: their specification as arrays, with its compatibility key.
+"""The user's side of a search: their specification as arrays, with its feature space.
 
 A :class:`UserSpec` comes from a fitted spec of any registered type, a spec file, a plain
-``{"z", "beta", "gamma"}`` dict (a table RKME), or the user's data file, fitted locally
-(:func:`user_spec_from_data`; the rows go nowhere).
+``{"z", "beta"}`` dict (a table RKME; a ``gamma`` there is accepted and not needed), or the
+user's data file, fitted locally with no kernel parameter (:func:`user_spec_from_data`). Only
+``(z, beta)`` is searched: the dock compares it under its own kernel for that feature space.
+With a data file the rows stay in memory for the verified re-rank (:mod:`lwdock.search.verify`)
+and go nowhere else.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +22,28 @@ from ..errors import InputDataError
 from ..spec.base import RKMESpec
 from ..spec.data import load_images, load_texts, table_in_learnware_order
 from ..spec.embedders import DEFAULT_EMBEDDER
+from ..spec.registry import TABLE, by_name
 from ..spec.rkme_image import RKMEImageSpec
 from ..spec.rkme_table import RKMETableSpec
-from ..spec.registry import TABLE, by_name
 from ..spec.rkme_text import RKMETextSpec
 from ..spec.specfile import load_spec, spec_from_dict
-from .backends import Backend, backend_for
+from .backends import prepare
 from .space import Profile, profile_of
 
 
 @dataclass
 class UserSpec:
-    """The user's RKME as the backend uses it: points (K, p), weights, and where it belongs."""
+    """The user's RKME as raw arrays: points (K, p), weights, and the feature space it belongs to.
+
+    ``rows``: the user's data when the spec was fitted from a data file (table rows, a list of
+    texts, or images), kept in memory for verification; ``embedder``: a text spec's embedder."""
 
     profile: Profile
     z: np.ndarray
     beta: np.ndarray
     num_points: int | None = None
-    _self: float | None = field(default=None, repr=False)
+    rows: Any = None
+    embedder: str | None = None
 
     @property
     def kind(self) -> str:
@@ -50,50 +57,43 @@ class UserSpec:
     def key(self) -> str:
         return self.profile.key
 
-    @property
-    def backend(self) -> Backend:
-        return backend_for(self.profile)
-
-    @property
-    def self_product(self) -> float:
-        if self._self is None:
-            self._self = float(self.backend.self_product(self.z, self.beta))
-        return self._self
-
     def describe(self) -> dict[str, Any]:
         """The ``query.user_spec`` block of the search JSON."""
-        return {"type": self.type, "K": int(self.z.shape[0]), "num_points": self.num_points, **self.profile.values()}
+        return {"type": self.type, "K": int(self.z.shape[0]), "num_points": self.num_points,
+                "from_data": self.rows is not None, **self.profile.values()}
 
 
 def _from_spec(spec: RKMESpec, source: str) -> UserSpec:
     spec._check_fitted()
     profile = profile_of(spec)
-    z, beta = backend_for(profile).prepare(spec.z_, spec.beta_)
+    z, beta = prepare(profile, spec.z_, spec.beta_)
     if beta.size == 0 or beta.size != z.shape[0]:
         raise InputDataError(f"{source}: beta has {beta.size} weights but z has {z.shape[0]} rows")
     if not (np.all(np.isfinite(z)) and np.all(np.isfinite(beta))):
         raise InputDataError(f"{source}: z or beta is not finite")
+    if not math.isfinite(float(np.abs(beta).sum()) ** 2):
+        raise InputDataError(f"{source}: the weights are too large to compare")
     n = getattr(spec, "num_points_", None)
-    user = UserSpec(profile, z, beta, int(n) if n else None)
-    if not math.isfinite(user.self_product):
-        raise InputDataError(f"{source}: its self inner product is not finite")
-    return user
+    embedder = getattr(spec, "embedder_", None) if profile.kind == "text" else None
+    return UserSpec(profile, z, beta, int(n) if n else None, embedder=embedder)
 
 
 def _table_from_mapping(data: Mapping[str, Any], source: str) -> RKMETableSpec:
-    """A bare ``{"z", "beta", "gamma"}`` (``num_points`` optional) as a fitted table spec."""
-    z, beta, gamma = data.get("z", data.get("z_")), data.get("beta", data.get("beta_")), data.get("gamma")
-    if z is None or beta is None or gamma is None:
-        raise InputDataError(f"{source}: not a fitted RKME (needs z, beta and gamma)")
+    """A bare ``{"z", "beta"}`` (``gamma``, ``num_points`` optional) as a fitted table spec."""
+    z, beta = data.get("z", data.get("z_")), data.get("beta", data.get("beta_"))
+    gamma = data.get("gamma")
+    if z is None or beta is None:
+        raise InputDataError(f"{source}: not a fitted RKME (needs z and beta)")
     try:
         z = np.asarray(z, dtype=np.float64)
         beta = np.asarray(beta, dtype=np.float64).ravel()
-        gamma = float(gamma)
+        gamma = None if gamma is None else float(gamma)
     except (TypeError, ValueError):
         raise InputDataError(f"{source}: z, beta and gamma must be numeric") from None
     if z.ndim < 2 or z.shape[0] == 0:
         raise InputDataError(f"{source}: z must be a non-empty K x d array, got shape {z.shape}")
-    if not (np.all(np.isfinite(z)) and np.all(np.isfinite(beta)) and math.isfinite(gamma) and gamma > 0):
+    if not (np.all(np.isfinite(z)) and np.all(np.isfinite(beta)) and (gamma is None or (math.isfinite(gamma)
+                                                                                         and gamma > 0))):
         raise InputDataError(f"{source}: z, beta or gamma is not finite (or gamma <= 0)")
     spec = RKMETableSpec(gamma=gamma)
     spec.z_, spec.beta_ = z.reshape(z.shape[0], -1), beta
@@ -133,21 +133,26 @@ def data_kind(path: str | Path, data_type: list[str]) -> str:
     return "table"
 
 
-def user_spec_from_data(path: str | Path, kind: str, *, gamma: float = 0.1, embedder: str = DEFAULT_EMBEDDER,
+def user_spec_from_data(path: str | Path, kind: str, *, gamma: float | None = None, embedder: str = DEFAULT_EMBEDDER,
                         text_field: str | None = None, random_state: int = 0,
                         column_orders: Callable[[], Iterable[Sequence[str] | None]] = tuple) -> UserSpec:
-    """Fit the user's spec locally from a data file: a table (the dock's ``gamma``), images
-    (N x C x H x W) or texts (``embedder``); only the spec is kept, never the rows. A table's
-    named columns are put in the order the learnwares take them (``column_orders``: the
+    """Fit the user's spec locally from a data file: a table (automatic fit; ``gamma`` only for
+    experts), images (N x C x H x W) or texts (``embedder``). The spec is what is searched; the
+    rows stay in memory (``UserSpec.rows``) for the verified re-rank and are never stored. A
+    table's named columns are put in the order the learnwares take them (``column_orders``: the
     learnwares' column names, asked for only when the table has names)."""
+    rows: Any
     if kind == "table":
-        X = table_in_learnware_order(path, column_orders, what=str(path))
-        spec: RKMESpec = RKMETableSpec(gamma=gamma, K=100, random_state=random_state).fit(X)
+        rows = table_in_learnware_order(path, column_orders, what=str(path))
+        spec: RKMESpec = RKMETableSpec(gamma=gamma, K=100, random_state=random_state).fit(rows)
     elif kind == "image":
-        spec = RKMEImageSpec(K=50, random_state=random_state).fit(load_images(path))
+        rows = load_images(path)
+        spec = RKMEImageSpec(K=50, random_state=random_state).fit(rows)
     elif kind == "text":
-        texts = load_texts(path, field=text_field, column=text_field)
-        spec = RKMETextSpec(K=100, random_state=random_state, embedder=embedder).fit(texts)
+        rows = load_texts(path, field=text_field, column=text_field)
+        spec = RKMETextSpec(K=100, random_state=random_state, embedder=embedder).fit(rows)
     else:
         raise InputDataError(f"unknown data kind {kind!r}; use table, image or text")
-    return as_user_spec(spec, source=str(path))
+    user = as_user_spec(spec, source=str(path))
+    user.rows = rows
+    return user

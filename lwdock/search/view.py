@@ -24,6 +24,10 @@ class DockLayout(Protocol):
     def search(self) -> Path:
         """The search store's directory."""
 
+    @property
+    def envs(self) -> Path:
+        """The learnware environments (verification only looks them up, never builds one)."""
+
     def unpacked_dir(self, lw_id: str) -> Path:
         """Where a learnware's files are unpacked (its spec files among them)."""
 
@@ -42,6 +46,9 @@ class DockView(Protocol):
     def entries(self, status: str | list[str] | None = None) -> list[Any]: ...
 
     def spec_path(self, ref: str, kind: str = "table") -> Path: ...
+
+    def package(self, ref: str) -> Any:
+        """A learnware's unpacked package (verification runs its model)."""
 
 
 def as_entry(entry: Entry | Mapping[str, Any]) -> Entry:

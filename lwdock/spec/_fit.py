@@ -1,4 +1,5 @@
-"""Fitting helpers for table RKME: input checks, non-finite fill, gamma check, seeded k-means."""
+"""Fitting helpers for table RKME: input checks, non-finite fill, column scales, gamma choice and
+check, seeded k-means."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import warnings
 import numpy as np
 
 from ..errors import InputDataError, SpecParamError
-from .kernels import chunk_rows, iter_chunks
+from .kernels import chunk_rows, iter_chunks, median_sq_distance
 
 logger = logging.getLogger("lwdock")
 
@@ -85,15 +86,38 @@ def take_rows(X: np.ndarray, idx: np.ndarray, fill: np.ndarray | None) -> np.nda
     return rows
 
 
-def median_sq_distance(S: np.ndarray) -> float:
-    """Median of off-diagonal squared distances between the rows of ``S``."""
-    if S.shape[0] < 2:
-        return 0.0
-    # imported here, not at module load: loading a spec file (every `lwdock search`) must not pay for scipy
-    from scipy.spatial.distance import pdist
+def median_gamma(S: np.ndarray) -> float:
+    """The median heuristic ``1 / median squared distance`` on the rows of ``S`` (1.0 when every
+    row is the same point: then any gamma gives the same specification)."""
+    med = median_sq_distance(S, positive=True)
+    return 1.0 / med if np.isfinite(med) and med > 0 else 1.0
 
-    # scipy's pairwise distances: exact (no |a|^2 - 2ab + |b|^2 cancellation) and only the n(n-1)/2 pairs
-    return float(np.median(pdist(S, "sqeuclidean")))
+
+def column_moments(X: np.ndarray, fill: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and standard deviation in float64 (non-finite values replaced by ``fill``),
+    two passes over row blocks so that large or float32 inputs are never copied whole."""
+    n, d = X.shape
+    total = np.zeros(d)
+    for _, block in iter_chunks(X, chunk_rows(d), fill):
+        total += block.sum(axis=0)
+    mean = total / n
+    sq = np.zeros(d)
+    for _, block in iter_chunks(X, chunk_rows(d), fill):
+        sq += ((block - mean) ** 2).sum(axis=0)
+    return mean, np.sqrt(sq / n)
+
+
+def constant_columns(sd: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Columns that do not vary: a standard deviation of at most 1e-12 of their magnitude."""
+    return np.asarray(sd) <= 1e-12 * np.maximum(np.abs(mean), 1e-300)
+
+
+def standardise(X: np.ndarray, mean: np.ndarray, scale: np.ndarray, fill: np.ndarray | None) -> np.ndarray:
+    """``(X - mean) / scale`` as a new float64 array, written block by block (``X`` is never modified)."""
+    out = np.empty(X.shape, dtype=np.float64)
+    for start, block in iter_chunks(X, chunk_rows(X.shape[1]), fill):
+        out[start : start + block.shape[0]] = (block - mean) / scale
+    return out
 
 
 def check_gamma(gamma: float, med: float) -> float | None:

@@ -10,14 +10,14 @@ import numpy as np
 
 from ..errors import InputDataError
 from ..progress import bar
-from . import registry
+from . import quality, registry
 from ._fit import fill_values
 from .data import load_data, load_images, load_texts
 from .leak import leak_report
 from .rkme_image import RKMEImageSpec
 from .rkme_table import RKMETableSpec
 from .rkme_text import RKMETextSpec
-from .specfile import load_spec
+from .specfile import fit_record, load_spec
 
 
 def summary(spec: Any, path: str | Path | None = None) -> dict[str, Any]:
@@ -33,8 +33,12 @@ def summary(spec: Any, path: str | Path | None = None) -> dict[str, Any]:
         "beta_nonzero": int((beta > 1e-12).sum()),
         "self_inner": float(spec.inner_prod(spec)),
     }
-    if hasattr(spec, "gamma"):
-        out["gamma"] = float(spec.gamma)
+    if hasattr(spec, "kernel_gamma"):
+        out["gamma"] = spec.kernel_gamma()
+        fit = fit_record(spec)
+        if fit is not None:
+            out["fit_units"], out["fit_gamma"] = fit["units"], fit["gamma"]
+        out["spec_quality"] = quality.assess(spec)
     kind = registry.by_name(spec.type).kind
     if kind == "image":
         out["shape"] = list(spec.shape)

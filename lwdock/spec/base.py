@@ -5,7 +5,8 @@ follow scikit-learn's estimator contract: hyperparameters in ``__init__`` only (
 fitted attributes end in ``_``, ``get_params(deep=...)`` / ``set_params`` read and write exactly
 the ``__init__`` parameters, and ``sklearn.base.clone`` works (the tests check it with
 scikit-learn itself). They supply the kernel (``_self`` and ``inner_prod``), their file codec
-(``codec``) and where they live in the search store (``search_space`` and ``search_kernel``);
+(``codec``) and the feature space their points live in (``search_space``; the dock picks the
+search kernel per feature space, :mod:`lwdock.search.kernel`);
 this class derives the rest.
 
 Why not subclass ``sklearn.base.BaseEstimator``: importing it costs ~0.8 s (it loads scipy and
@@ -65,10 +66,6 @@ class RKMESpec:
 
     def search_space(self) -> dict[str, Any]:
         """The feature space the spec's points live in (only specs of one space are compared)."""
-        raise NotImplementedError
-
-    def search_kernel(self) -> tuple[str, dict[str, Any]]:
-        """(backend name, parameters) of the kernel this spec compares with."""
         raise NotImplementedError
 
     # -- shared behaviour -----------------------------------------------------------------

@@ -138,3 +138,18 @@ def data_self_inner(X: np.ndarray, gamma: float, fill: np.ndarray | None = None)
             s = float(rbf(B, A, gamma, a_sq).sum())
             total += s if j == i else 2.0 * s
     return total / (n * n)
+
+
+def median_sq_distance(S: np.ndarray, positive: bool = False) -> float:
+    """Median of off-diagonal squared distances between the rows of ``S`` (``positive``: of the
+    non-zero ones only, so repeated points do not pull the median to 0)."""
+    if S.shape[0] < 2:
+        return 0.0
+    # imported here, not at module load: loading a spec file (every `lwdock search`) must not pay for scipy
+    from scipy.spatial.distance import pdist
+
+    # scipy's pairwise distances: exact (no |a|^2 - 2ab + |b|^2 cancellation) and only the n(n-1)/2 pairs
+    d = pdist(np.asarray(S, dtype=np.float64), "sqeuclidean")
+    if positive and np.any(d > 0):
+        d = d[d > 0]
+    return float(np.median(d)) if d.size else 0.0

@@ -5,9 +5,9 @@ files, legacy aliases, the ``class_name`` a ``learnware.yaml`` may give), its *k
 ``image``, ``text``: the index's spec summaries and the search store use it), the semantic
 ``Data`` value it serves, its estimator class, and its search kernel backend (``rbf`` or
 ``nngp``, see :mod:`lwdock.search.backends`). Each class carries its file codec
-(``codec``, :mod:`lwdock.spec.specfile`) and says which feature space and kernel it lives in
-(``search_space()`` / ``search_kernel()``), from which the search store builds its
-compatibility keys (:mod:`lwdock.search.space`).
+(``codec``, :mod:`lwdock.spec.specfile`) and says which feature space it lives in
+(``search_space()``), from which the search store builds its compatibility keys
+(:mod:`lwdock.search.space`); the kernel is the dock's choice per feature space.
 
 This module imports nothing heavy (no numpy): the store reads it to validate packages, and
 ``lwdock --help`` must stay cheap. Classes are imported on first use (:meth:`SpecType.spec_class`).

@@ -181,15 +181,19 @@ class RKMEImageSpec(RKMESpec):
             self._self_inner = float(self.beta_ @ K @ self.beta_)
         return self._self_inner
 
+    def transform(self, X) -> np.ndarray:  # type: ignore[no-untyped-def]
+        """Images (N x C x H x W) in the space a spec fitted on them lives in: resized to 32x32,
+        standardised per channel (and whitened) with their own statistics, float32 (N, C, 32, 32)."""
+        X = _image.as_images(X)
+        T, _ = _image.prepare(X, np.arange(len(X)), whitening=bool(self.whitening))
+        return T.cpu().numpy().astype(np.float32)
+
     @property
     def depth(self) -> int:
         return int(getattr(self, "model_config_", {}).get("net_depth", DEPTH))
 
     def search_space(self) -> dict[str, Any]:
         return {"shape": list(self.shape)}
-
-    def search_kernel(self) -> tuple[str, dict[str, Any]]:
-        return "nngp", {"depth": self.depth}
 
     def _check_other(self, other: Any) -> None:
         self._check_fitted()

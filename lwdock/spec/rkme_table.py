@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import numbers
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -35,7 +35,14 @@ class RKMETableSpec(RKMESpec):
 
     Parameters
     ----------
-    gamma: RBF kernel parameter, ``k(a, b) = exp(-gamma |a - b|^2)`` (reference default 0.1).
+    gamma: None (the default: no kernel knowledge needed) or an RBF kernel parameter for experts.
+        None: the columns are standardised with the data's own mean and standard deviation,
+        gamma is the median heuristic there (1 / median squared distance of at most 1,000
+        standardised rows), and the fitted points are mapped back to raw units (a constant column
+        keeps its constant). The fit is then the same, up to the units of ``z_``, whatever the
+        units of each column. A number: ``k(a, b) = exp(-gamma |a - b|^2)`` on the raw columns
+        (the reference's behaviour; its default was 0.1). Either way the dock searches with its
+        own kernel (docs/search.md): a spec is compared as the weighted point set it is.
     K: reduced-set size (reference rules apply: K*d capped at 1310720, K >= n -> max(1, 2n//3)).
     steps: optimisation rounds (one Z step and one weight solve each).
     step_size: initial step of the preconditioned Z step (1.0 = a full mean-shift-like step);
@@ -55,10 +62,12 @@ class RKMETableSpec(RKMESpec):
 
     codec = specfile.TABLE
     type = "RKMETableSpecification"
+    # gamma=None standardises the columns first (tables mix units); text embeddings do not
+    auto_standardise: ClassVar[bool] = True
 
     def __init__(
         self,
-        gamma: float = 0.1,
+        gamma: float | None = None,
         K: int = 100,
         steps: int = 5,
         step_size: float = 1.0,
@@ -87,8 +96,8 @@ class RKMETableSpec(RKMESpec):
     # -- fitting ---------------------------------------------------------------
     def _check_params(self) -> None:
         g = self.gamma
-        self._require(isinstance(g, numbers.Real) and not isinstance(g, bool) and bool(np.isfinite(g)) and g > 0,
-                      f"gamma must be a positive number, got {g!r}")
+        self._require(g is None or (isinstance(g, numbers.Real) and not isinstance(g, bool) and bool(np.isfinite(g))
+                                    and g > 0), f"gamma must be a positive number (or None: automatic), got {g!r}")
         self._require(int(self.K) >= 1, f"K must be at least 1, got {self.K}")
         self._require(int(self.steps) >= 0, f"steps must be >= 0, got {self.steps}")
         self._require(self.step_size > 0, f"step_size must be positive, got {self.step_size}")
@@ -107,22 +116,55 @@ class RKMETableSpec(RKMESpec):
 
     def _fit(self, X: np.ndarray) -> None:
         rng = np.random.default_rng(self.random_state)
-        gamma = float(self.gamma)
         n_all, d = X.shape
         if self.max_samples is not None and n_all > int(self.max_samples):
             X = X[np.sort(rng.choice(n_all, size=int(self.max_samples), replace=False))]
         n = X.shape[0]
-        K = _fit.effective_k(int(self.K), n, d)
         fill = _fit.fill_values(X)
+        sample = _subsample(n, 1000, rng)
+        raw_rows = _fit.take_rows(X, sample, fill)
+        self.median_sq_dist_ = _fit.median_sq_distance(raw_rows)
+        if self.gamma is None and self.auto_standardise:
+            # no kernel knowledge: fit on the data's own standardised columns (docs/spec.md)
+            mean, sd = _fit.column_moments(X, fill)
+            dead = _fit.constant_columns(sd, mean)
+            scale = np.where(dead, 1.0, sd)
+            Xf, f_fill = _fit.standardise(X, mean, scale, fill), None
+            gamma = _fit.median_gamma(Xf[sample])
+            self.suggested_gamma_ = None
+            self.fit_scale_: np.ndarray | None = scale
+            self.gamma_ = _fit.median_gamma(raw_rows)  # its raw-unit kernel: inner_prod, herding, the file
+        else:
+            explicit = self.gamma is not None
+            gamma = float(self.gamma) if explicit else _fit.median_gamma(raw_rows)
+            Xf, f_fill, mean, scale = X, fill, None, None
+            self.suggested_gamma_ = _fit.check_gamma(gamma, self.median_sq_dist_) if explicit else None
+            self.fit_scale_ = None
+            self.gamma_ = gamma
+        self.fit_gamma_ = gamma
+        Z, beta, Kzz, c, moved = self._optimise(Xf, f_fill, gamma, _fit.effective_k(int(self.K), n, d), rng,
+                                                X, fill, mean, scale)
+        if scale is not None:
+            Z = Z * scale + mean
+            # a constant column keeps its constant exactly (float round-off aside), unless the
+            # privacy guard moved the point there (one row: every column is constant)
+            near = np.isclose(Z[:, dead], mean[dead], rtol=1e-12, atol=0.0)
+            Z[:, dead] = np.where(near, mean[dead], Z[:, dead])
+        self.z_ = Z
+        self.beta_ = beta
+        self.num_points_ = int(n_all)
+        self.guard_moved_ = int(moved)
+        # F = MMD^2 - mean k(x, x'), in the fit's units: the part of MMD^2 that depends on the spec
+        self.objective_ = float(beta @ Kzz @ beta - 2.0 * beta @ c)
+        self._self_inner = None
 
+    def _optimise(self, X, fill, gamma, K, rng, X_raw, raw_fill, mean, scale):  # type: ignore[no-untyped-def]
+        """k-means init, ``steps`` rounds of (weights, Z step), the raw-row guard, last weights;
+        ``X`` in fit units, ``X_raw`` in raw units (the guard's units; the same array for an explicit gamma)."""
         pass_fn = self._data_pass()
-        sub = _fit.take_rows(X, _subsample(n, 1000, rng), fill)
-        self.median_sq_dist_ = _fit.median_sq_distance(sub)
-        self.suggested_gamma_ = _fit.check_gamma(gamma, self.median_sq_dist_)
-
         total = 2 * int(self.steps) + 3
-        with bar(total if n >= PROGRESS_ROWS else None, "fitting RKME") as progress:
-            init_rows = _fit.take_rows(X, _subsample(n, int(self.kmeans_samples), rng), fill)
+        with bar(total if X.shape[0] >= PROGRESS_ROWS else None, "fitting RKME") as progress:
+            init_rows = _fit.take_rows(X, _subsample(X.shape[0], int(self.kmeans_samples), rng), fill)
             Z = _fit.kmeans(init_rows, K, rng, max_iter=int(self.kmeans_iter))
             c, m = pass_fn(X, Z, gamma, fill)
             Kzz = rbf_kernel(Z, Z, gamma)
@@ -130,23 +172,19 @@ class RKMETableSpec(RKMESpec):
             progress.advance(1)
             eta = float(self.step_size)
             for _ in range(int(self.steps)):
-                Z, c, m, Kzz, eta = self._z_step(X, fill, Z, beta, c, m, Kzz, eta, pass_fn)
+                Z, c, m, Kzz, eta = self._z_step(X, fill, Z, beta, c, m, Kzz, eta, pass_fn, gamma)
                 beta = self._weights(Kzz, c)
                 progress.advance(2)
-            Z, moved = self._guard(X, fill, Z, rng)
+            # the guard works in raw units: the leak figure (lwdock spec show --data) is measured there
+            raw = Z if scale is None else Z * scale + mean
+            raw, moved = self._guard(X_raw, raw_fill, raw, rng)
             if moved:
+                Z = raw if scale is None else (raw - mean) / scale
                 c, _ = pass_fn(X, Z, gamma, fill, with_moments=False)
                 Kzz = rbf_kernel(Z, Z, gamma)
                 beta = self._weights(Kzz, c)
             progress.advance(2)
-
-        self.z_ = Z
-        self.beta_ = beta
-        self.num_points_ = int(n_all)
-        self.guard_moved_ = int(moved)
-        # F = MMD^2 - mean k(x, x'): the part of MMD^2 that depends on the spec
-        self.objective_ = float(beta @ Kzz @ beta - 2.0 * beta @ c)
-        self._self_inner = None
+        return Z, beta, Kzz, c, moved
 
     def _data_pass(self):  # type: ignore[no-untyped-def]
         if self.device in (None, "cpu"):
@@ -164,7 +202,7 @@ class RKMETableSpec(RKMESpec):
         beta, _ = solve_simplex_qp(Kzz, c, nonnegative=bool(self.nonnegative_beta))
         return beta
 
-    def _z_step(self, X, fill, Z, beta, c, m, Kzz, eta, pass_fn):  # type: ignore[no-untyped-def]
+    def _z_step(self, X, fill, Z, beta, c, m, Kzz, eta, pass_fn, gamma):  # type: ignore[no-untyped-def]
         """One exact-gradient step on Z, preconditioned per point, with a monotone line search.
 
         The gradient of F w.r.t. z_j is ``-4 gamma beta_j (A_j - B_j)`` with
@@ -172,7 +210,6 @@ class RKMETableSpec(RKMESpec):
         ``4 gamma beta_j (s_j + c_j)`` (``s_j = sum_l beta_l k_jl``) gives a step that is
         scale-free: with no Z-Z term it is exactly a mean-shift step towards the data.
         """
-        gamma = float(self.gamma)
         s = Kzz @ beta
         A = Z * s[:, None] - Kzz @ (beta[:, None] * Z)
         B = Z * c[:, None] - m
@@ -195,7 +232,7 @@ class RKMETableSpec(RKMESpec):
         med = median_nn_distance(X, fill, random_state=0 if self.random_state is None else int(self.random_state))
         if med is None or med <= 0:
             # one row, or duplicates everywhere: fall back to the kernel length scale
-            med = 1.0 / np.sqrt(float(self.gamma))
+            med = 1.0 / np.sqrt(float(self.gamma_))
         self.guard_radius_ = float(self.min_dist) * med
         return push_away(Z, X, self.guard_radius_, rng, fill)
 
@@ -208,26 +245,55 @@ class RKMETableSpec(RKMESpec):
     def search_space(self) -> dict[str, Any]:
         return {"dim": self.dim}
 
-    def search_kernel(self) -> tuple[str, dict[str, Any]]:
-        return "rbf", {"gamma": float(self.gamma)}
+    def kernel_gamma(self) -> float:
+        """The gamma of this spec's own raw-unit RBF kernel (``inner_prod``, ``dist``, ``herding``, and
+        the ``gamma`` of its file): the given gamma, or for an automatic fit the median heuristic on
+        the raw rows. Search does not use it: the dock compares specs under its own kernel."""
+        g = getattr(self, "gamma_", None)
+        if g is None:
+            g = self.gamma
+        if g is None:
+            self._check_fitted()
+            raise InputDataError("this specification has no kernel gamma")
+        return float(g)
 
     def _self(self) -> float:
         # <mu, mu> under our own gamma, cached (fitted state is not changed after fit/load)
+        gamma = self.kernel_gamma()
         cached = getattr(self, "_self_inner", None)
-        if cached is None or cached[0] != self.gamma:
-            cached = (self.gamma, weighted_inner(self.z_, self.beta_, self.z_, self.beta_, float(self.gamma)))
+        if cached is None or cached[0] != gamma:
+            cached = (gamma, weighted_inner(self.z_, self.beta_, self.z_, self.beta_, gamma))
             self._self_inner = cached
         return cached[1]
 
+    def pair_gamma(self, other: RKMETableSpec) -> float:
+        """The gamma two specs are compared with: the geometric mean of their kernel gammas (their
+        common gamma when they share one; symmetric, so ``a.dist(b) == b.dist(a)``). The dock does
+        not use it: it compares every spec of a feature space under its own kernel (docs/search.md)."""
+        if other is self:
+            return self.kernel_gamma()
+        return float(np.sqrt(self.kernel_gamma() * other.kernel_gamma()))
+
     def inner_prod(self, other: RKMETableSpec) -> float:
-        """``<mu_self, mu_other>`` with this spec's gamma."""
+        """``<mu_self, mu_other>`` under :meth:`pair_gamma`."""
         self._check_fitted()
         other._check_fitted()
         if other.dim != self.dim:
             raise InputDataError(f"specification dimensions differ: {self.dim} vs {other.dim}")
         if other is self:
             return self._self()
-        return weighted_inner(self.z_, self.beta_, other.z_, other.beta_, float(self.gamma))
+        return weighted_inner(self.z_, self.beta_, other.z_, other.beta_, self.pair_gamma(other))
+
+    def dist(self, other: RKMETableSpec) -> float:
+        """Squared MMD between the two specs, every term under :meth:`pair_gamma`, clamped at 0."""
+        if other is self:
+            return 0.0
+        g = self.pair_gamma(other)
+        if g == self.kernel_gamma() == other.kernel_gamma():
+            return super().dist(other)
+        aa = weighted_inner(self.z_, self.beta_, self.z_, self.beta_, g)
+        bb = weighted_inner(other.z_, other.beta_, other.z_, other.beta_, g)
+        return max(float(aa - 2.0 * self.inner_prod(other) + bb), 0.0)
 
     def herding(self, T: int, random_state: int | None = None, noise_std: float = 0.25, per_point: int = 100) -> np.ndarray:
         """``T`` points chosen by greedy kernel herding from ``per_point * T`` noisy candidates.
@@ -240,7 +306,7 @@ class RKMETableSpec(RKMESpec):
         T = int(T)
         if T < 1:
             return np.empty((0, self.dim))
-        gamma = float(self.gamma)
+        gamma = self.kernel_gamma()
         cand = self.sample(per_point * T, random_state=random_state, noise_std=noise_std)
         w = self._positive_weights()
         f = rbf_kernel(cand, self.z_, gamma) @ w

@@ -41,17 +41,19 @@ class RKMETextSpec(RKMETableSpec):
     """RKME text specification: the table RKME (all its hyperparameters) on embeddings.
 
     Extra parameters: ``embedder`` (registry name, default ``all-MiniLM-L6-v2``; ``hashing-384``
-    needs no extra package) and ``batch_size`` for the embedder. ``gamma`` keeps the reference's
-    0.1; embeddings are L2-normalised, so squared distances are at most 4.
+    needs no extra package) and ``batch_size`` for the embedder. ``gamma=None`` (the default) is
+    the median heuristic on the embeddings themselves (unit vectors: no standardisation);
+    a number is used as given (the reference used 0.1).
     """
 
     codec = specfile.TEXT
     type = "RKMETextSpecification"
+    auto_standardise = False
 
     # every hyperparameter is spelled out (no **kwargs): scikit-learn's get_params reads the signature
     def __init__(
         self,
-        gamma: float = 0.1,
+        gamma: float | None = None,
         K: int = 100,
         steps: int = 5,
         embedder: str = DEFAULT_EMBEDDER,

@@ -2,8 +2,14 @@
 
 A table RKME file keeps the reference's keys, so reference tools read it::
 
-    {"z": [[...], ...], "beta": [...], "gamma": 0.1, "num_points": n, "type": "RKMETableSpecification",
-     "schema_version": 1, "dtype": "float64", "params": {...}, "checksum": "sha256:..."}
+    {"z": [[...], ...], "beta": [...], "gamma": 0.0004, "num_points": n, "type": "RKMETableSpecification",
+     "schema_version": 1, "dtype": "float64", "params": {...},
+     "fit": {"units": "standardised", "gamma": 0.0104, "scale": [...]}, "checksum": "sha256:..."}
+
+``gamma`` is the spec's own raw-unit RBF gamma (what a reference tool compares with; for an
+automatic fit, the median heuristic on the raw rows). ``fit`` is provenance only: how the points
+were fitted (``units``: ``standardised`` columns with ``scale``, or ``raw``) and with which gamma
+in those units. lwdock's search reads neither: the dock picks its kernel per feature space.
 
 Floats are written with Python's shortest round-trip repr, so a save/load round
 trip gives identical numbers. The checksum covers the numeric content (the five
@@ -45,6 +51,8 @@ class Codec(NamedTuple):
 
 
 def checksum(data: dict[str, Any], keys: tuple[str, ...] = CORE_KEYS) -> str:
+    if "fit" in data:  # provenance is covered too when present (files without it hash as before)
+        keys = (*keys, "fit")
     core = {k: data.get(k) for k in keys}
     blob = json.dumps(core, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()
@@ -66,15 +74,51 @@ def table_to_dict(spec) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     data: dict[str, Any] = {
         "z": spec.z_.tolist(),
         "beta": spec.beta_.tolist(),
-        "gamma": float(spec.gamma),
+        "gamma": spec.kernel_gamma(),
         "num_points": int(spec.num_points_),
         "type": spec.type,
         "schema_version": SCHEMA_VERSION,
         "dtype": "float64",
         "params": _file_params(spec),
     }
+    fit = fit_record(spec)
+    if fit is not None:
+        data["fit"] = fit
     data["checksum"] = checksum(data)
     return data
+
+
+def fit_record(spec) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
+    """How a table spec was fitted (provenance), or None when unknown (a reference file)."""
+    g = getattr(spec, "fit_gamma_", None)
+    if g is None:
+        return None
+    scale = getattr(spec, "fit_scale_", None)
+    out: dict[str, Any] = {"units": "raw" if scale is None else "standardised", "gamma": float(g)}
+    if scale is not None:
+        out["scale"] = np.asarray(scale, dtype=np.float64).tolist()
+    return out
+
+
+def _read_fit(data: dict[str, Any], dim: int, source: str) -> tuple[float | None, np.ndarray | None]:
+    fit = data.get("fit")
+    if fit is None:
+        return None, None
+    bad = _fail("fit must be {units, gamma[, scale]} with a positive gamma and one positive scale per column", source)
+    if not isinstance(fit, dict) or fit.get("units") not in ("raw", "standardised"):
+        raise bad
+    g = fit.get("gamma")
+    if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g <= 0:
+        raise bad
+    if fit["units"] == "raw":
+        return float(g), None
+    try:
+        scale = np.array(fit.get("scale"), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise bad from None
+    if scale.shape != (dim,) or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise bad
+    return float(g), scale
 
 
 def _fail(msg: str, source: str, rebuild: str = "lwdock spec table DATA -o SPEC") -> SpecFileError:
@@ -134,8 +178,12 @@ def table_from_dict(data: Any, cls, source: str = "specification", *,  # type: i
         raise _fail(f"num_points must be a positive integer, got {n!r}", source)
     if "checksum" in data and data["checksum"] != checksum(data, keys):
         raise _fail("checksum mismatch: the file was altered or damaged", source)
-    spec = cls(**_known_params(cls, data.get("params")))
-    spec.gamma = float(gamma)
+    params = _known_params(cls, data.get("params"))
+    spec = cls(**params)
+    if "gamma" not in params:  # a reference file: it was fitted with its gamma
+        spec.gamma = float(gamma)
+    spec.gamma_ = float(gamma)
+    spec.fit_gamma_, spec.fit_scale_ = _read_fit(data, z.shape[1], source)
     spec.z_ = z
     spec.beta_ = beta
     spec.num_points_ = int(n)

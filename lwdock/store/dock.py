@@ -104,15 +104,19 @@ class Dock:
 
     # -- creation ------------------------------------------------------------
     @classmethod
-    def init(cls, path: str | os.PathLike[str], *, gamma: float = 0.1, **kw: Any) -> Dock:
-        """Create a dock at ``path`` (idempotent for an existing dock with the same gamma)."""
-        if not gamma > 0:
+    def init(cls, path: str | os.PathLike[str], *, gamma: float | None = None, **kw: Any) -> Dock:
+        """Create a dock at ``path`` (idempotent for an existing dock with the same settings).
+
+        ``gamma`` is recorded for reference only: search compares specs under a kernel the dock
+        chooses per feature space (lwdock.search.kernel); None (the default) records none."""
+        if gamma is not None and not gamma > 0:
             raise UsageError(f"gamma must be positive, got {gamma}")
         dock = cls(Path(path), **kw)
         lay = dock.layout
         if lay.version_file.exists():
             dock._check_version()
-            if abs(dock.settings["gamma"] - gamma) > 1e-15:
+            have = dock.settings.get("gamma")
+            if gamma is not None and (have is None or abs(float(have) - gamma) > 1e-15):
                 raise ConflictError(
                     f"dock {dock.path} already exists with gamma {dock.settings['gamma']}, not {gamma}",
                     hint="a dock's kernel gamma is fixed at creation; create a new dock for another gamma",
@@ -123,7 +127,8 @@ class Dock:
         lay.make_dirs()
         write_atomic(
             lay.settings_file,
-            json.dumps({"layout_version": LAYOUT_VERSION, "gamma": float(gamma), "created": _now()}, indent=2).encode(),
+            json.dumps({"layout_version": LAYOUT_VERSION, "gamma": None if gamma is None else float(gamma),
+                        "created": _now()}, indent=2).encode(),
         )
         write_atomic(lay.version_file, f"{LAYOUT_VERSION}\n".encode())
         return dock
