@@ -29,7 +29,7 @@ sandbox-tool:
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(TORCH)
-	$(PIP) install -e '.[dev,text]'
+	$(PIP) install -e '.[dev,text,team]'
 	touch $(STAMP)
 
 test: install
@@ -43,7 +43,7 @@ demo: install
 	$(BIN)/python examples/demo.py
 
 bench: install
-	$(PIP) install -e '.[dev,text,bench]'
+	$(PIP) install -e '.[dev,text,team,bench]'
 	$(BIN)/python benchmarks/run_all.py
 
 samples: install

@@ -11,22 +11,22 @@ Every spec type goes through the same path: the user's spec names its group in t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..records import Entry
+from ..records import SEMANTIC_ONLY, USABLE, Entry
 from ..spec.embedders import DEFAULT_EMBEDDER
 from . import explain, mixture
 from .cache import ensure_current
 from .engine import RankOptions, StatResult, rank
 from .result import MixtureHit, SearchResult, Single
 from .scores import mmd2_to_score
-from .semantic import SemanticQuery, filter_entries
+from .semantic import RecordSource, SemanticQuery, filter_rows
 from .store import Group, SegmentStore
 from .user import UserSpec, as_user_spec, data_kind, user_spec_from_data
-from .view import DockView, as_entry, gc_paused, setting
+from .view import DockView, as_entries, gc_paused, setting
 
 __all__ = ["SearchOptions", "SearchResult", "StatQuery", "load_user_spec", "run", "search", "search_cache",
            "user_spec_from_data"]
@@ -123,29 +123,23 @@ def search(
 class _Snapshot:
     """What one search reads from the dock, all under one hold of its lock."""
 
-    raw: list[Any]  # Dock.entries() as returned (the semantic filter reads these)
+    rows: Any  # the semantic filter's RowSource: the dock's summary, or the records of Dock.entries()
     generation: int
     store: SegmentStore | None = None
     group: Group | None = None  # the user's group, every array opened
-    _records: dict[int, Entry] = field(default_factory=dict)
 
-    def records(self, subset: list[Any]) -> list[Entry]:
-        """Records of items of ``raw``, each converted once and only when asked for (the semantic
-        filter returns the objects it was given, so a subset maps back by identity)."""
-        out = []
-        for r in subset:
-            e = self._records.get(id(r))
-            if e is None:
-                e = self._records[id(r)] = as_entry(r)
-            out.append(e)
-        return out
+
+def _rows(dock: DockView) -> Any:
+    """The dock's summary when it keeps one (:meth:`lwdock.Dock.rows`), else its entries as records."""
+    rows = getattr(dock, "rows", None)
+    return rows() if callable(rows) else RecordSource(as_entries(dock.entries()))
 
 
 def _snapshot(dock: DockView, user: UserSpec | None) -> _Snapshot:
     with dock.lock():
-        snap = _Snapshot(dock.entries(), dock.generation())
+        snap = _Snapshot(_rows(dock), dock.generation())
         if user is not None:
-            snap.store = ensure_current(dock, snap.records(snap.raw))
+            snap.store = ensure_current(dock, lambda: as_entries(dock.entries()), user.key)
             snap.group = snap.store.group(user.key)
     return snap
 
@@ -160,31 +154,44 @@ def run(dock: DockView, semantic: SemanticQuery, stat: StatQuery, options: Searc
 
 def _run(dock: DockView, semantic: SemanticQuery, user: UserSpec | None, options: SearchOptions) -> SearchResult:
     snap = _snapshot(dock, user)
-    kept, trace = filter_entries(snap.raw, semantic, options.include_unchecked)
+    rows = snap.rows
+    kept, trace = filter_rows(rows, semantic, options.include_unchecked)
+    n_kept = rows.size(kept)
     result = SearchResult(
         query={"filters": semantic.describe(), "include_unchecked": options.include_unchecked, "k": options.k,
                "max_mixture": options.max_mixture, "method": options.method, "prefilter": options.prefilter,
                "user_spec": user.describe() if user else None},
         dock={"path": str(dock.path), "generation": snap.generation},
-        counts={"learnwares": len(snap.raw), "semantic_matches": len(kept)},
+        counts={"learnwares": trace[0][1], "semantic_matches": n_kept},
     )
-    if not kept:
+    if not n_kept:
         result.explanation = explain.semantic(trace)
     elif user is None:
-        result.singles = [_single(i + 1, e) for i, e in enumerate(snap.records(kept[: options.k]))]
+        result.singles = [_single(i + 1, e) for i, e in enumerate(rows.entries(kept[: options.k]))]
     else:
-        _statistical(result, snap, user, snap.records(kept), options)
+        _statistical(result, snap, user, kept, options)
     return result
 
 
-def _statistical(result: SearchResult, snap: _Snapshot, user: UserSpec, kept: list[Entry],
-                 options: SearchOptions) -> None:
-    stat = rank(snap.group, user, {e.id for e in kept}, options.ranking()) if snap.group is not None else None
+def _allowed(rows: Any, kept: Any, kind: str) -> set[str] | None:
+    """The ids ranking may consider; None (no restriction, no id set to build) when the semantic
+    filter kept every learnware of the user's spec type that the store holds."""
+    every = rows.keep_status(rows.start(), {USABLE, SEMANTIC_ONLY, ""})
+    if rows.count_kind(kept, kind) == rows.count_kind(every, kind):
+        return None
+    return set(rows.ids(kept))
+
+
+def _statistical(result: SearchResult, snap: _Snapshot, user: UserSpec, kept: Any, options: SearchOptions) -> None:
+    rows = snap.rows
+    group = snap.group
+    stat = rank(group, user, _allowed(rows, kept, user.kind), options.ranking()) if group is not None else None
     if stat is None or stat.considered == 0:
         assert snap.store is not None
-        result.explanation = explain.statistical(kept, user.profile, snap.store.profiles_of(user.kind))
+        result.explanation = explain.statistical(rows.entries(kept), user.profile, snap.store.profiles_of(user.kind))
         return
-    _fill(result, stat, {e.id: e for e in kept})
+    shown = list(stat.ids) + (list(stat.mixture.ids) if stat.mixture is not None else [])
+    _fill(result, stat, rows.entries_by_id(shown))
 
 
 def search_cache(

@@ -63,6 +63,15 @@ class EntryFilter(Protocol):
     def select(self, entries: Sequence[Entry]) -> list[Entry]: ...
 
 
+def check_statuses(status: str | Sequence[str] | None) -> list[str]:
+    """``status`` as a list of known statuses (empty: any)."""
+    wanted = [status] if isinstance(status, str) else list(status or ())
+    unknown = [s for s in wanted if s not in STATUSES]
+    if unknown:
+        raise UsageError(f"unknown status {unknown[0]!r}; allowed: {', '.join(STATUSES)}")
+    return wanted
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -185,14 +194,21 @@ class Dock:
 
         :meth:`lwdock.Dock.list` takes the semantic filters as keywords and builds the query.
         """
-        wanted = [status] if isinstance(status, str) else list(status or ())
-        unknown = [s for s in wanted if s not in STATUSES]
-        if unknown:
-            raise UsageError(f"unknown status {unknown[0]!r}; allowed: {', '.join(STATUSES)}")
+        wanted = check_statuses(status)
         items = self.entries(wanted or None)
         if query is not None:
             items = query.select(items)
         return sorted(items, key=lambda e: (e.created, e.id), reverse=True)
+
+    def get_many(self, ids: Sequence[str]) -> list[Entry]:
+        """The index entries of ``ids`` (full ids), in that order; ids not in the index are left out."""
+        with self.index() as idx:
+            if len(ids) > 64:  # a whole read beats one lookup per id
+                by_id = {e.id: e for e in idx.all()}
+                found = [by_id.get(i) for i in ids]
+            else:
+                found = [idx.get(i) for i in ids]
+        return [e for e in found if e is not None]
 
     # -- lookup ------------------------------------------------------------------
     def resolve(self, ref: str) -> str:
