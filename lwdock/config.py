@@ -78,6 +78,12 @@ class Settings:
     fault: test-only fault-injection point (``LWDOCK_FAULT``): the process kills itself there.
     sandbox: how learnware code is isolated (``LWDOCK_SANDBOX``): "kernel" (default; bubblewrap)
         or "weak" (resource limits only; for trusted learnwares). See docs/sandbox.md.
+    index: the index of a dock that ``init`` creates (``LWDOCK_INDEX``): None or "tinydb" for the
+        local TinyDB index, or a ``postgresql://`` URL for a team dock (docs/team.md). An existing
+        dock keeps the index it was created with (its dock.json).
+    blobs: where ``init`` puts a new dock's zips (``LWDOCK_BLOBS``): None or "local" for the dock
+        directory, or an fsspec URL such as ``s3://bucket/prefix`` (credentials and endpoint from
+        the usual AWS variables, which botocore reads itself).
     """
 
     home: Path | None
@@ -89,6 +95,8 @@ class Settings:
     device: str
     fault: str | None = None
     sandbox: str = "kernel"
+    index: str | None = None
+    blobs: str | None = None
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -106,6 +114,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         device=env.get("LWDOCK_DEVICE", "cpu") or "cpu",
         fault=env.get("LWDOCK_FAULT") or None,
         sandbox=_as_choice("LWDOCK_SANDBOX", env.get("LWDOCK_SANDBOX"), SANDBOX_MODES, "kernel"),
+        index=(env.get("LWDOCK_INDEX") or "").strip() or None,
+        blobs=(env.get("LWDOCK_BLOBS") or "").strip() or None,
     )
 
 

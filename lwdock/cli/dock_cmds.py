@@ -126,6 +126,8 @@ def list_cmd(
     scenario: ScenariosOpt = None,
     license: LicensesOpt = None,
     name: NameLikeOpt = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", help="Show the newest N only.",
+                                                 show_default=False)] = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -134,7 +136,8 @@ def list_cmd(
     rows = [
         _brief(e)
         for e in dock.list(
-            status=status, data_type=data_type, task=task, library=library, scenario=scenario, license=license, name=name
+            status=status, data_type=data_type, task=task, library=library, scenario=scenario, license=license,
+            name=name, limit=limit, brief=True,
         )
     ]
     out = output(ctx, json, quiet)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import gc
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,13 @@ class Index:
         doc = self._shard(lw_id).get(Query().id == lw_id)
         return Entry.from_dict(doc) if doc is not None else None
 
+    def get_many(self, ids: Sequence[str]) -> list[Entry | None]:
+        """The entries of ``ids`` (None where absent), in that order."""
+        if len(ids) > 64:  # one read of every shard beats a scan of a shard per id
+            by_id = {e.id: e for e in self.all()}
+            return [by_id.get(i) for i in ids]
+        return [self.get(i) for i in ids]
+
     def with_prefix(self, prefix: str) -> list[Entry]:
         """Entries whose id starts with ``prefix`` (at least 2 hex digits)."""
         return [Entry.from_dict(d) for d in self._shard(prefix).all() if d["id"].startswith(prefix)]
@@ -166,6 +173,15 @@ class Index:
     def insert(self, entry: Entry) -> None:
         self._touch({entry.alias: entry.id} if entry.alias else None)
         self._shard(entry.id).insert(index_entry(entry))
+
+    def insert_many(self, entries: Sequence[Entry]) -> None:
+        """Insert ``entries`` (new ids, free aliases: the caller checks) shard by shard (bulk load)."""
+        self._touch({e.alias: e.id for e in entries if e.alias})
+        by_shard: dict[str, list[dict[str, Any]]] = {}
+        for e in entries:
+            by_shard.setdefault(e.id[:2].lower(), []).append(index_entry(e))
+        for docs in by_shard.values():
+            self._shard(docs[0]["id"]).insert_multiple(docs)
 
     def update(self, entry: Entry) -> None:
         """Store ``entry`` (alias, status, check) in place of the entry with its id."""
@@ -223,6 +239,24 @@ class Index:
         for name, f in self._files.items():
             if name != "meta":
                 f.flush()
+
+
+class TinyBackend:
+    """The local TinyDB index of a dock (the default): sessions under the dock lock."""
+
+    kind = "tinydb"
+    url = "tinydb"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @contextmanager
+    def session(self) -> Iterator[Index]:
+        with open_index(self.directory) as idx:
+            yield idx
+
+    def close(self) -> None:
+        """Nothing to close: each session opens its files."""
 
 
 def index_entry(entry: Entry | Mapping[str, Any]) -> dict[str, Any]:
