@@ -141,6 +141,7 @@ class Dock:
         event = DockChanged(added=tuple(added), removed=tuple(removed), generation=idx.generation())
         for listener in self._listeners:
             listener(event)
+        fault_point("change:before-index-write")  # derived data written, the index session not yet
 
     # -- creation ------------------------------------------------------------
     @classmethod
