@@ -28,7 +28,7 @@ dock lock compares the generation with the index's and rebuilds the summary when
 process killed between the two writes, or a writer without the listener): a stale summary is
 never used. A change adds to ``delta`` (a status or alias change is a removal plus an addition
 with the same sequence number, so the row keeps its place); when ``delta`` passes
-:data:`MAX_DELTA` rows, a new base is written (amortised O(1) per change).
+:func:`delta_limit` rows (about sqrt(N)), a new base is written (O(sqrt(N)) amortised per change).
 
 "Index order" is the order ``Index.all()`` returns (shard by the id's first byte, insertion order
 within a shard); the semantic filter's fuzzy stage breaks ties in it and a semantic-only search
@@ -57,7 +57,16 @@ logger = logging.getLogger("lwdock")
 
 FORMAT = 1
 META = "summary.json"
-MAX_DELTA = 1024  # rows added since the base before a new base is written
+MAX_DELTA = 1024  # the most rows the delta holds before a new base is written
+MIN_DELTA = 32  # ... and the fewest: a small dock keeps a small delta (every reader parses it)
+
+
+def delta_limit(n_base: int) -> int:
+    """How many changed rows the delta may hold over a base of ``n_base`` rows: about sqrt(N),
+    between MIN_DELTA and MAX_DELTA. Every reader parses the delta (JSON), every base rewrite
+    costs O(N): sqrt(N) keeps both small (a rewrite every sqrt(N) changes is O(sqrt(N)) per
+    change; a reader parses at most sqrt(N) rows)."""
+    return int(min(MAX_DELTA, max(MIN_DELTA, int(n_base**0.5))))
 CLASS_COLUMNS = {"data_type": "Data", "task": "Task", "library": "Library", "license": "License"}
 KEY_COLUMNS = {key: col for col, key in CLASS_COLUMNS.items()}
 TEXT_FIELDS = ("name", "description", "alias")  # the order of the fields in text.bin
@@ -182,6 +191,9 @@ def _empty_meta() -> dict[str, Any]:
             "removed": []}
 
 
+_VIEWS: dict[Path, tuple[bytes, SummaryView]] = {}  # directory -> (summary.json's bytes, its view)
+
+
 class Summary:
     """The summary directory of one dock. Writers and readers hold the dock lock."""
 
@@ -191,8 +203,10 @@ class Summary:
         self._view: SummaryView | None = None
 
     def _read_meta(self) -> dict[str, Any]:
+        self._raw = b""
         try:
-            data = json.loads((self.directory / META).read_text())
+            self._raw = (self.directory / META).read_bytes()
+            data = json.loads(self._raw)
         except FileNotFoundError:
             return _empty_meta()
         except (OSError, ValueError) as exc:
@@ -207,9 +221,18 @@ class Summary:
         return self.meta.get("generation")
 
     def view(self) -> SummaryView:
+        """The columns of this state. A process keeps the last view of each summary and reuses it
+        while ``summary.json`` is byte for byte the same (bases are immutable and never renamed
+        to an old name, and a mapped file outlives its unlinking), so a warm ``list`` maps nothing."""
         if self._view is None:
-            base = self.directory / self.meta["base"] if self.meta.get("base") else None
-            self._view = SummaryView(base, self.meta)
+            cached = _VIEWS.get(self.directory)
+            if cached is not None and self._raw and cached[0] == self._raw:
+                self._view = cached[1]
+            else:
+                base = self.directory / self.meta["base"] if self.meta.get("base") else None
+                self._view = SummaryView(base, self.meta)
+                if self._raw:
+                    _VIEWS[self.directory] = (self._raw, self._view)
         return self._view
 
     # -- changes (under the dock lock) -------------------------------------------------------
@@ -231,7 +254,7 @@ class Summary:
                 meta["next_seq"] = seq + 1
             meta["delta"].append(row_of(entry, seq))
         meta["generation"] = generation
-        if len(meta["delta"]) + len(meta["removed"]) > MAX_DELTA:
+        if len(meta["delta"]) + len(meta["removed"]) > delta_limit(self.view().n_base):
             self._write_base(meta, self.view().live_rows(meta["removed"], meta["delta"]))
         self._commit(meta)
 
@@ -254,9 +277,11 @@ class Summary:
 
     def _commit(self, meta: dict[str, Any]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.directory / META, json.dumps(meta, separators=(",", ":")).encode())
+        self._raw = json.dumps(meta, separators=(",", ":")).encode()
+        write_atomic(self.directory / META, self._raw)
         self.meta = meta
         self._view = None
+        _VIEWS.pop(self.directory, None)
         for path in self.directory.iterdir():  # what the new meta does not name (readers hold the lock)
             if path.name not in (META, meta.get("base")):
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
