@@ -40,6 +40,8 @@ class Dock(_store.Dock):
     def rows(self) -> Any:
         """The summary at the index's generation (call under the dock lock; caught up first):
         the semantic filter's row source for ``list`` and ``search``."""
+        if self.is_team:  # the filters run as SQL on the team index (lwdock.store.pgindex.PgRows)
+            return self.backend.rows()
         from .store import summary
 
         return summary.current(self)
@@ -106,12 +108,13 @@ def summary_data(dock: _store.Dock) -> DerivedData:
     def on_change(event: DockChanged) -> None:
         from .store import summary
 
-        summary.on_change(dock, event)
+        if not dock.is_team:  # a team index filters in SQL: no summary
+            summary.on_change(dock, event)
 
     def is_stale() -> bool:
         from .store import summary
 
-        return bool(summary.problems(dock))
+        return not dock.is_team and bool(summary.problems(dock))
 
     def rebuild() -> object:
         from .store import summary

@@ -319,7 +319,7 @@ class RemoteBlobs:
         while True:
             page = self.fs.call_s3("list_multipart_uploads", **kw)
             for u in page.get("Uploads", []):
-                out.append({"key": f"{bucket}/{u['Key']}", "upload_id": u["UploadId"],
+                out.append({"key": f"{bucket}/{u['Key']}", "upload_id": u["UploadId"], "lw_id": Path(u["Key"]).stem,
                             "initiated": u.get("Initiated") or datetime.now(timezone.utc)})
             if not page.get("IsTruncated"):
                 return out

@@ -214,6 +214,10 @@ class PgBackend:
             if not self.reader.closed:
                 self.reader.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
+    def rows(self) -> PgRows:
+        """The semantic filter's row source over committed state (``list``, search)."""
+        return PgRows(self.reader if self._depth else self.conn)
+
     def try_writing(self, lw_id: str) -> bool:
         """Take ``lw_id``'s lock if no live session holds it (True: its leftovers are garbage);
         release it with :meth:`done_writing`."""
