@@ -12,7 +12,8 @@ machine, so only `list` and semantic search run there.
 records of every TinyDB entry (the store's Dock, which has no summary).
 Cold figures are whole processes (`/usr/bin/time -v`: wall, peak RSS), median of 3.
 
-Run alone: ``python benchmarks/bench_scale.py [--sizes 1000,100000,1000000] [--search-sizes 1000,100000]``
+Run alone: ``python benchmarks/bench_scale.py [--sizes 1000,100000,1000000] [--search-sizes 1000,100000]
+[--name scale]`` (``make bench`` runs the defaults: all three sizes, about 20-30 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -184,6 +185,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,100000,1000000")
     ap.add_argument("--search-sizes", default="1000,100000")
     ap.add_argument("--old-up-to", type=int, default=100_000, help="measure the old path up to this size")
+    ap.add_argument("--name", default="scale", help="results file name (benchmarks/results/<name>.json)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     search_sizes = {int(s) for s in args.search_sizes.split(",") if s}
@@ -215,7 +217,7 @@ def main() -> None:
                                   f"{b['summary_mb']:.0f} MB)" + (f", search store {b['store_s']:.1f} s"
                                                                    if "store_s" in b else "") for b in builds)
     )
-    report("scale", "Scale: list and search at 1,000 to 1,000,000 learnwares", rows,
+    report(args.name, f"Scale: list and search at N = {', '.join(f'{n:,}' for n in sizes)}", rows,
            ["N", "case", "seconds", "peak_mb", "top_ok"], notes, extra={"builds": builds})
 
 

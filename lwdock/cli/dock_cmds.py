@@ -60,12 +60,18 @@ def _brief(e: Entry) -> dict[str, Any]:
 def init(
     ctx: typer.Context,
     gamma: Annotated[float, typer.Option("--gamma", help="RBF kernel gamma shared by every spec in this dock.")] = 0.1,
+    index: Annotated[Optional[str], typer.Option(
+        "--index", help="tinydb (default) or a postgresql:// URL: a team dock shared by several machines "
+        "(docs/team.md; env LWDOCK_INDEX).", show_default=False)] = None,
+    blobs: Annotated[Optional[str], typer.Option(
+        "--blobs", help="local (default) or an fsspec URL such as s3://bucket/prefix for the zips "
+        "(docs/team.md; env LWDOCK_BLOBS).", show_default=False)] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Create a dock (idempotent)."""
+    """Create a dock (idempotent), or join a team dock from this machine."""
     from ..api import Dock  # the library: see the note in lwdock/cli/__init__.py
 
-    dock = Dock.init(resolve_dock_dir(state(ctx).dock), gamma=gamma)
+    dock = Dock.init(resolve_dock_dir(state(ctx).dock), gamma=gamma, index=index, blobs=blobs)
     out = output(ctx, json)
     data = {"dock": str(dock.path), **dock.settings}
     out.result(data, human=lambda d: out.line(f"dock ready at {d['dock']} (gamma {d['gamma']})"))

@@ -12,6 +12,7 @@ the first ``init`` writes them, later ones join and check them.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import ConflictError, UsageError
 from .blobs import LocalBlobs, RemoteBlobs
@@ -30,6 +31,9 @@ def check_urls(index: str | None, blobs: str | None) -> tuple[str | None, str | 
     blobs = None if blobs in (None, "", DEFAULTS["blobs"]) else blobs
     if index is not None and not index.startswith(PG_SCHEMES):
         raise UsageError(f"unknown index {index!r}: use tinydb or a postgresql:// URL")
+    if index is not None and urlsplit(index).password:
+        raise UsageError("the index URL holds a password, which dock.json and `init` would show",
+                         hint="leave it out of the URL: PostgreSQL reads PGPASSWORD or ~/.pgpass")
     if blobs is not None and "://" not in blobs:
         raise UsageError(f"unknown blob store {blobs!r}: use local or a URL such as s3://bucket/prefix")
     return index, blobs
