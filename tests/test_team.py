@@ -200,3 +200,38 @@ def test_cli_init_submit_list_doctor_on_a_team_dock(tmp_path, team, lwdock_bin):
     p = cli("c", "init", "--index", bad)
     assert p.returncode != 0 and p.stderr.startswith("error:") and "secret" not in p.stderr + p.stdout
     assert not (tmp_path / "c").exists()
+
+
+def test_migrate_a_local_dock_into_a_team_dock_and_back(tmp_path, team, lwdock_bin):
+    import json
+
+    local = Dock.init(tmp_path / "local")
+    ids = [local.submit(learnware_zip(tmp_path / f"{i}.zip", seed=i, name=f"model {i}"), run_model=i % 2 == 0,
+                        alias=f"m{i}" if i < 2 else None).id for i in range(4)]
+    spec = local.spec_path(ids[0])
+    want = search(local, spec, include_unchecked=True)
+    _machine(tmp_path, team, "team")
+
+    def migrate(src: str, dst: str) -> dict:
+        p = subprocess.run([lwdock_bin, "--dock", str(tmp_path / src), "migrate", str(tmp_path / dst), "--json"],
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
+
+    assert migrate("local", "team") == {"copied": 4, "skipped": 0, "verified": 4}
+    assert migrate("local", "team")["skipped"] == 4  # idempotent: a broken-off run is finished by another
+    other = _machine(tmp_path, team, "other")  # another machine of the team sees it all
+    Dock.init(tmp_path / "back")
+    assert migrate("team", "back")["copied"] == 4
+    back = Dock.open(tmp_path / "back")
+    for d in (other, back):
+        assert [(e.id, e.alias, e.status) for e in d.list()] == [(e.id, e.alias, e.status) for e in local.list()]
+        assert d.get(ids[0], full=True).check.to_dict() == local.get(ids[0], full=True).check.to_dict()
+        got = search(d, spec, include_unchecked=True)
+        assert got.ids == want.ids and [s.mmd2 for s in got.singles] == pytest.approx(
+            [s.mmd2 for s in want.singles], abs=1e-6)  # float32 store: the documented precision
+        assert d.doctor(repair=False).ok
+    assert (back.blob_path(ids[3]).read_bytes() == local.blob_path(ids[3]).read_bytes())
+    p = subprocess.run([lwdock_bin, "--dock", str(tmp_path / "local"), "migrate", str(tmp_path / "nowhere")],
+                       capture_output=True, text=True)
+    assert p.returncode != 0 and p.stderr.startswith("error:")

@@ -418,7 +418,8 @@ class Dock:
 
     # -- bulk load (lwdock.store.bulk) ----------------------------------------------
     def store_blob(self, zip_path: Path, entry: Entry) -> None:
-        """Store a learnware's zip and manifest without checks (``lwdock.store.bulk``)."""
+        """Store a learnware's zip and manifest without checks, and unpack it here, as a submit does
+        before its index entry (listeners read the spec files): ``lwdock.store.bulk``."""
         scratch = self.layout.tmp / f"bulk-{os.getpid()}-{uuid.uuid4().hex}"
         scratch.mkdir(parents=True)
         try:
@@ -427,6 +428,7 @@ class Dock:
                 self.blobs.write_manifest(entry.to_dict())
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+        self.rebuild_unpacked(entry.id)
 
     def insert_entries(self, entries: Sequence[Entry]) -> int:
         """Insert many entries in one index session and one change (``lwdock.store.bulk``)."""
