@@ -40,10 +40,34 @@ def pg():
     server.stop()
 
 
-@pytest.fixture
-def team(pg, tmp_path):
-    """(index URL, blob URL) of a new, empty team dock."""
-    return pg.create_database(f"dock{next(_names)}"), f"file://{tmp_path}/shared-blobs"
+@pytest.fixture(scope="session")
+def s3_server():
+    try:
+        import moto.server  # noqa: F401
+    except ImportError as exc:
+        if os.environ.get("LWDOCK_TEST_REQUIRE_POSTGRES"):
+            raise
+        pytest.skip(f"moto[server] is not installed: {exc}")
+    from _motoserver import MotoServer
+
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3)])
+def team(request, pg, tmp_path, monkeypatch):
+    """(index URL, blob URL) of a new, empty team dock: blobs in a shared directory or on S3 (moto)."""
+    n = next(_names)
+    if request.param == "s3":
+        server = request.getfixturevalue("s3_server")
+        for key, value in server.env().items():
+            monkeypatch.setenv(key, value)
+        server.create_bucket(f"dock{n}")
+        blobs = f"s3://dock{n}/team"
+    else:
+        blobs = f"file://{tmp_path}/shared-blobs"
+    return pg.create_database(f"dock{n}"), blobs
 
 
 def _machine(tmp_path: Path, team, name: str) -> Dock:
