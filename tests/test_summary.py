@@ -201,3 +201,15 @@ def test_damaged_summary_is_rebuilt(dock, tmp_path):
     assert "summary is out of date" in dock.doctor(repair=False).leftovers
     assert dock.doctor().ok
     _assert_summary_agrees(dock)
+
+
+def test_cli_list_limit_shows_the_newest(market, lwdock_bin):
+    import json
+
+    p = subprocess.run([lwdock_bin, "--dock", str(market.path), "list", "--limit", "3", "--status", "usable",
+                        "--task", "Regression", "--json"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    want = _reference(market, {"task": "Regression"}, "usable")[:3]
+    assert [r["id"] for r in json.loads(p.stdout)] == want
+    p = subprocess.run([lwdock_bin, "--dock", str(market.path), "list", "-n", "-1"], capture_output=True, text=True)
+    assert p.returncode != 0 and p.stderr.startswith("error:") and "limit" in p.stderr
