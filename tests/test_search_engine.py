@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lwdock.records import Entry
 from lwdock.search import cache, store
 from lwdock.search.api import search_cache
 from lwdock.search.engine import RankOptions, rank
