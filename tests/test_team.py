@@ -259,3 +259,14 @@ def test_migrate_a_local_dock_into_a_team_dock_and_back(tmp_path, team, lwdock_b
     p = subprocess.run([lwdock_bin, "--dock", str(tmp_path / "local"), "migrate", str(tmp_path / "nowhere")],
                        capture_output=True, text=True)
     assert p.returncode != 0 and p.stderr.startswith("error:")
+
+
+def test_joining_takes_the_team_gamma_and_refuses_another(tmp_path, team):
+    from lwdock.errors import ConflictError
+
+    assert Dock.init(tmp_path / "a", gamma=0.05, index=team[0], blobs=team[1]).settings["gamma"] == 0.05
+    assert Dock.init(tmp_path / "b", index=team[0], blobs=team[1]).settings["gamma"] == 0.05
+    with pytest.raises(ConflictError, match="gamma is 0.05"):
+        Dock.init(tmp_path / "c", gamma=0.2, index=team[0], blobs=team[1])
+    assert not (tmp_path / "c").exists()
+    assert Dock.init(tmp_path / "local").settings["gamma"] == 0.1  # a local dock's default is unchanged

@@ -59,7 +59,9 @@ def _brief(e: Entry) -> dict[str, Any]:
 
 def init(
     ctx: typer.Context,
-    gamma: Annotated[float, typer.Option("--gamma", help="RBF kernel gamma shared by every spec in this dock.")] = 0.1,
+    gamma: Annotated[Optional[float], typer.Option(
+        "--gamma", help="RBF kernel gamma shared by every spec in this dock [default: 0.1; a team dock's own "
+        "when joining one].", show_default=False)] = None,
     index: Annotated[Optional[str], typer.Option(
         "--index", help="tinydb (default) or a postgresql:// URL: a team dock shared by several machines "
         "(docs/team.md; env LWDOCK_INDEX).", show_default=False)] = None,

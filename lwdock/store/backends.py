@@ -46,9 +46,10 @@ def open_backends(layout: Layout, index: str | None, blobs: str | None) -> tuple
     return backend, store
 
 
-def join_shared(backend: Any, blobs: Any, settings: dict[str, Any]) -> float:
+def join_shared(backend: Any, blobs: Any, settings: dict[str, Any], gamma_given: bool = True) -> float:
     """Reach the shared stores of a new dock; returns its gamma (the team's, for a team index).
-    The schema is created when the database has none; a different gamma is a ConflictError."""
+    The schema is created when the database has none; a different gamma, when one was given, is a
+    ConflictError."""
     if getattr(blobs, "remote", False):
         blobs.check_reachable()
     if backend.kind == "tinydb":
@@ -56,7 +57,7 @@ def join_shared(backend: Any, blobs: Any, settings: dict[str, Any]) -> float:
     backend.ensure_schema()
     shared = float(backend.set_meta_once("gamma", float(settings["gamma"])))
     given = float(settings["gamma"])
-    if abs(shared - given) > 1e-15 and settings.get("_gamma_given", True):
+    if abs(shared - given) > 1e-15 and gamma_given:
         backend.close()
         raise ConflictError(f"the team dock's gamma is {shared}, not {given}",
                             hint=f"join it with --gamma {shared}; a dock's gamma is fixed at creation")

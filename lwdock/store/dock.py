@@ -74,6 +74,9 @@ def check_statuses(status: str | Sequence[str] | None) -> list[str]:
     return wanted
 
 
+DEFAULT_GAMMA = 0.1
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -145,15 +148,18 @@ class Dock:
 
     # -- creation ------------------------------------------------------------
     @classmethod
-    def init(cls, path: str | os.PathLike[str], *, gamma: float = 0.1, index: str | None = None,
+    def init(cls, path: str | os.PathLike[str], *, gamma: float | None = None, index: str | None = None,
              blobs: str | None = None, **kw: Any) -> Dock:
         """Create a dock at ``path`` (idempotent for an existing dock with the same gamma).
 
+        ``gamma``: the kernel gamma (None: 0.1, or the team's when joining a team dock).
         ``index``: "tinydb" (default) or a ``postgresql://`` URL; ``blobs``: "local" (default) or an
         object-store URL such as ``s3://bucket/prefix``; None takes ``LWDOCK_INDEX`` /
         ``LWDOCK_BLOBS``. With a PostgreSQL index this joins the team dock when it exists (the
         directory at ``path`` then holds this machine's caches), or creates it.
         """
+        gamma_given = gamma is not None
+        gamma = DEFAULT_GAMMA if gamma is None else gamma
         if not gamma > 0:
             raise UsageError(f"gamma must be positive, got {gamma}")
         given = check_urls(index, blobs)
@@ -176,7 +182,7 @@ class Dock:
         if blobs:
             doc["blobs"] = blobs
         backend, store = open_backends(lay, index, blobs)
-        doc["gamma"] = join_shared(backend, store, doc)  # a team dock's gamma is the team's
+        doc["gamma"] = join_shared(backend, store, doc, gamma_given)  # a team dock's gamma is the team's
         lay.make_dirs()
         write_atomic(lay.settings_file, json.dumps(doc, indent=2).encode())
         write_atomic(lay.version_file, f"{LAYOUT_VERSION}\n".encode())
