@@ -110,6 +110,9 @@ def test_sql_filters_equal_the_filter_over_every_entry(pg, tmp_path_factory, fil
         want = [e.id for e in store_dock.Dock.list(dock, query, status=status)]
         assert [e.id for e in dock.list(status=status, **filters)] == want, status
         assert [e.id for e in dock.list(status=status, limit=20, **filters)] == want[:20]
+    if filters:  # semantic search: SQL in index order (best first after a fuzzy stage), its first k
+        want = [e.id for e in SemanticQuery.from_filters(**filters).select(dock.entries(status="usable"))]
+        assert search(dock, k=25, **filters).ids == want[:25]
 
 
 _MARKET: dict[str, Dock] = {}

@@ -7,6 +7,7 @@ hex digits of the id, plus one small ``meta.json`` holding the generation
 counter and the alias map::
     <dock>/index/meta.json     {"meta": {"1": {"generation": n, "aliases": {alias: id}}}}
     <dock>/index/3f.json       {"learnwares": {...entries whose id starts with 3f...}}
+    <dock>/index/generation    the generation alone (written last), for readers that need only it
 
 A session reads each file at most once and writes each changed file once, at
 the end, through a temp file and ``os.replace``. ``meta.json`` is written
@@ -167,6 +168,14 @@ class Index:
         return dict(self._meta().get("aliases") or {})
 
     def generation(self) -> int:
+        """The generation counter. Read from the one-number ``generation`` file that every write
+        session leaves beside ``meta.json``: ``meta.json`` also holds the alias map (megabytes at a
+        million learnwares), and `list` and search ask the generation on every call."""
+        if not self._changed and "meta" not in self._files:
+            try:
+                return int((self.directory / GENERATION_FILE).read_text())
+            except (OSError, ValueError):  # a dock written before the file existed, or damaged
+                pass
         return int(self._meta().get("generation", 0))
 
     # writes ----------------------------------------------------------------
@@ -239,6 +248,13 @@ class Index:
         for name, f in self._files.items():
             if name != "meta":
                 f.flush()
+        if self._changed or (meta is not None and not (self.directory / GENERATION_FILE).exists()):
+            # last: a crash before this leaves the file behind meta.json, which only makes readers
+            # catch their derived data up (the value is never reused for another state)
+            write_atomic(self.directory / GENERATION_FILE, str(self.generation()).encode())
+
+
+GENERATION_FILE = "generation"
 
 
 class TinyBackend:

@@ -373,6 +373,14 @@ class Selection:
     order_args: tuple[Any, ...] = ()
     limit: int | None = None
 
+    def __getitem__(self, part: slice) -> Selection:
+        """The first rows (``sel[:k]``, as search takes its page of a selection)."""
+        if not isinstance(part, slice) or part.start not in (None, 0) or part.step not in (None, 1):
+            raise TypeError("a selection of the SQL index takes only [:k]")
+        if part.stop is None:
+            return self
+        return replace(self, limit=part.stop if self.limit is None else min(self.limit, part.stop))
+
     def keep(self, cond: str, *args: Any) -> Selection:
         return replace(self, where=(*self.where, cond), args=(*self.args, *args))
 
