@@ -1,9 +1,11 @@
-"""The dock as the CLI and the Python API use it: the store's Dock with the search cache wired in.
+"""The dock as the CLI and the Python API use it: the store's Dock with its derived data wired in.
 
 This is the one place that composes the layers. The store emits change events and knows no
 consumer; search keeps its cache from those events and knows the dock only through what it
-reads. :class:`Dock` subscribes the search cache to every dock it opens (so ``doctor`` checks
-and rebuilds it too) and takes the semantic filters of :meth:`Dock.list` as keywords.
+reads. :class:`Dock` attaches the search cache and the summary (the filterable fields in
+columns, :mod:`lwdock.store.summary`) to every dock it opens (so ``doctor`` checks and rebuilds
+them too), filters :meth:`Dock.list` and search through the summary, and takes the semantic
+filters of :meth:`Dock.list` as keywords.
 
 ``lwdock.Dock`` is this class.
 """
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageError
 from .records import Entry
 from .search.semantic import SemanticQuery
 from .store import dock as _store
@@ -22,8 +25,8 @@ from .store.events import DerivedData, DockChanged
 
 __all__ = ["Dock"]
 
-# lwdock.search.cache imports numpy; it is imported when the cache is first used, not when a
-# dock is opened, so `lwdock list` and `lwdock show` stay cheap (see tests/test_imports.py).
+# lwdock.search.cache and lwdock.store.summary import numpy; they are imported when first used,
+# not when a dock is opened, so `lwdock show` stays cheap (see tests/test_imports.py).
 
 
 class Dock(_store.Dock):
@@ -32,23 +35,52 @@ class Dock(_store.Dock):
     def __init__(self, path: str | os.PathLike[str], **kw: Any) -> None:
         super().__init__(Path(path), **kw)
         self.attach(search_cache(self))
+        self.attach(summary_data(self))
 
-    def list(  # type: ignore[override]  # adds keyword filters to the store's list(query)
+    def rows(self) -> Any:
+        """The summary at the index's generation (call under the dock lock; caught up first):
+        the semantic filter's row source for ``list`` and ``search``."""
+        if self.is_team:  # the filters run as SQL on the team index (lwdock.store.pgindex.PgRows)
+            return self.backend.rows()
+        from .store import summary
+
+        return summary.current(self)
+
+    def list(  # type: ignore[override]  # adds keyword filters, a limit and brief rows to the store's list
         self,
         query: SemanticQuery | None = None,
         *,
         status: str | Sequence[str] | None = None,
+        limit: int | None = None,
+        brief: bool = False,
         **filters: Any,
     ) -> list[Entry]:
         """Learnwares newest first, filtered by status and by the semantic rules of
         :class:`~lwdock.search.semantic.SemanticQuery` (the same rules as search): ``name``,
         ``description_like``, ``data_type``, ``task``, ``library``, ``scenario``, ``license``,
-        ``ids`` (each a value or a list of values; any value may match)."""
+        ``ids`` (each a value or a list of values; any value may match). ``limit``: the newest
+        ``limit`` only. ``brief``: entries holding the summary's fields only (id, alias, status,
+        created, Name, Data, Task, Library, License, Scenario, spec kinds and dimension; what
+        ``lwdock list`` prints), read without touching the index; otherwise full index entries."""
         if filters:
             if query is not None:
                 raise TypeError("give a query or keyword filters, not both")
             query = SemanticQuery.from_filters(**filters)
-        return super().list(query, status=status)
+        wanted = _store.check_statuses(status)
+        if limit is not None and limit < 0:
+            raise UsageError(f"limit must be at least 0, got {limit}")
+        with self.lock():
+            rows = self.rows()
+            sel = rows.start()
+            if wanted:
+                sel = rows.keep_status(sel, set(wanted))
+            if query is not None:
+                sel = query.apply(rows, sel)
+            picked = rows.newest(sel, limit)
+            if brief:
+                return rows.entries(picked)
+            ids = rows.ids(picked)
+        return self.get_many(ids)
 
 
 def search_cache(dock: _store.Dock) -> DerivedData:
@@ -69,3 +101,24 @@ def search_cache(dock: _store.Dock) -> DerivedData:
         return cache.rebuild(dock)
 
     return DerivedData("search cache", on_change=on_change, is_stale=is_stale, rebuild=rebuild)
+
+
+def summary_data(dock: _store.Dock) -> DerivedData:
+    """The summary of ``dock`` as derived data (see :func:`lwdock.store.summary.derived`)."""
+    def on_change(event: DockChanged) -> None:
+        from .store import summary
+
+        if not dock.is_team:  # a team index filters in SQL: no summary
+            summary.on_change(dock, event)
+
+    def is_stale() -> bool:
+        from .store import summary
+
+        return not dock.is_team and bool(summary.problems(dock))
+
+    def rebuild() -> object:
+        from .store import summary
+
+        return summary.rebuild(dock)
+
+    return DerivedData("summary", on_change=on_change, is_stale=is_stale, rebuild=rebuild)

@@ -82,6 +82,12 @@ class Settings:
         runs as root (``LWDOCK_FORK_SERVER``, default on; ``0`` starts every worker fresh).
     dask_address: the Dask scheduler that ``--executor dask`` uses (``DASK_SCHEDULER_ADDRESS``,
         dask's own variable); None starts a local cluster.
+    index: the index of a dock that ``init`` creates (``LWDOCK_INDEX``): None or "tinydb" for the
+        local TinyDB index, or a ``postgresql://`` URL for a team dock (docs/team.md). An existing
+        dock keeps the index it was created with (its dock.json).
+    blobs: where ``init`` puts a new dock's zips (``LWDOCK_BLOBS``): None or "local" for the dock
+        directory, or an fsspec URL such as ``s3://bucket/prefix`` (credentials and endpoint from
+        the usual AWS variables, which botocore reads itself).
     """
 
     home: Path | None
@@ -95,6 +101,8 @@ class Settings:
     sandbox: str = "kernel"
     fork_server: bool = True
     dask_address: str | None = None
+    index: str | None = None
+    blobs: str | None = None
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -114,6 +122,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         sandbox=_as_choice("LWDOCK_SANDBOX", env.get("LWDOCK_SANDBOX"), SANDBOX_MODES, "kernel"),
         fork_server=_as_bool(env.get("LWDOCK_FORK_SERVER"), True),
         dask_address=env.get("DASK_SCHEDULER_ADDRESS") or None,
+        index=(env.get("LWDOCK_INDEX") or "").strip() or None,
+        blobs=(env.get("LWDOCK_BLOBS") or "").strip() or None,
     )
 
 

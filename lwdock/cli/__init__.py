@@ -21,7 +21,7 @@ from .._log import configure
 from ..check.sandbox import set_cli_mode
 from ..config import load_settings
 from ..errors import LwdockError
-from . import check_cmds, dock_cmds, info_cmds, pack_cmds, reuse_cmds, search_cmds, spec_cmds
+from . import check_cmds, dock_cmds, info_cmds, pack_cmds, reuse_cmds, search_cmds, spec_cmds, team_cmds
 from ._errors import report
 from ._state import State, state
 
@@ -98,7 +98,7 @@ def _root(
 
 
 # one module per command group; each adds its commands with register(app)
-for _group in (dock_cmds, info_cmds, pack_cmds, spec_cmds, check_cmds, search_cmds, reuse_cmds):
+for _group in (dock_cmds, info_cmds, pack_cmds, spec_cmds, check_cmds, search_cmds, reuse_cmds, team_cmds):
     _group.register(app)
 
 

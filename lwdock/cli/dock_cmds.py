@@ -64,12 +64,18 @@ def init(
         typer.Option("--gamma", help="Recorded for reference only: search picks its kernel per feature space.",
                      show_default=False),
     ] = None,
+    index: Annotated[Optional[str], typer.Option(
+        "--index", help="tinydb (default) or a postgresql:// URL: a team dock shared by several machines "
+        "(docs/team.md; env LWDOCK_INDEX).", show_default=False)] = None,
+    blobs: Annotated[Optional[str], typer.Option(
+        "--blobs", help="local (default) or an fsspec URL such as s3://bucket/prefix for the zips "
+        "(docs/team.md; env LWDOCK_BLOBS).", show_default=False)] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Create a dock (idempotent)."""
+    """Create a dock (idempotent), or join a team dock from this machine."""
     from ..api import Dock  # the library: see the note in lwdock/cli/__init__.py
 
-    dock = Dock.init(resolve_dock_dir(state(ctx).dock), gamma=gamma)
+    dock = Dock.init(resolve_dock_dir(state(ctx).dock), gamma=gamma, index=index, blobs=blobs)
     out = output(ctx, json)
     data = {"dock": str(dock.path), **dock.settings}
     out.result(data, human=lambda d: out.line(f"dock ready at {d['dock']} (search kernel: chosen per feature space)"))
@@ -163,6 +169,8 @@ def list_cmd(
     scenario: ScenariosOpt = None,
     license: LicensesOpt = None,
     name: NameLikeOpt = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", help="Show the newest N only.",
+                                                 show_default=False)] = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -171,7 +179,8 @@ def list_cmd(
     rows = [
         _brief(e)
         for e in dock.list(
-            status=status, data_type=data_type, task=task, library=library, scenario=scenario, license=license, name=name
+            status=status, data_type=data_type, task=task, library=library, scenario=scenario, license=license,
+            name=name, limit=limit, brief=True,
         )
     ]
     out = output(ctx, json, quiet)

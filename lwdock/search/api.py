@@ -13,25 +13,25 @@ JSON schema of :meth:`SearchResult.to_dict` is documented in ``docs/search.md``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import UsageError
-from ..records import Entry
+from ..records import SEMANTIC_ONLY, USABLE, Entry
 from ..spec.data import named_columns
 from ..spec.embedders import DEFAULT_EMBEDDER
 from . import bulk, explain, identify, mixture
 from .cache import ensure_current
 from .engine import POOL, Candidates, RankOptions, StatResult, rank
 from .result import MixtureHit, SearchResult, Single
-from .semantic import SemanticQuery, filter_entries
+from .semantic import RecordSource, SemanticQuery, filter_rows
 from .store import Group, SegmentStore
 from .user import UserSpec, as_user_spec, data_kind, user_spec_from_data
 from .verify import VerifyOptions, verify
-from .view import DockView, as_entry, gc_paused
+from .view import DockView, as_entries, as_entry, gc_paused
 
 __all__ = ["RERANKS", "SearchOptions", "SearchResult", "StatQuery", "load_user_spec", "run", "search",
            "search_cache", "user_spec_from_data"]
@@ -163,29 +163,23 @@ def search(
 class _Snapshot:
     """What one search reads from the dock, all under one hold of its lock."""
 
-    raw: list[Any]  # Dock.entries() as returned (the semantic filter reads these)
+    rows: Any  # the semantic filter's RowSource: the dock's summary, or the records of Dock.entries()
     generation: int
     store: SegmentStore | None = None
     group: Group | None = None  # the user's group, every array opened
-    _records: dict[int, Entry] = field(default_factory=dict)
 
-    def records(self, subset: list[Any]) -> list[Entry]:
-        """Records of items of ``raw``, each converted once and only when asked for (the semantic
-        filter returns the objects it was given, so a subset maps back by identity)."""
-        out = []
-        for r in subset:
-            e = self._records.get(id(r))
-            if e is None:
-                e = self._records[id(r)] = as_entry(r)
-            out.append(e)
-        return out
+
+def _rows(dock: DockView) -> Any:
+    """The dock's summary when it keeps one (:meth:`lwdock.Dock.rows`), else its entries as records."""
+    rows = getattr(dock, "rows", None)
+    return rows() if callable(rows) else RecordSource(as_entries(dock.entries()))
 
 
 def _snapshot(dock: DockView, user: UserSpec | None) -> _Snapshot:
     with dock.lock():
-        snap = _Snapshot(dock.entries(), dock.generation())
+        snap = _Snapshot(_rows(dock), dock.generation())
         if user is not None:
-            snap.store = ensure_current(dock, snap.records(snap.raw))
+            snap.store = ensure_current(dock, lambda: as_entries(dock.entries()), user.key)
             snap.group = snap.store.group(user.key)
     return snap
 
@@ -200,30 +194,51 @@ def run(dock: DockView, semantic: SemanticQuery, stat: StatQuery, options: Searc
 
 def _run(dock: DockView, semantic: SemanticQuery, user: UserSpec | None, options: SearchOptions) -> SearchResult:
     snap = _snapshot(dock, user)
-    kept, trace = filter_entries(snap.raw, semantic, options.include_unchecked)
+    rows = snap.rows
+    kept, trace = filter_rows(rows, semantic, options.include_unchecked)
+    n_kept = rows.size(kept)
     result = SearchResult(
         query={"filters": semantic.describe(), **options.describe(), "user_spec": user.describe() if user else None},
         dock={"path": str(dock.path), "generation": snap.generation},
-        counts={"learnwares": len(snap.raw), "semantic_matches": len(kept)},
+        counts={"learnwares": trace[0][1], "semantic_matches": n_kept},
     )
-    if not kept:
+    if not n_kept:
         result.explanation = explain.semantic(trace)
     elif user is None:
-        result.singles = [_single(i + 1, e) for i, e in enumerate(snap.records(kept[: options.k]))]
+        result.singles = [_single(i + 1, e) for i, e in enumerate(rows.entries(kept[: options.k]))]
     else:
-        _statistical(result, dock, snap, user, snap.records(kept), options)
+        _statistical(result, dock, snap, user, kept, options)
     return result
 
 
-def _statistical(result: SearchResult, dock: DockView, snap: _Snapshot, user: UserSpec, kept: list[Entry],
+def _allowed(rows: Any, kept: Any, kind: str) -> set[str] | None:
+    """The ids ranking may consider; None (no restriction, no id set to build) when the semantic
+    filter kept every learnware of the user's spec type that the store holds."""
+    every = rows.keep_status(rows.start(), {USABLE, SEMANTIC_ONLY, ""})
+    if rows.count_kind(kept, kind) == rows.count_kind(every, kind):
+        return None
+    return set(rows.ids(kept))
+
+
+def _full_entries(dock: DockView, ids: list[str]) -> dict[str, Entry]:
+    """The index entries of the candidates (verification needs their task, output and labels,
+    which a summary row does not hold); read by id where the dock can, else from every entry."""
+    get_many = getattr(dock, "get_many", None)
+    found = get_many(ids) if callable(get_many) else [e for e in as_entries(dock.entries()) if e.id in set(ids)]
+    return {e.id: as_entry(e) for e in found}
+
+
+def _statistical(result: SearchResult, dock: DockView, snap: _Snapshot, user: UserSpec, kept: Any,
                  options: SearchOptions) -> None:
-    stat = rank(snap.group, user, {e.id for e in kept}, options.ranking()) if snap.group is not None else None
-    if stat is None:
+    rows = snap.rows
+    group = snap.group
+    stat = rank(group, user, _allowed(rows, kept, user.kind), options.ranking()) if group is not None else None
+    if stat is None or stat.considered == 0:
         assert snap.store is not None
-        result.explanation = explain.statistical(kept, user.profile, snap.store.profiles_of(user.kind))
+        result.explanation = explain.statistical(rows.entries(kept), user.profile, snap.store.profiles_of(user.kind))
         return
-    assert snap.group is not None
-    _fill(result, stat, snap.group, {e.id: e for e in kept}, user, options, dock)
+    assert group is not None
+    _fill(result, stat, group, _full_entries(dock, list(stat.candidates.ids)), user, options, dock)
 
 
 def search_cache(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -158,19 +158,32 @@ def is_stale(dock: DockView) -> bool:
     return bool(problems(dock))
 
 
-def ensure_current(dock: DockView, entries: list[Entry]) -> SegmentStore:
-    """The store for ``entries`` (call under the dock lock); caught up first if it lags, rebuilt
-    if its files are damaged."""
+def ensure_current(dock: DockView, entries: list[Entry] | Callable[[], list[Entry]], key: str | None = None
+                   ) -> SegmentStore:
+    """The store for the index (call under the dock lock); caught up first if it lags, rebuilt if
+    its files are damaged. ``entries``: the index's entries, or a function that reads them, called
+    only when the store must catch up. ``key``: the group the caller will read, opened here so a
+    damaged one is rebuilt.
+
+    The store follows every change (:func:`on_change`) and records its generation, so at the
+    index's generation it is current: comparing the id sets on every search would read the whole
+    index (O(N) per search). ``doctor`` compares them (:func:`problems`)."""
     store = open_store(dock)
     try:
-        stale = _disagreement(store, dock.generation(), entries)
+        generation = dock.generation()
+        if store.generation == generation:
+            if key is not None:
+                store.group(key)
+            return store
+        index = entries() if callable(entries) else entries
+        stale = _disagreement(store, generation, index)
         if stale is None:
             return store
         if store.generation is not None or store.keys():
             logger.warning("search store was out of date (%s); updating it", stale)
-        sync(dock, entries)
+        sync(dock, index)
     except STORE_ERRORS as exc:
         logger.warning("search store damaged (%s); rebuilding it", exc)
         shutil.rmtree(cache_dir(dock), ignore_errors=True)
-        sync(dock, entries)
+        sync(dock, entries() if callable(entries) else entries)
     return open_store(dock)

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..records import INVALID, SEMANTIC_ONLY, USABLE, Entry
 
@@ -92,48 +92,53 @@ class SemanticQuery:
     def matches(self, entry: Entry | Mapping[str, Any], *, fuzzy: bool = False) -> bool:
         """Whether one learnware passes every filter: text filters as substrings, or (``fuzzy``)
         with a :func:`partial_ratio` of at least :data:`FUZZY_THRESHOLD`."""
-        record = Entry.coerce(entry)
-        if not all(keep(record) for _, keep in self._key_rules()):
-            return False
-        test = _fuzzy_score if fuzzy else _contains
-        return all(bool(test(record, text, fields)) for _, text, fields in self._text_rules())
+        source = RecordSource([Entry.coerce(entry)])
+        sel = source.start()
+        for _, kind, key, values in self._key_rules():
+            sel = _keep(source, sel, kind, key, values)
+        for _, text, fields in self._text_rules():
+            if fuzzy:
+                memo: dict[str, float] = {}
+                sel = [i for i, texts in zip(sel, source.texts(sel, fields)) if _fuzzy_texts(texts, text, memo)]
+            else:
+                sel = source.keep_substring(sel, text, fields)
+        return bool(sel)
 
     def select(self, entries: Sequence[T]) -> list[T]:
         """The entries that match, with the fuzzy fallback of each text filter (see the module doc)."""
-        records = [Entry.coerce(e) for e in entries]
-        return [entries[i] for i in self._apply(records, range(len(records)))]
+        source = RecordSource([Entry.coerce(e) for e in entries])
+        return [entries[i] for i in self.apply(source, source.start())]
 
-    def _apply(self, records: list[Entry], kept: Iterable[int], trace: list[tuple[str, int]] | None = None
-               ) -> list[int]:
-        """The positions in ``kept`` whose records pass every rule, in rule order. (Positions, not
-        pairs: on a dock of 100,000 learnwares, 100,000 tuples would wake the cyclic GC.)"""
-        kept = list(kept)
-        for label, keep in self._key_rules():
-            kept = [i for i in kept if keep(records[i])]
+    def apply(self, source: RowSource, sel: Any, trace: list[tuple[str, int]] | None = None) -> Any:
+        """The rows of ``sel`` that pass every rule, in rule order (``trace``: step, count after it).
+        ``source`` is a list of records (:class:`RecordSource`), the dock's summary or an SQL index:
+        the rules are these, whatever holds the rows."""
+        for label, kind, key, values in self._key_rules():
+            sel = _keep(source, sel, kind, key, values)
             if trace is not None:
-                trace.append((label, len(kept)))
+                trace.append((label, source.size(sel)))
         for label, text, fields in self._text_rules():
-            kept = _text_stage(records, kept, text, fields)
+            sel = _text_stage(source, sel, text, fields)
             if trace is not None:
-                trace.append((label, len(kept)))
-        return kept
+                trace.append((label, source.size(sel)))
+        return sel
 
     # -- the rules, in the order they are applied (and explained) ------------------------------
-    def _key_rules(self) -> list[tuple[str, Callable[[Entry], bool]]]:
-        rules: list[tuple[str, Callable[[Entry], bool]]] = []
+    def _key_rules(self) -> list[tuple[str, str, str, Any]]:
+        """(label, kind, semantic key, values): kind "ids" (lowercased refs), "class" or "tag"
+        (lowercased wanted values)."""
+        rules: list[tuple[str, str, str, Any]] = []
         if self.ids:
             refs = [r.lower() for r in self.ids if r]
-            rules.append((f"id/alias {','.join(self.ids)}", lambda e: _id_ok(e, refs)))
+            rules.append((f"id/alias {','.join(self.ids)}", "ids", "", refs))
         for attr, key in CLASS_KEYS.items():
             wanted = {w.lower() for w in getattr(self, attr) if w}
             if wanted:
-                rules.append((f"{key} in {{{', '.join(getattr(self, attr))}}}",
-                              lambda e, key=key, wanted=wanted: (e.semantic.value(key) or "").lower() in wanted))
+                rules.append((f"{key} in {{{', '.join(getattr(self, attr))}}}", "class", key, wanted))
         for attr, key in TAG_KEYS.items():
             wanted = {w.lower() for w in getattr(self, attr) if w}
             if wanted:
-                rules.append((f"{key} among {{{', '.join(getattr(self, attr))}}}",
-                              lambda e, key=key, wanted=wanted: bool({v.lower() for v in e.semantic.value(key)} & wanted)))
+                rules.append((f"{key} among {{{', '.join(getattr(self, attr))}}}", "tag", key, wanted))
         return rules
 
     def _text_rules(self) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -144,6 +149,85 @@ class SemanticQuery:
             rules.append((f"description like {self.description_like!r}", self.description_like.lower().strip(),
                           DESCRIPTION_FIELDS))
         return rules
+
+
+class RowSource(Protocol):
+    """What the rules need from a set of learnwares. A selection (``sel``) is opaque to the rules:
+    positions in a list, rows of the summary, a WHERE clause; it keeps the source's order (the
+    index's), except after a fuzzy stage, which orders it best first."""
+
+    def start(self) -> Any: ...  # every row
+    def size(self, sel: Any) -> int: ...
+    def status_counts(self) -> Mapping[str, int]: ...  # every row's stored status ("" for none)
+    def keep_status(self, sel: Any, allowed: set[str]) -> Any: ...
+    def keep_ids(self, sel: Any, refs: list[str]) -> Any: ...  # alias == ref (ignoring case) or id prefix
+    def keep_class(self, sel: Any, key: str, wanted: set[str]) -> Any: ...  # first value, lowercased, in wanted
+    def keep_tags(self, sel: Any, key: str, wanted: set[str]) -> Any: ...  # a lowercased value in wanted
+    def keep_substring(self, sel: Any, needle: str, fields: tuple[str, ...]) -> Any: ...  # in a field, ignoring case
+    def texts(self, sel: Any, fields: tuple[str, ...]) -> list[list[str]]: ...  # non-empty texts, per row of sel
+    def take(self, sel: Any, order: list[int]) -> Any: ...  # the rows at these places of sel, in this order
+
+
+class RecordSource:
+    """:class:`RowSource` over a list of records; a selection is a list of positions. This is the
+    reference the summary and the SQL index are tested against."""
+
+    def __init__(self, records: Sequence[Entry]) -> None:
+        self.records = records
+
+    def start(self) -> list[int]:
+        return list(range(len(self.records)))
+
+    def size(self, sel: list[int]) -> int:
+        return len(sel)
+
+    def status_counts(self) -> Counter[str]:
+        return Counter(r.status for r in self.records)
+
+    def keep_status(self, sel: list[int], allowed: set[str]) -> list[int]:
+        return [i for i in sel if self.records[i].status in allowed]
+
+    def keep_ids(self, sel: list[int], refs: list[str]) -> list[int]:
+        return [i for i in sel if _id_ok(self.records[i], refs)]
+
+    def keep_class(self, sel: list[int], key: str, wanted: set[str]) -> list[int]:
+        return [i for i in sel if (self.records[i].semantic.value(key) or "").lower() in wanted]
+
+    def keep_tags(self, sel: list[int], key: str, wanted: set[str]) -> list[int]:
+        return [i for i in sel if {v.lower() for v in self.records[i].semantic.value(key)} & wanted]
+
+    def keep_substring(self, sel: list[int], needle: str, fields: tuple[str, ...]) -> list[int]:
+        return [i for i in sel if any(needle in t.lower() for t in _texts(self.records[i], fields))]
+
+    def texts(self, sel: list[int], fields: tuple[str, ...]) -> list[list[str]]:
+        return [_texts(self.records[i], fields) for i in sel]
+
+    def take(self, sel: list[int], order: list[int]) -> list[int]:
+        return [sel[j] for j in order]
+
+    # what search reads of the rows it kept (the summary has the same methods)
+    def entries(self, sel: list[int]) -> list[Entry]:
+        return [self.records[i] for i in sel]
+
+    def ids(self, sel: list[int]) -> list[str]:
+        return [self.records[i].id for i in sel]
+
+    def entries_by_id(self, ids: Iterable[str]) -> dict[str, Entry]:
+        wanted = set(ids)
+        return {r.id: r for r in self.records if r.id in wanted}
+
+    def count_kind(self, sel: list[int], kind: str) -> int:
+        """Rows of ``sel`` that are not invalid and have a spec of ``kind``."""
+        return sum(1 for i in sel if self.records[i].status != INVALID
+                   and any(s.kind == kind for s in self.records[i].specs))
+
+
+def _keep(source: RowSource, sel: Any, kind: str, key: str, values: Any) -> Any:
+    if kind == "ids":
+        return source.keep_ids(sel, values)
+    if kind == "class":
+        return source.keep_class(sel, key, values)
+    return source.keep_tags(sel, key, values)
 
 
 def partial_ratio(needle: str, hay: str) -> float:
@@ -177,15 +261,11 @@ def _texts(entry: Entry, fields: tuple[str, ...]) -> list[str]:
     return [t for t in texts if t]
 
 
-def _contains(entry: Entry, needle: str, fields: tuple[str, ...]) -> bool:
-    return any(needle in t.lower() for t in _texts(entry, fields))
-
-
-def _fuzzy_score(entry: Entry, needle: str, fields: tuple[str, ...], memo: dict[str, float] | None = None) -> float:
-    """The best partial ratio when it reaches the threshold, else 0. ``memo`` (text -> score)
-    serves docks where many learnwares share a name or a description."""
+def _fuzzy_texts(texts: Iterable[str], needle: str, memo: dict[str, float] | None = None) -> float:
+    """The best partial ratio of ``texts`` when it reaches the threshold, else 0. ``memo`` (text ->
+    score) serves docks where many learnwares share a name or a description."""
     best = 0.0
-    for text in _texts(entry, fields):
+    for text in texts:
         score = memo.get(text) if memo is not None else None
         if score is None:
             score = partial_ratio(needle, text) if _may_reach(needle, text) else 0.0
@@ -211,31 +291,38 @@ def _id_ok(entry: Entry, refs: Iterable[str]) -> bool:
     return any((alias and r == alias) or eid.startswith(r) for r in refs)
 
 
-def _text_stage(records: list[Entry], kept: list[int], needle: str, fields: tuple[str, ...]) -> list[int]:
+def _text_stage(source: RowSource, sel: Any, needle: str, fields: tuple[str, ...]) -> Any:
     """Substring stage first; the fuzzy stage (best first) only when it finds nothing."""
-    exact = [i for i in kept if _contains(records[i], needle, fields)]
-    if exact:
+    exact = source.keep_substring(sel, needle, fields)
+    if source.size(exact):
         return exact
     memo: dict[str, float] = {}
-    scores = {i: _fuzzy_score(records[i], needle, fields, memo) for i in kept}
-    return sorted((i for i in kept if scores[i] > 0), key=lambda i: -scores[i])  # stable: ties keep order
+    scores = [_fuzzy_texts(texts, needle, memo) for texts in source.texts(sel, fields)]
+    return source.take(sel, sorted((j for j, s in enumerate(scores) if s > 0), key=lambda j: -scores[j]))
 
 
-def filter_entries(entries: Sequence[T], query: SemanticQuery, include_unchecked: bool = False
-                   ) -> tuple[list[T], list[tuple[str, int]]]:
-    """Search's filter: the status rule, then :meth:`SemanticQuery.select`'s rules one by one.
-    Returns the survivors and (step, count after it) for explanations."""
+def filter_rows(source: RowSource, query: SemanticQuery, include_unchecked: bool = False
+                ) -> tuple[Any, list[tuple[str, int]]]:
+    """Search's filter: the status rule, then :meth:`SemanticQuery.apply`'s rules one by one.
+    Returns the surviving selection and (step, count after it) for explanations. A learnware with
+    no status counts as usable."""
     allowed = {USABLE, SEMANTIC_ONLY} if include_unchecked else {USABLE}
-    records = [Entry.coerce(e) for e in entries]
-    statuses = [r.status or USABLE for r in records]
-    kept = [i for i, status in enumerate(statuses) if status in allowed]
-    counts = Counter(statuses)
-    trace: list[tuple[str, int]] = [("in the dock", len(entries))]
+    counts: Counter[str] = Counter()
+    for status, n in source.status_counts().items():
+        counts[status or USABLE] += n
+    sel = source.keep_status(source.start(), allowed | {""})
+    trace: list[tuple[str, int]] = [("in the dock", sum(counts.values()))]
     unchecked, invalid = counts[SEMANTIC_ONLY], counts[INVALID]
     label = "status usable or semantic-only" if include_unchecked else "status usable"
     notes = [f"{invalid} invalid"] if invalid else []
     if unchecked and not include_unchecked:
         notes.append(f"{unchecked} semantic-only: add --include-unchecked to see them")
-    trace.append((label + (f" ({'; '.join(notes)})" if notes else ""), len(kept)))
-    kept = query._apply(records, kept, trace)
+    trace.append((label + (f" ({'; '.join(notes)})" if notes else ""), source.size(sel)))
+    return query.apply(source, sel, trace), trace
+
+
+def filter_entries(entries: Sequence[T], query: SemanticQuery, include_unchecked: bool = False
+                   ) -> tuple[list[T], list[tuple[str, int]]]:
+    """:func:`filter_rows` over a list of entries (records or index documents, returned as given)."""
+    kept, trace = filter_rows(RecordSource([Entry.coerce(e) for e in entries]), query, include_unchecked)
     return [entries[i] for i in kept], trace

@@ -43,7 +43,9 @@ from ..format.package import Package, open_package, parse_package
 from ..records import INVALID, STATUSES, CheckReport, Entry, SpecSummary
 from . import doctor as _doctor
 from .events import DerivedData, DockChanged, Listener
-from .index import Index, index_entry, open_index, write_atomic
+from .backends import DEFAULTS, check_urls, join_shared, open_backends
+from .bulk import check_new
+from .index import Index, index_entry, write_atomic
 from .layout import LAYOUT_VERSION, Layout, fault_point
 from .lock import locked
 from .verify import mismatch, record_stamp, verified_copy
@@ -61,6 +63,17 @@ class EntryFilter(Protocol):
     """What :meth:`Dock.list` filters with (:class:`lwdock.search.semantic.SemanticQuery` is one)."""
 
     def select(self, entries: Sequence[Entry]) -> list[Entry]: ...
+
+
+def check_statuses(status: str | Sequence[str] | None) -> list[str]:
+    """``status`` as a list of known statuses (empty: any)."""
+    wanted = [status] if isinstance(status, str) else list(status or ())
+    unknown = [s for s in wanted if s not in STATUSES]
+    if unknown:
+        raise UsageError(f"unknown status {unknown[0]!r}; allowed: {', '.join(STATUSES)}")
+    return wanted
+
+
 
 
 def _now() -> str:
@@ -81,6 +94,35 @@ class Dock:
         self.limits = limits or Limits.from_settings()
         self._listeners: list[Listener] = []
         self._derived: list[DerivedData] = []
+        self._backends: tuple[Any, Any] | None = None
+
+    # -- backends ------------------------------------------------------------------
+    def _open_backends(self) -> tuple[Any, Any]:
+        if self._backends is None:
+            settings = self.settings if self.layout.settings_file.exists() else {}
+            self._backends = open_backends(self.layout, settings.get("index"), settings.get("blobs"))
+        return self._backends
+
+    @property
+    def backend(self) -> Any:
+        """The index backend: :class:`~lwdock.store.index.TinyBackend` or
+        :class:`~lwdock.store.pgindex.PgBackend`."""
+        return self._open_backends()[0]
+
+    @property
+    def blobs(self) -> Any:
+        """The blob store: :class:`~lwdock.store.blobs.LocalBlobs` or :class:`~lwdock.store.blobs.RemoteBlobs`."""
+        return self._open_backends()[1]
+
+    @property
+    def is_team(self) -> bool:
+        """True when the index is shared (PostgreSQL): filters run as SQL, writers use transactions."""
+        return self.backend.kind != "tinydb"
+
+    def close(self) -> None:
+        """Close the index connections (a team dock); the Dock reopens them when used again."""
+        if self._backends is not None:
+            self._backends[0].close()
 
     # -- listeners ---------------------------------------------------------------
     def subscribe(self, listener: Listener) -> None:
@@ -101,35 +143,48 @@ class Dock:
         event = DockChanged(added=tuple(added), removed=tuple(removed), generation=idx.generation())
         for listener in self._listeners:
             listener(event)
+        fault_point("change:before-index-write")  # derived data written, the index session not yet
 
     # -- creation ------------------------------------------------------------
     @classmethod
-    def init(cls, path: str | os.PathLike[str], *, gamma: float | None = None, **kw: Any) -> Dock:
+    def init(cls, path: str | os.PathLike[str], *, gamma: float | None = None, index: str | None = None,
+             blobs: str | None = None, **kw: Any) -> Dock:
         """Create a dock at ``path`` (idempotent for an existing dock with the same settings).
 
         ``gamma`` is recorded for reference only: search compares specs under a kernel the dock
-        chooses per feature space (lwdock.search.kernel); None (the default) records none."""
-        if gamma is not None and not gamma > 0:
-            raise UsageError(f"gamma must be positive, got {gamma}")
+        chooses per feature space (lwdock.search.kernel); None (the default) records none.
+        ``index``: "tinydb" (default) or a ``postgresql://`` URL; ``blobs``: "local" (default) or an
+        object-store URL such as ``s3://bucket/prefix``; None takes ``LWDOCK_INDEX`` /
+        ``LWDOCK_BLOBS``. With a PostgreSQL index this joins the team dock when it exists (the
+        directory at ``path`` then holds this machine's caches), or creates it.
+        """
+        if gamma is not None and not 0 < gamma < float("inf"):
+            raise UsageError(f"gamma must be a positive finite number, got {gamma}")
+        given = check_urls(index, blobs)
+        settings = load_settings()
+        index, blobs = check_urls(index or settings.index, blobs or settings.blobs)
         dock = cls(Path(path), **kw)
         lay = dock.layout
         if lay.version_file.exists():
             dock._check_version()
             have = dock.settings.get("gamma")
-            if gamma is not None and (have is None or abs(float(have) - gamma) > 1e-15):
-                raise ConflictError(
-                    f"dock {dock.path} already exists with gamma {dock.settings['gamma']}, not {gamma}",
-                    hint="a dock's kernel gamma is fixed at creation; create a new dock for another gamma",
-                )
+            _same(dock.path, "gamma", have, gamma,
+                  gamma is None or (have is not None and abs(float(have) - gamma) <= 1e-15))
+            for key, value in zip(("index", "blobs"), given):  # only what the caller asked for
+                have = dock.settings.get(key) or DEFAULTS[key]
+                _same(dock.path, key, have, value, value is None or (value or DEFAULTS[key]) == have)
             return dock
         if dock.path.exists() and any(dock.path.iterdir()):
             raise DockError(f"{dock.path} exists, is not empty and is not a dock")
+        doc = {"layout_version": LAYOUT_VERSION, "gamma": None if gamma is None else float(gamma), "created": _now()}
+        if index:
+            doc["index"] = index
+        if blobs:
+            doc["blobs"] = blobs
+        backend, store = open_backends(lay, index, blobs)
+        doc["gamma"] = join_shared(backend, store, doc, gamma is not None)  # a team dock's gamma is the team's
         lay.make_dirs()
-        write_atomic(
-            lay.settings_file,
-            json.dumps({"layout_version": LAYOUT_VERSION, "gamma": None if gamma is None else float(gamma),
-                        "created": _now()}, indent=2).encode(),
-        )
+        write_atomic(lay.settings_file, json.dumps(doc, indent=2).encode())
         write_atomic(lay.version_file, f"{LAYOUT_VERSION}\n".encode())
         return dock
 
@@ -169,9 +224,22 @@ class Dock:
 
     @contextmanager
     def index(self) -> Iterator[Index]:
-        """One locked index session: reads see one state; changes are written once, at the end."""
-        with self.lock(), open_index(self.layout.index_dir) as idx:
+        """One locked index session: reads see one state; changes are written once, at the end
+        (TinyDB: under the dock lock; PostgreSQL: one transaction, under this machine's lock too,
+        which guards the local caches the listeners update)."""
+        with self.lock(), self.backend.session() as idx:
             yield idx
+
+    @contextmanager
+    def writing(self, lw_id: str) -> Iterator[None]:
+        """Held for a whole submit or remove of ``lw_id``: the dock lock (TinyDB), or the id's
+        advisory lock on the team index (every machine; see lwdock.store.pgindex)."""
+        if self.is_team:
+            with self.backend.writing(lw_id):
+                yield
+        else:
+            with self.lock():
+                yield
 
     def generation(self) -> int:
         with self.index() as idx:
@@ -190,14 +258,17 @@ class Dock:
 
         :meth:`lwdock.Dock.list` takes the semantic filters as keywords and builds the query.
         """
-        wanted = [status] if isinstance(status, str) else list(status or ())
-        unknown = [s for s in wanted if s not in STATUSES]
-        if unknown:
-            raise UsageError(f"unknown status {unknown[0]!r}; allowed: {', '.join(STATUSES)}")
+        wanted = check_statuses(status)
         items = self.entries(wanted or None)
         if query is not None:
             items = query.select(items)
         return sorted(items, key=lambda e: (e.created, e.id), reverse=True)
+
+    def get_many(self, ids: Sequence[str]) -> list[Entry]:
+        """The index entries of ``ids`` (full ids), in that order; ids not in the index are left out."""
+        with self.index() as idx:
+            found = idx.get_many(list(ids))
+        return [e for e in found if e is not None]
 
     # -- lookup ------------------------------------------------------------------
     def resolve(self, ref: str) -> str:
@@ -209,13 +280,14 @@ class Dock:
         with self.index() as idx:
             entry = _resolve(idx, ref)
             if full:
-                stored = _read_manifest(self.layout.manifest(entry.id))
+                stored = _live_manifest(self.blobs.read_manifest(entry.id))
                 if stored is not None and stored.get("id") == entry.id:
                     entry = Entry.from_dict({**stored, **{k: v for k, v in entry.to_dict().items() if k != "check"}})
             return entry
 
     def blob_path(self, ref: str) -> Path:
-        return self.layout.blob(self.resolve(ref))
+        """The learnware's zip as a local file (downloaded and verified first from a remote store)."""
+        return self.blobs.local(self.resolve(ref))
 
     def unpacked_dir(self, ref: str) -> Path:
         """The verified copy of a learnware, re-extracted from its blob when any file's hash differs.
@@ -244,9 +316,7 @@ class Dock:
 
     def rebuild_unpacked(self, lw_id: str) -> None:
         """Extract the unpacked cache of ``lw_id`` again from its blob."""
-        blob = self.layout.blob(lw_id)
-        if not blob.is_file():
-            raise DockError(f"blob for learnware {lw_id[:12]} is missing", hint="run `lwdock doctor`")
+        blob = self.blobs.local(lw_id)
         scratch = self.layout.tmp / f"unpack-{os.getpid()}-{uuid.uuid4().hex}"
         open_package(blob, scratch / "pkg", limits=self.limits)
         target = self.layout.unpacked_dir(lw_id)
@@ -353,54 +423,97 @@ class Dock:
             return idx.get(lw_id)
 
     def commit_new(self, items: Sequence[tuple[Path, Path, Entry]]) -> list[LwdockError | None]:
-        """Store checked learnwares (``(zip, scratch, entry)`` from :meth:`check_new`) in ONE index session.
+        """Store checked learnwares (``(zip, scratch, entry)`` from :meth:`check_new`).
 
         Each learnware is all or nothing, as in :meth:`submit`: blob, manifest and unpacked copy
-        first, the index entry last; the index file is written once, at the end of the session.
-        Returns, per item, None (stored) or the ConflictError that kept it out.
+        first, the index entry (the commit point) last, so a killed submit leaves either the whole
+        learnware or leftovers that ``doctor`` removes. On a local dock the whole batch is ONE
+        index session (the index file is written once, at the end); on a team dock each learnware
+        is its own transaction under its id's lock. Returns, per item, None (stored) or the
+        ConflictError that kept it out.
         """
         results: list[LwdockError | None] = []
-        added: list[Entry] = []
-        with self.index() as idx:
-            for zip_path, scratch, entry in items:
+        if self.is_team:
+            for item in items:
                 try:
-                    self._store_one(idx, zip_path, scratch, entry)
+                    self._commit_one(*item)
                 except ConflictError as exc:
                     results.append(exc)
                     continue
                 results.append(None)
+            return results
+        added: list[Entry] = []
+        with self.index() as idx:  # the dock lock: what :meth:`writing` takes on a local dock
+            for zip_path, scratch, entry in items:
+                try:
+                    _check_new(idx, entry)
+                    self._put_files(zip_path, scratch, entry)
+                except ConflictError as exc:
+                    results.append(exc)
+                    continue
+                idx.insert(entry)
                 added.append(entry)
+                results.append(None)
             if added:
                 self._emit(idx, added=added)
         fault_point("submit:after-index")
         return results
 
-    def _store_one(self, idx: Index, zip_path: Path, scratch: Path, entry: Entry) -> None:
-        lay = self.layout
-        lw_id = entry.id
-        if idx.get(lw_id) is not None:
-            raise ConflictError(f"learnware {lw_id[:12]} is already in the dock")
-        if entry.alias and idx.get(idx.alias_target(entry.alias) or "--") is not None:
-            raise ConflictError(f"alias {entry.alias!r} is already in use")
-        blob = lay.blob(lw_id)
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        tmp_blob = scratch / "blob.zip"
-        shutil.copyfile(zip_path, tmp_blob)
-        with open(tmp_blob, "rb") as fh:
-            os.fsync(fh.fileno())
-        if sha256_file(tmp_blob) != lw_id:
-            raise ConflictError(f"{zip_path} changed while it was being submitted")
-        os.chmod(tmp_blob, 0o444)
-        os.replace(tmp_blob, blob)
+    def _put_files(self, zip_path: Path, scratch: Path, entry: Entry) -> None:
+        """Everything of a new learnware but its index entry: blob, manifest, unpacked copy."""
+        self.blobs.put(zip_path, entry.id, scratch)
         fault_point("submit:after-blob")
-        write_atomic(lay.manifest(lw_id), json.dumps(entry.to_dict(), separators=(",", ":")).encode())
+        self.blobs.write_manifest(entry.to_dict())
+        with self.lock():
+            self._install_unpacked(scratch / "pkg", entry.id)
+        fault_point("submit:before-index")
+
+    def _commit_one(self, zip_path: Path, scratch: Path, entry: Entry) -> None:
+        """One learnware on a team dock, under its id's lock on every machine."""
+        with self.writing(entry.id):
+            with self.index() as idx:
+                _check_new(idx, entry)
+            self._put_files(zip_path, scratch, entry)
+            try:
+                with self.index() as idx:
+                    _check_new(idx, entry)
+                    idx.insert(entry)
+                    self._emit(idx, added=[entry])
+            except ConflictError:  # lost a race for the alias on another machine: nothing refers to the blob
+                self.blobs.delete(entry.id)
+                raise
+        fault_point("submit:after-index")
+
+    def _install_unpacked(self, src: Path, lw_id: str) -> None:
+        lay = self.layout
         target = lay.unpacked_dir(lw_id)
         if target.exists():
             shutil.rmtree(target)
-        os.replace(scratch / "pkg", target)
-        record_stamp(blob, lay.unpacked_stamp(lw_id), self.limits)
-        fault_point("submit:before-index")
-        idx.insert(entry)
+        os.replace(src, target)
+        record_stamp(lay.blob(lw_id), lay.unpacked_stamp(lw_id), self.limits)
+
+    # -- bulk load (lwdock.store.bulk) ----------------------------------------------
+    def store_blob(self, zip_path: Path, entry: Entry) -> None:
+        """Store a learnware's zip and manifest without checks, and unpack it here, as a submit does
+        before its index entry (listeners read the spec files): ``lwdock.store.bulk``."""
+        scratch = self.layout.tmp / f"bulk-{os.getpid()}-{uuid.uuid4().hex}"
+        scratch.mkdir(parents=True)
+        try:
+            with self.writing(entry.id):
+                self.blobs.put(zip_path, entry.id, scratch)
+                self.blobs.write_manifest(entry.to_dict())
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        self.rebuild_unpacked(entry.id)
+
+    def insert_entries(self, entries: Sequence[Entry]) -> int:
+        """Insert many entries in one index session and one change (``lwdock.store.bulk``)."""
+        with self.index() as idx:
+            existing = [e.id for e in idx.get_many([e.id for e in entries]) if e is not None]
+            check_new(existing, idx.aliases(), list(entries))
+            idx.insert_many(entries)
+            self._emit(idx, added=entries)
+        return len(entries)
 
     # -- changes -----------------------------------------------------------------
     def set_alias(self, ref: str, alias: str | None) -> Entry:
@@ -419,34 +532,34 @@ class Dock:
 
     def _update_manifest(self, entry: Entry, **fields: Any) -> None:
         """Change ``fields`` in the manifest of ``entry`` (rewritten from ``entry`` when unreadable)."""
-        path = self.layout.manifest(entry.id)
-        stored = _read_manifest(path)
+        stored = _live_manifest(self.blobs.read_manifest(entry.id))
         base = Entry.from_dict(stored) if stored is not None and stored.get("id") == entry.id else entry
-        write_atomic(path, json.dumps(base.replace(**fields).to_dict(), separators=(",", ":")).encode())
+        self.blobs.write_manifest(base.replace(**fields).to_dict())
 
     def remove(self, ref: str, *, dry_run: bool = False) -> Entry:
         """Remove a learnware. The index entry goes first; files follow."""
-        lay = self.layout
-        with self.index() as idx:
-            entry = _resolve(idx, ref)
-            if dry_run:
-                return entry
-            lw_id = entry.id
-            idx.remove(lw_id)
-            self._emit(idx, removed=[lw_id])
-            # tombstone the manifest so an index rebuild never resurrects it
-            if lay.manifest(lw_id).exists():
-                write_atomic(lay.manifest(lw_id), json.dumps({"id": lw_id, "removed": True}).encode())
-        with self.lock():
-            for p in (lay.blob(lw_id), lay.manifest(lw_id), lay.unpacked_stamp(lw_id)):
-                p.unlink(missing_ok=True)
-            shutil.rmtree(lay.unpacked_dir(lw_id), ignore_errors=True)
+        entry = self.get(ref)
+        if dry_run:
+            return entry
+        lw_id = entry.id
+        with self.writing(lw_id):
+            with self.index() as idx:
+                entry = _resolve(idx, lw_id)
+                idx.remove(lw_id)
+                self._emit(idx, removed=[lw_id])
+                # tombstone the manifest so an index rebuild never resurrects it
+                if self.blobs.read_manifest(lw_id) is not None:
+                    self.blobs.write_manifest({"id": lw_id, "removed": True})
+            self.blobs.delete(lw_id)
+            with self.lock():
+                self.layout.unpacked_stamp(lw_id).unlink(missing_ok=True)
+                shutil.rmtree(self.layout.unpacked_dir(lw_id), ignore_errors=True)
         return entry
 
     def export(self, ref: str, dest: str | os.PathLike[str]) -> Path:
         """Copy a learnware's zip (byte-identical, so its id is unchanged) to ``dest``."""
         lw_id = self.resolve(ref)
-        src = self.layout.blob(lw_id)
+        src = self.blobs.local(lw_id)
         dest = Path(dest)
         if dest.is_dir():
             dest = dest / f"{lw_id[:12]}.zip"
@@ -492,12 +605,23 @@ def _semantic_for(pkg: Package, given: dict[str, Any] | None, flags: dict[str, A
     return sem.validate(raw)
 
 
-def _read_manifest(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+def _live_manifest(data: dict[str, Any] | None) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and not data.get("removed") else None
+
+
+def _check_new(idx: Index, entry: Entry) -> None:
+    if idx.get(entry.id) is not None:
+        raise ConflictError(f"learnware {entry.id[:12]} is already in the dock")
+    if entry.alias and idx.get(idx.alias_target(entry.alias) or "--") is not None:
+        raise ConflictError(f"alias {entry.alias!r} is already in use")
+
+
+def _same(path: Path, key: str, have: Any, given: Any, same: bool) -> None:
+    if not same:
+        raise ConflictError(
+            f"dock {path} already exists with {key} {have}, not {given}",
+            hint=f"a dock's {key} is fixed at creation; create a new dock for another {key}",
+        )
 
 def _check_alias(alias: str) -> None:
     if not _ALIAS_RE.match(alias) or (_HEX_RE.match(alias) and len(alias) >= MIN_PREFIX):

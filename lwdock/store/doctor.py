@@ -65,7 +65,12 @@ def run_doctor(dock: Dock, *, repair: bool = True, rebuild_index: bool = False) 
         known = {e.id: e for e in entries}
         doc.report.learnwares = len(known)
         doc.check_aliases(entries, aliases)
-        doc.check_learnwares(known)
+        if dock.blobs.remote:  # a team dock's store; the dock directory holds this machine's copies
+            doc.check_remote(known)
+            doc.remove_remote_leftovers(known)
+            blobs = {i: p for i, p in blobs.items() if i not in known}  # cached copies of removed ones
+        else:
+            doc.check_learnwares(known)
         doc.remove_leftovers(blobs, known)
         doc.check_derived(rebuild_index)
     return doc.report
@@ -134,6 +139,57 @@ class _Doctor:
             elif state != "ok":
                 self.fix(f"unpacked files of {lw_id[:12]} were modified: the copy {state}",
                          lambda i=lw_id: self.dock.rebuild_unpacked(i))
+
+    # -- blobs on object storage (lwdock.store.blobs.RemoteBlobs) -------------------------------------
+    def check_remote(self, known: dict[str, Entry]) -> None:
+        """Every indexed learnware's stored blob and manifest; this machine's unpacked copies are
+        checked where it has one (the others are fetched when first used)."""
+        store = self.dock.blobs
+        for lw_id, entry in known.items():
+            wrong = store.verify(lw_id, entry.size)
+            if wrong:
+                self.report.problems.append(f"learnware {lw_id[:12]} is indexed but {wrong}")
+                continue
+            if store.read_manifest(lw_id) is None:
+                self.fix(f"manifest of {lw_id[:12]} is missing",
+                         lambda e=entry: store.write_manifest(e.to_dict()))
+            state = self.dock.unpacked_state(lw_id)
+            if state not in ("ok", "missing"):
+                self.fix(f"unpacked files of {lw_id[:12]} were modified: the copy {state}",
+                         lambda i=lw_id: self.dock.rebuild_unpacked(i), garbage=state == OUTDATED)
+
+    def remove_remote_leftovers(self, known: dict[str, Entry]) -> None:
+        """Stored objects no index entry names: garbage when no writer holds their id (a team
+        index's advisory lock; a local index's writers hold the dock lock, which doctor holds),
+        in flight otherwise (left alone)."""
+        store = self.dock.blobs
+        orphans = sorted({o.lw_id for o in store.objects() if o.lw_id not in known})
+        for upload in store.incomplete_uploads():
+            if upload.get("lw_id") not in known:
+                orphans.append(upload)
+        for item in orphans:
+            lw_id = item if isinstance(item, str) else item.get("lw_id") or ""
+            if not self._free(lw_id):
+                self.report.leftovers.append(f"upload of {lw_id[:12]} in progress (left alone)")
+                continue
+            try:
+                if isinstance(item, str):
+                    self.fix(f"orphan blob {lw_id[:12]} (an interrupted submit or remove)",
+                             lambda i=lw_id: store.delete(i), garbage=True)
+                else:
+                    self.fix(f"incomplete upload of {lw_id[:12] or item.get('key')}",
+                             lambda u=item: store.abort_upload(u), garbage=True)
+            finally:
+                self._release(lw_id)
+
+    def _free(self, lw_id: str) -> bool:
+        backend = self.dock.backend
+        return not lw_id or not hasattr(backend, "try_writing") or backend.try_writing(lw_id)
+
+    def _release(self, lw_id: str) -> None:
+        backend = self.dock.backend
+        if lw_id and hasattr(backend, "done_writing"):
+            backend.done_writing(lw_id)
 
     def remove_leftovers(self, blobs: dict[str, Path], known: dict[str, Entry]) -> None:
         lay = self.layout

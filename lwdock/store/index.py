@@ -7,6 +7,7 @@ hex digits of the id, plus one small ``meta.json`` holding the generation
 counter and the alias map::
     <dock>/index/meta.json     {"meta": {"1": {"generation": n, "aliases": {alias: id}}}}
     <dock>/index/3f.json       {"learnwares": {...entries whose id starts with 3f...}}
+    <dock>/index/generation    the generation alone (written last), for readers that need only it
 
 A session reads each file at most once and writes each changed file once, at
 the end, through a temp file and ``os.replace``. ``meta.json`` is written
@@ -20,7 +21,7 @@ from __future__ import annotations
 import gc
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,13 @@ class Index:
         doc = self._shard(lw_id).get(Query().id == lw_id)
         return Entry.from_dict(doc) if doc is not None else None
 
+    def get_many(self, ids: Sequence[str]) -> list[Entry | None]:
+        """The entries of ``ids`` (None where absent), in that order."""
+        if len(ids) > 64:  # one read of every shard beats a scan of a shard per id
+            by_id = {e.id: e for e in self.all()}
+            return [by_id.get(i) for i in ids]
+        return [self.get(i) for i in ids]
+
     def with_prefix(self, prefix: str) -> list[Entry]:
         """Entries whose id starts with ``prefix`` (at least 2 hex digits)."""
         return [Entry.from_dict(d) for d in self._shard(prefix).all() if d["id"].startswith(prefix)]
@@ -160,12 +168,29 @@ class Index:
         return dict(self._meta().get("aliases") or {})
 
     def generation(self) -> int:
+        """The generation counter. Read from the one-number ``generation`` file that every write
+        session leaves beside ``meta.json``: ``meta.json`` also holds the alias map (megabytes at a
+        million learnwares), and `list` and search ask the generation on every call."""
+        if not self._changed and "meta" not in self._files:
+            try:
+                return int((self.directory / GENERATION_FILE).read_text())
+            except (OSError, ValueError):  # a dock written before the file existed, or damaged
+                pass
         return int(self._meta().get("generation", 0))
 
     # writes ----------------------------------------------------------------
     def insert(self, entry: Entry) -> None:
         self._touch({entry.alias: entry.id} if entry.alias else None)
         self._shard(entry.id).insert(index_entry(entry))
+
+    def insert_many(self, entries: Sequence[Entry]) -> None:
+        """Insert ``entries`` (new ids, free aliases: the caller checks) shard by shard (bulk load)."""
+        self._touch({e.alias: e.id for e in entries if e.alias})
+        by_shard: dict[str, list[dict[str, Any]]] = {}
+        for e in entries:
+            by_shard.setdefault(e.id[:2].lower(), []).append(index_entry(e))
+        for docs in by_shard.values():
+            self._shard(docs[0]["id"]).insert_multiple(docs)
 
     def update(self, entry: Entry) -> None:
         """Store ``entry`` (alias, status, check) in place of the entry with its id."""
@@ -223,6 +248,31 @@ class Index:
         for name, f in self._files.items():
             if name != "meta":
                 f.flush()
+        if self._changed or (meta is not None and not (self.directory / GENERATION_FILE).exists()):
+            # last: a crash before this leaves the file behind meta.json, which only makes readers
+            # catch their derived data up (the value is never reused for another state)
+            write_atomic(self.directory / GENERATION_FILE, str(self.generation()).encode())
+
+
+GENERATION_FILE = "generation"
+
+
+class TinyBackend:
+    """The local TinyDB index of a dock (the default): sessions under the dock lock."""
+
+    kind = "tinydb"
+    url = "tinydb"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @contextmanager
+    def session(self) -> Iterator[Index]:
+        with open_index(self.directory) as idx:
+            yield idx
+
+    def close(self) -> None:
+        """Nothing to close: each session opens its files."""
 
 
 def index_entry(entry: Entry | Mapping[str, Any]) -> dict[str, Any]:

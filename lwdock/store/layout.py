@@ -9,6 +9,7 @@
     <dock>/unpacked/<id>.stamp.json  SHA-256 of each member, read from the blob (lwdock.store.verify)
     <dock>/envs/                   cached virtualenvs for running learnwares
     <dock>/search/                 search cache
+    <dock>/summary/                the filterable fields of every learnware, in columns (lwdock.store.summary)
     <dock>/locks/dock.lock         the cross-process dock lock
     <dock>/tmp/                    scratch: atomic renames, checks, model workers (doctor cleans it)
 """
@@ -56,6 +57,10 @@ class Layout:
     @property
     def search(self) -> Path:
         return self.root / "search"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary"
 
     @property
     def lock_file(self) -> Path:

@@ -1,0 +1,225 @@
+"""Docks of 1,000 to 1,000,000 learnwares: bulk load, then `list` and `search` end to end.
+
+Each dock holds N table learnwares with varied semantics (task, library, license, scenarios,
+names; 30% with an alias), loaded through the documented bulk-load path
+(:func:`lwdock.store.bulk.bulk_load`: TinyDB index + the summary, one session). Where the
+synthetic market fits this machine (``--search-sizes``; K = 100 points, d = 32: 1.28 GB of
+float32 points per 100,000), its search store is bulk-loaded too (bench_search's market) and
+statistical search is measured; at 1,000,000 that would be 12.8 GB of points on a shared 24 GB
+machine, so only `list` and semantic search run there.
+
+"old" rows are today's path before the summary, in the same run: `Dock.list` and search over the
+records of every TinyDB entry (the store's Dock, which has no summary).
+Cold figures are whole processes (`/usr/bin/time -v`: wall, peak RSS), median of 3.
+
+Run alone: ``python benchmarks/bench_scale.py [--sizes 1000,100000,1000000] [--search-sizes 1000,100000]
+[--name scale]`` (``make bench`` runs the defaults: all three sizes, about 20-30 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from _common import report  # noqa: E402
+from bench_search import K, market, median_gamma, user_for  # noqa: E402
+
+from lwdock import Dock  # noqa: E402
+from lwdock.api import summary_data  # noqa: E402
+from lwdock.records import Entry  # noqa: E402
+from lwdock.search import store  # noqa: E402
+from lwdock.search.api import search  # noqa: E402
+from lwdock.store import dock as store_dock  # noqa: E402
+from lwdock.store.bulk import bulk_load  # noqa: E402
+
+D = 32
+TASKS = ["Classification", "Regression", "Clustering"]
+LIBRARIES = ["Scikit-learn", "PyTorch", "Others"]
+LICENSES = ["MIT", "Apache-2.0", "BSD", "Others"]
+SCENARIOS = ["Business", "Financial", "Health", "Education", "Nature", "Transportation", "Architecture"]
+WORDS = ["credit", "risk", "house", "price", "churn", "sales", "forecast", "energy", "traffic", "fraud"]
+N_SEMANTICS = 5_000  # distinct semantic specs, shared by reference (keeps a million entries in memory)
+LWDOCK = str(Path(sys.executable).parent / "lwdock")
+OLD_LIST = ("import sys; from lwdock.store.dock import Dock; from lwdock.search.semantic import SemanticQuery;"
+            "q = SemanticQuery.from_filters(task='regression', scenario='health');"
+            "print(len(Dock.open(sys.argv[1]).list(q, status='usable')[:20]))")
+OLD_SEARCH = ("import sys; from lwdock.store.dock import Dock; from lwdock.search.api import search;"
+              "print(search(Dock.open(sys.argv[1]), sys.argv[2]).ids[0])")
+
+
+def semantics(seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(N_SEMANTICS):
+        name = " ".join(rng.choice(WORDS, size=int(rng.integers(1, 4)), replace=False))
+        out.append({
+            "Data": {"Type": "Class", "Values": ["Table"]},
+            "Task": {"Type": "Class", "Values": [TASKS[i % 3]]},
+            "Library": {"Type": "Class", "Values": [LIBRARIES[int(rng.integers(3))]]},
+            "License": {"Type": "Class", "Values": [LICENSES[int(rng.integers(4))]]},
+            "Scenario": {"Type": "Tag", "Values": list(rng.choice(SCENARIOS, size=int(rng.integers(1, 3)),
+                                                                   replace=False))},
+            "Name": {"Type": "String", "Values": f"{name} {i}"},
+            "Description": {"Type": "String", "Values": f"A {name} model ({i}) trained on tabular data."},
+            "Input": {"Dimension": D},
+        })  # fmt: skip
+    return out
+
+
+def entries(ids: list[str], gamma: float):
+    sems = semantics()
+    spec = [{"kind": "table", "file_name": "stat.json", "class_name": "RKMETableSpecification", "dim": D,
+             "gamma": gamma, "num_points": K}]
+    for i, lid in enumerate(ids):
+        yield Entry.from_dict({
+            "id": lid, "alias": f"lw{i}" if i % 10 < 3 else None, "semantic": sems[i % N_SEMANTICS],
+            "status": "usable" if i % 20 else "semantic-only", "check": {}, "specs": spec, "requirements": [],
+            "size": 200_000, "created": f"2026-{1 + (i // 100_000) % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:00:00+00:00",
+        })  # fmt: skip
+
+
+def build(path: Path, n: int, ids: list[str], gamma: float, with_store: bool) -> dict:
+    dock = store_dock.Dock.init(path, gamma=gamma)
+    dock.attach(summary_data(dock))  # the summary follows the load; the search store is written below
+    t0 = time.perf_counter()
+    bulk_load(dock, entries(ids, gamma), chunk=n)
+    out = {"load_s": time.perf_counter() - t0}
+    out["index_mb"] = sum(p.stat().st_size for p in dock.layout.index_dir.rglob("*") if p.is_file()) / 2**20
+    out["summary_mb"] = sum(p.stat().st_size for p in dock.layout.summary.rglob("*") if p.is_file()) / 2**20
+    if with_store:
+        t0 = time.perf_counter()
+        _, z, beta, off = market(n)
+        with dock.lock():
+            shutil.rmtree(dock.layout.search, ignore_errors=True)
+            store.bulk_load(dock.layout.search, ids, z, beta, off, gamma, dtype="float32",
+                            generation=dock.generation())
+        out["store_s"] = time.perf_counter() - t0
+    return out
+
+
+def cold(cmd: list[str], runs: int = 3) -> tuple[float, float, str]:
+    """Median wall, median peak RSS (MB) and the stdout of ``cmd`` as a whole process."""
+    walls, rss, stdout = [], [], ""
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        p = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, check=True)
+        walls.append(time.perf_counter() - t0)
+        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
+        rss.append(int(m.group(1)) / 1024 if m else float("nan"))
+        stdout = p.stdout
+    return statistics.median(walls), statistics.median(rss), stdout
+
+
+def warm(fn, runs: int = 5) -> float:
+    fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure(path: Path, n: int, user: dict | None, work: Path, old: bool) -> list[dict]:
+    rows = []
+
+    def row(case: str, **kw) -> None:
+        rows.append({"N": n, "case": case, **kw})
+        print(json.dumps(rows[-1]), flush=True)
+
+    d = ["--dock", str(path)]
+    wall, rss, _ = cold([LWDOCK, *d, "list", "--limit", "20", "--json"])
+    row("cold `lwdock list --limit 20`", seconds=wall, peak_mb=rss)
+    wall, rss, _ = cold([LWDOCK, *d, "list", "--task", "regression", "--scenario", "health", "--status", "usable",
+                         "--limit", "20", "--json"])
+    row("cold `lwdock list` 3 filters, limit 20", seconds=wall, peak_mb=rss)
+    if old:
+        wall, rss, _ = cold([sys.executable, "-c", OLD_LIST, str(path)])
+        row("old: cold list 3 filters (every TinyDB entry)", seconds=wall, peak_mb=rss)
+    wall, rss, _ = cold([LWDOCK, *d, "search", "--name", "credit risk", "--json"])
+    row("cold `lwdock search --name` (semantic only)", seconds=wall, peak_mb=rss)
+    dock = Dock.open(path)
+    row("warm API `list(limit=20, brief=True)`", seconds=warm(lambda: dock.list(limit=20, brief=True)))
+    row("warm API `list(task, scenario, limit=20)`",
+        seconds=warm(lambda: dock.list(task="regression", scenario="health", limit=20, brief=True)))
+    row("warm API `search(name=...)`", seconds=warm(lambda: search(dock, name="credit risk")))
+    if old:
+        plain = store_dock.Dock.open(path)
+        q = {"task": "regression", "scenario": "health"}
+        from lwdock.search.semantic import SemanticQuery
+
+        row("old: warm `list` 3 filters (every TinyDB entry)",
+            seconds=warm(lambda: plain.list(SemanticQuery.from_filters(**q), status="usable"), runs=2))
+    if user is not None:
+        spec = work / "user.json"
+        spec.write_text(json.dumps({"z": np.asarray(user["z"]).tolist(), "beta": np.asarray(user["beta"]).tolist(),
+                                    "gamma": user["gamma"], "num_points": K, "type": "RKMETableSpecification"}))
+        wall, rss, out = cold([LWDOCK, *d, "search", "--spec", str(spec), "--json"])
+        top = json.loads(out)["singles"][0]["id"]
+        row("cold `lwdock search --spec`", seconds=wall, peak_mb=rss, top_ok=top == user["id"])
+        row("warm API `search(spec)` (K=100, d=32, mixture)", seconds=warm(lambda: search(dock, str(spec))))
+        if old:
+            wall, rss, out = cold([sys.executable, "-c", OLD_SEARCH, str(path), str(spec)])
+            row("old: cold search --spec (every TinyDB entry)", seconds=wall, peak_mb=rss,
+                top_ok=out.strip() == top)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="1000,100000,1000000")
+    ap.add_argument("--search-sizes", default="1000,100000")
+    ap.add_argument("--old-up-to", type=int, default=100_000, help="measure the old path up to this size")
+    ap.add_argument("--name", default="scale", help="results file name (benchmarks/results/<name>.json)")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    search_sizes = {int(s) for s in args.search_sizes.split(",") if s}
+    rows, builds = [], []
+    with tempfile.TemporaryDirectory(prefix="lwdock-scale-") as tmp:
+        work = Path(tmp)
+        for n in sizes:
+            ids = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(n)]
+            with_store = n in search_sizes
+            gamma = 0.05
+            user = None
+            if with_store:
+                centres, z, _, _ = market(n)
+                gamma = median_gamma(z)
+                del z
+                j = n // 3
+                user = {**user_for(centres, j, 7, gamma), "id": ids[j]}
+            b = build(work / f"dock{n}", n, ids, gamma, with_store)
+            builds.append({"N": n, **b})
+            print(json.dumps(builds[-1]), flush=True)
+            rows += measure(work / f"dock{n}", n, user, work, old=n <= args.old_up_to)
+            shutil.rmtree(work / f"dock{n}", ignore_errors=True)
+    notes = (
+        "Bulk-loaded docks (lwdock.store.bulk), table learnwares with varied semantics; K=100, d=32 where a "
+        "search store was loaded. `cold`: a whole process, median of 3 (wall, peak RSS from /usr/bin/time -v); "
+        "`warm`: median of 5 calls on one open `lwdock.Dock`. `old`: the path before the summary (every TinyDB "
+        "entry parsed), same run. 2 shared cores: compare rows of one run.\n\n"
+        + "Build: " + "; ".join(f"N={b['N']:,}: load {b['load_s']:.1f} s (index {b['index_mb']:.0f} MB, summary "
+                                  f"{b['summary_mb']:.0f} MB)" + (f", search store {b['store_s']:.1f} s"
+                                                                   if "store_s" in b else "") for b in builds)
+    )
+    report(args.name, f"Scale: list and search at N = {', '.join(f'{n:,}' for n in sizes)}", rows,
+           ["N", "case", "seconds", "peak_mb", "top_ok"], notes, extra={"builds": builds})
+
+
+if __name__ == "__main__":
+    main()
