@@ -1,20 +1,23 @@
-"""The dock as the CLI and the Python API use it: the store's Dock with the search cache wired in.
+"""The dock as the CLI and the Python API use it: the store's Dock with its derived data wired in.
 
 This is the one place that composes the layers. The store emits change events and knows no
 consumer; search keeps its cache from those events and knows the dock only through what it
-reads. :class:`Dock` subscribes the search cache to every dock it opens (so ``doctor`` checks
-and rebuilds it too) and takes the semantic filters of :meth:`Dock.list` as keywords.
+reads. :class:`Dock` subscribes the search cache and the hetero index (``lwdock.hetero``) to
+every dock it opens (so ``doctor`` checks and rebuilds them too) and takes the semantic filters
+of :meth:`Dock.list` as keywords.
 
 ``lwdock.Dock`` is this class.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import LwdockError
 from .records import Entry
 from .search.semantic import SemanticQuery
 from .store import dock as _store
@@ -22,16 +25,31 @@ from .store.events import DerivedData, DockChanged
 
 __all__ = ["Dock"]
 
-# lwdock.search.cache imports numpy; it is imported when the cache is first used, not when a
-# dock is opened, so `lwdock list` and `lwdock show` stay cheap (see tests/test_imports.py).
+logger = logging.getLogger("lwdock")
+
+# lwdock.search.cache and lwdock.hetero import numpy (the hetero map also torch); they are
+# imported when first used, not when a dock is opened, so `lwdock list` and `lwdock show` stay
+# cheap (see tests/test_imports.py).
 
 
 class Dock(_store.Dock):
     """A learnware dock whose search cache follows every change. See :class:`lwdock.store.dock.Dock`."""
 
+    #: after a submit, train the hetero map when its retraining rule fires (docs/heterogeneous.md);
+    #: a bulk import may switch this off and call ``lwdock.hetero.mapping.train_if_due`` once at the end
+    train_hetero_map = True
+
     def __init__(self, path: str | os.PathLike[str], **kw: Any) -> None:
         super().__init__(Path(path), **kw)
         self.attach(search_cache(self))
+        self.attach(hetero_index(self))
+
+    def submit(self, *args: Any, **kw: Any) -> Entry:  # type: ignore[override]  # adds the hetero map's rule
+        """:meth:`lwdock.store.dock.Dock.submit`, then the hetero map is trained if its rule fires."""
+        entry = super().submit(*args, **kw)
+        if self.train_hetero_map:
+            _train_hetero_map_if_due(self)
+        return entry
 
     def list(  # type: ignore[override]  # adds keyword filters to the store's list(query)
         self,
@@ -69,3 +87,42 @@ def search_cache(dock: _store.Dock) -> DerivedData:
         return cache.rebuild(dock)
 
     return DerivedData("search cache", on_change=on_change, is_stale=is_stale, rebuild=rebuild)
+
+
+def hetero_index(dock: _store.Dock) -> DerivedData:
+    """The hetero index of ``dock`` (lwdock.hetero) as derived data: column stats and importance
+    recorded on every change (one sandboxed model run per new eligible learnware), checked and
+    repaired by doctor."""
+    def run(entry: Entry, X: Any) -> Any:
+        from .reuse.probe import predict_once
+
+        return predict_once(dock, entry, X)
+
+    def on_change(event: DockChanged) -> None:
+        from .hetero import maintain
+
+        maintain.on_change(dock, list(event.added), list(event.removed), run)
+
+    def is_stale() -> bool:
+        from .hetero import doctor
+
+        found = doctor.problems(dock)
+        for problem in found:
+            logger.warning("hetero index: %s", problem)
+        return bool(found)
+
+    def rebuild() -> object:
+        from .hetero import doctor
+
+        return doctor.repair(dock, run)
+
+    return DerivedData("hetero index", on_change=on_change, is_stale=is_stale, rebuild=rebuild)
+
+
+def _train_hetero_map_if_due(dock: Dock) -> None:
+    from .hetero import autotrain
+
+    try:
+        autotrain.train_if_due(dock)
+    except (LwdockError, OSError, ValueError) as exc:  # the learnware is stored; the map can wait
+        logger.warning("hetero map not trained (%s); `lwdock doctor` or `lwdock hetero train` retries", exc)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputDataError, NotFoundError, UsageError
+from ..hetero.stats import STATS_FILE, packed_stats
 from ..records import Semantic
 from ..spec.data import load_data, load_images, load_texts
 from ..spec.rkme_image import RKMEImageSpec
@@ -160,14 +161,20 @@ def pack(
     reqs = default_requirements() if opts.requirements is None else list(opts.requirements)
     yaml_text = _yaml_text(model_name, spec, final.task or "", out_dim, opts.output, data_type)
     out_zip = Path(out_zip)
-    _write_zip(out_zip, {
+    members = {
         "learnware.yaml": yaml_text.encode(),
         "__init__.py": resources.files("lwdock.format.templates").joinpath(WRAPPER[data_type]).read_bytes(),
         model_name: model_file.read_bytes(),
         SPEC_FILE: spec.data,
         "requirements.txt": ("\n".join(reqs) + "\n").encode() if reqs else b"",
         "semantic_specification.json": json.dumps(final.to_dict(), indent=2, sort_keys=True).encode(),
-    })
+    }
+    if data_type == "Table" and train_data is not None:  # named columns: stats for heterogeneous search
+        hetero = packed_stats(train_data, final, K=opts.K or DEFAULT_K["Table"], seed=opts.seed,
+                              max_samples=opts.max_samples)
+        if hetero is not None:
+            members[STATS_FILE] = hetero
+    _write_zip(out_zip, members)
     return PackResult(path=str(out_zip), id=sha256_file(out_zip), dim=spec.dim, task=final.task or "",
                       output_dim=out_dim, data_type=data_type)
 
