@@ -25,7 +25,7 @@ from .colmap import ColumnMap, build_map, positional_map
 from .kernel import mmd2, self_term
 from .maintain import catch_up, eligible_of, open_store
 from .matching import TAU, match_columns
-from .names import normalise_name, require_name_embedder, table_column_names
+from .names import name_embedder_available, normalise_name, require_name_embedder, table_column_names
 from .rank import Candidate, HeteroHit, rank, similarities
 from .stats import TableStats, fit_stats
 from .store import Record
@@ -74,6 +74,14 @@ def plan(dock: Any, entries: Sequence[Any], data: Any, names: Sequence[str] | No
         return None
     hetero = {i for i, r in eligible.items() if r.names != names}
     return Plan(dock, data, names, eligible, hetero)
+
+
+def unavailable() -> str | None:
+    """Why heterogeneous search cannot run here (None: it can)."""
+    if name_embedder_available():
+        return None
+    return ("learnwares with other columns than yours were not compared: heterogeneous search needs the MiniLM "
+            "name embedder (pip install 'lwdock[text]')")
 
 
 def user_stats(data: Any, names: Sequence[str], seed: int = 0) -> TableStats:

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..hetero import query as hetero
 from ..records import Entry
 from ..spec.embedders import DEFAULT_EMBEDDER
 from . import explain, mixture
 from .cache import ensure_current
 from .engine import RankOptions, StatResult, rank
-from .result import MixtureHit, SearchResult, Single
+from .result import HeteroSingle, MixtureHit, SearchResult, Single
 from .scores import mmd2_to_score
 from .semantic import SemanticQuery, filter_entries
 from .store import Group, SegmentStore
@@ -127,6 +128,7 @@ class _Snapshot:
     generation: int
     store: SegmentStore | None = None
     group: Group | None = None  # the user's group, every array opened
+    hetero: hetero.Plan | None = None  # the user's table names its columns and the dock has named learnwares
     _records: dict[int, Entry] = field(default_factory=dict)
 
     def records(self, subset: list[Any]) -> list[Entry]:
@@ -141,12 +143,14 @@ class _Snapshot:
         return out
 
 
-def _snapshot(dock: DockView, user: UserSpec | None) -> _Snapshot:
+def _snapshot(dock: DockView, user: UserSpec | None, data: Any = None) -> _Snapshot:
     with dock.lock():
         snap = _Snapshot(dock.entries(), dock.generation())
         if user is not None:
             snap.store = ensure_current(dock, snap.records(snap.raw))
             snap.group = snap.store.group(user.key)
+            if data is not None and user.kind == "table":
+                snap.hetero = hetero.plan(dock, snap.records(snap.raw), data)
     return snap
 
 
@@ -155,11 +159,12 @@ def run(dock: DockView, semantic: SemanticQuery, stat: StatQuery, options: Searc
     options.check()
     user = stat.resolve(dock)
     with gc_paused():  # index-sized bursts of small objects, none cyclic: see view.gc_paused
-        return _run(dock, semantic, user, options)
+        return _run(dock, semantic, user, options, stat.data)
 
 
-def _run(dock: DockView, semantic: SemanticQuery, user: UserSpec | None, options: SearchOptions) -> SearchResult:
-    snap = _snapshot(dock, user)
+def _run(dock: DockView, semantic: SemanticQuery, user: UserSpec | None, options: SearchOptions,
+         data: Any = None) -> SearchResult:
+    snap = _snapshot(dock, user, data)
     kept, trace = filter_entries(snap.raw, semantic, options.include_unchecked)
     result = SearchResult(
         query={"filters": semantic.describe(), "include_unchecked": options.include_unchecked, "k": options.k,
@@ -179,12 +184,36 @@ def _run(dock: DockView, semantic: SemanticQuery, user: UserSpec | None, options
 
 def _statistical(result: SearchResult, snap: _Snapshot, user: UserSpec, kept: list[Entry],
                  options: SearchOptions) -> None:
-    stat = rank(snap.group, user, {e.id for e in kept}, options.ranking()) if snap.group is not None else None
+    other_columns = snap.hetero.heterogeneous if snap.hetero is not None else set()
+    allowed = {e.id for e in kept} - other_columns  # named columns unlike the user's: never compared by position
+    stat = rank(snap.group, user, allowed, options.ranking()) if snap.group is not None and allowed else None
     if stat is None or stat.considered == 0:
         assert snap.store is not None
         result.explanation = explain.statistical(kept, user.profile, snap.store.profiles_of(user.kind))
+    else:
+        _fill(result, stat, {e.id: e for e in kept})
+    if snap.hetero is not None and other_columns & {e.id for e in kept}:
+        _heterogeneous(result, snap.hetero, kept, options)
+
+
+def _heterogeneous(result: SearchResult, plan: hetero.Plan, kept: list[Entry], options: SearchOptions) -> None:
+    """Learnwares whose named columns differ from the user's, ranked by ``lwdock.hetero``."""
+    missing = hetero.unavailable()
+    if missing:
+        result.explanation = f"{result.explanation}; {missing}" if result.explanation else missing
         return
-    _fill(result, stat, {e.id: e for e in kept})
+    found = hetero.search(plan, {e.id for e in kept}, options.k)
+    by_id = {e.id: e for e in kept}
+    result.heterogeneous = [
+        HeteroSingle(i + 1, h.id, by_id[h.id].alias, by_id[h.id].semantic.name, by_id[h.id].status, h.damage_rel,
+                     h.n_columns, tuple(h.shared), tuple(h.imputed), h.map_mmd2)
+        for i, h in enumerate(found.hits)
+    ]
+    result.counts.update(heterogeneous_candidates=found.candidates, heterogeneous_sharing=found.gated)
+    if result.heterogeneous and not result.singles:
+        result.explanation = None
+    elif found.explanation:
+        result.explanation = f"{result.explanation}; {found.explanation}" if result.explanation else found.explanation
 
 
 def search_cache(
