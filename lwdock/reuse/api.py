@@ -22,7 +22,7 @@ from ..errors import InputDataError, LearnwareChangedError, NotFoundError, Usage
 from ..format.ids import sha256_file
 from ..records import Entry
 from ..spec.specfile import load_spec
-from . import artifact
+from . import aligned, artifact
 from .base import (
     CLASSIFICATION,
     check_input,
@@ -43,8 +43,10 @@ __all__ = ["DATA_DEPENDENT", "METHODS", "Ensemble", "LearnwareChangedError", "bu
 
 logger = logging.getLogger("lwdock")
 
-METHODS = ("average", "job-selector", "ensemble-pruning", "feature-augment")
-DATA_DEPENDENT = ("ensemble-pruning", "feature-augment")
+METHODS = ("average", "job-selector", "ensemble-pruning", "feature-augment", "feature-align")
+# the reusers behind feature-align and aligned augment/pruning (lwdock.reuse.aligned picks them)
+ALIGNED = ("feature-align", "aligned-feature-augment", "aligned-ensemble-pruning")
+DATA_DEPENDENT = ("ensemble-pruning", "feature-augment", "aligned-feature-augment", "aligned-ensemble-pruning")
 
 
 class Ensemble:
@@ -162,6 +164,9 @@ def read_selection(source: Any) -> tuple[list[str], list[float] | None]:
         if singles:
             first = singles[0]
             return [str(first["id"] if isinstance(first, dict) else first)], None
+        other_columns = aligned.aligned_selection(source)  # only learnwares with other columns than the user's
+        if other_columns:
+            return other_columns, None
         if "ids" in source:
             return read_selection(list(source["ids"]))
         raise UsageError("the search result holds no learnwares", hint="search again, or pass --ids")
@@ -239,6 +244,13 @@ def reuse(
     runs the models in this process instead of the sandboxed runner.
     The returned ensemble holds the model handles: close it (or use ``with``).
     """
+    if method in aligned.ALIGNED_METHOD:  # learnwares with other columns than the user's are aligned first
+        refs = (aligned.aligned_selection(ids_or_search) if method == "feature-align" else None) or read_selection(ids_or_search)[0]
+        entries = list({e.id: e for e in (dock.get(r) for r in refs)}.values())
+        width = next((np.shape(x)[1] for x in (labeled[0] if labeled else None, data) if x is not None and np.ndim(x) == 2), None)
+        if aligned.needs_alignment(entries, method, columns, width):
+            return aligned.reuse_aligned(dock, entries, method, labeled, data=data, columns=columns, trusted=trusted,
+                                         random_state=random_state, cv=cv, build=build_ensemble, **params)
     refs, search_weights = read_selection(ids_or_search)
     lws, task, out_dim, in_dim, kind = _describe_learnwares(dock, refs)
     if weights is None and search_weights is not None and len(search_weights) == len(lws):
@@ -263,7 +275,7 @@ def reuse(
 
 def make_reuser(method: str, handles: list[Any], task: str, n_classes: int | None, *, specs: Any = None, weights: Any = None, random_state: int = 0, **params: Any) -> Any:
     """An unfitted reuser for ``method`` (``params`` are its hyperparameters)."""
-    if method not in METHODS:
+    if method not in METHODS and method not in ALIGNED:
         raise UsageError(f"unknown reuse method {method!r}", hint=f"choose one of {', '.join(METHODS)}")
     cls = artifact.reuser_class(method)
     kw: dict[str, Any] = {"learnwares": handles, "task": task, "n_classes": n_classes, **params}
