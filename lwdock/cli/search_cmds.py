@@ -97,7 +97,7 @@ def _human_hetero(out: Any, hits: list[dict[str, Any]]) -> None:
     for h in hits:
         pairs = ", ".join(f"{c['user']} -> {c['learnware']}" + ("" if c.get("relation") == "same feature" else " (proxy)")
                           for c in h["shared_columns"])
-        out.line(f"{h['rank']}. {h['id'][:12]} shares: {pairs}")
+        out.line(f"{h['rank']}. {h['id'][:12]} (heterogeneous) shares: {pairs}")
         if h["imputed_columns"]:
             out.line(f"   imputed: {', '.join(h['imputed_columns'])}")
 
