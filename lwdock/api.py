@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import LwdockError
 from .records import Entry
 from .search.semantic import SemanticQuery
 from .store import dock as _store
@@ -35,21 +34,10 @@ logger = logging.getLogger("lwdock")
 class Dock(_store.Dock):
     """A learnware dock whose search cache follows every change. See :class:`lwdock.store.dock.Dock`."""
 
-    #: after a submit, train the hetero map when its retraining rule fires (docs/heterogeneous.md);
-    #: a bulk import may switch this off and call ``lwdock.hetero.mapping.train_if_due`` once at the end
-    train_hetero_map = True
-
     def __init__(self, path: str | os.PathLike[str], **kw: Any) -> None:
         super().__init__(Path(path), **kw)
         self.attach(search_cache(self))
         self.attach(hetero_index(self))
-
-    def submit(self, *args: Any, **kw: Any) -> Entry:  # type: ignore[override]  # adds the hetero map's rule
-        """:meth:`lwdock.store.dock.Dock.submit`, then the hetero map is trained if its rule fires."""
-        entry = super().submit(*args, **kw)
-        if self.train_hetero_map:
-            _train_hetero_map_if_due(self)
-        return entry
 
     def list(  # type: ignore[override]  # adds keyword filters to the store's list(query)
         self,
@@ -118,11 +106,3 @@ def hetero_index(dock: _store.Dock) -> DerivedData:
 
     return DerivedData("hetero index", on_change=on_change, is_stale=is_stale, rebuild=rebuild)
 
-
-def _train_hetero_map_if_due(dock: Dock) -> None:
-    from .hetero import autotrain
-
-    try:
-        autotrain.train_if_due(dock)
-    except (LwdockError, OSError, ValueError) as exc:  # the learnware is stored; the map can wait
-        logger.warning("hetero map not trained (%s); `lwdock doctor` or `lwdock hetero train` retries", exc)

@@ -170,3 +170,42 @@ def test_cli_search_reuse_predict(market, lwdock_bin, tmp_path):
     assert (pred == y).mean() > 0.8
     human = run("search", "--data", str(csv))
     assert "heterogeneous" in human.stdout and "shares:" in human.stdout
+
+
+def test_doctor_rebuilds_a_lost_hetero_index(market, tmp_path):
+    from lwdock import Dock
+
+    dock, ids, *_ = market
+    shutil.copytree(dock.path, tmp_path / "copy")
+    copy = Dock(tmp_path / "copy")
+    before = json.loads((copy.path / "hetero" / "index.json").read_text())
+    (copy.path / "hetero" / "index.json").unlink()
+    for f in (copy.path / "hetero" / "lw").glob("*.npz"):
+        f.unlink()
+    report = copy.doctor().to_dict()
+    assert any("hetero index" in json.dumps(x) for x in report.values()), report
+    after = json.loads((copy.path / "hetero" / "index.json").read_text())
+    assert after == before  # the same records, importance measured again in the sandbox
+    assert copy.doctor(repair=False).to_dict() == Dock(tmp_path / "copy").doctor(repair=False).to_dict()
+
+
+def test_trained_map_is_deterministic_and_adds_a_ranking_term(market, tmp_path):
+    from lwdock import Dock
+    from lwdock.hetero.encoder import MapConfig
+    from lwdock.hetero.mapping import train_map
+    from lwdock.hetero.maintain import open_store
+    from lwdock.search.api import search
+
+    dock, *_, csv, _ = market
+    weights = []
+    for name in ("a", "b"):
+        shutil.copytree(dock.path, tmp_path / name)
+        copy = Dock(tmp_path / name)
+        manifest = train_map(copy, MapConfig(steps=60, batch=64), force=True)
+        assert manifest["learnwares"] == 6 and manifest["loss_end"] < manifest["loss_start"]
+        weights.append(open_store(copy).read_weights())
+    assert weights[0].keys() == weights[1].keys()
+    for k in weights[0]:
+        np.testing.assert_array_equal(weights[0][k], weights[1][k])
+    hits = search(Dock(tmp_path / "a"), data=csv).heterogeneous
+    assert hits and all(h.map_mmd2 is not None and h.map_mmd2 >= 0 for h in hits)

@@ -1,15 +1,14 @@
 """The trained map of a dock: training, loading, refreshing the hetero specs.
 
-**Retraining rule** (:func:`lwdock.hetero.maintain.rule_fires`). The map is trained once the
+**Retraining rule** (:func:`lwdock.hetero.maintain.rule_fires`). The map is due once the
 dock has at least 20 eligible learnwares, and again whenever the number of eligible learnwares
-or of distinct normalised column names has grown by 50 % since the last training. Training is
-synchronous: at the submit that makes the rule fire (:mod:`lwdock.hetero.autotrain`, called by
-:class:`lwdock.Dock` after a submit), by ``lwdock doctor``, or on demand with
-``lwdock hetero train``. It reads a snapshot under the dock lock, trains outside it (``doctor``
-holds the lock throughout), and writes the new map with every learnware's embedded reduced set
-(the hetero specs) in one replacement. Learnwares added later are embedded with the current map
-by the next search or ``doctor``. Without a map, search ranks by names alone: the map is an
-extra ranking term, never a random one.
+or of distinct normalised column names has grown by 50 % since the last training. ``lwdock
+doctor`` reports a due map and trains it (under the dock lock, from seed 0); :func:`train_map`
+trains on demand. Training is never started by a submit: it takes tens of seconds at 1,000
+learnwares, and a submit must stay fast. The new map is written with every learnware's
+embedded reduced set (the hetero specs) in one replacement; learnwares added later are
+embedded with the current map by the next search or ``doctor``. Without a map, search ranks
+by names and column importance alone: the map is an extra ranking term, never a random one.
 """
 
 from __future__ import annotations
