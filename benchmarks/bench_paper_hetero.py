@@ -1,11 +1,11 @@
 """Paper-style heterogeneous scenario: learnwares and users with different named, engineered columns.
 
-Market: 30 learnwares on ``_hetero_market.HousingWorld`` (a synthetic housing-like regression,
+Market: 24 learnwares on ``_hetero_market.HousingWorld`` (a synthetic housing-like regression,
 target = median house value in $100k): each holds 6-8 of the 9 quantities, each through one
 random *view* (income in $10k / in dollars / as a log, distance to the coast in km / miles / as a
 log, ...), 600 rows from a 2+2-region mix (0.4/0.4/0.1/0.1); gradient-boosted trees and random
 forests in turn. Each is packed by ``lwdock pack`` from a CSV with a header (the names) and
-submitted with the full sandboxed checks (column importance measured then). Users: 8, each
+submitted with the full sandboxed checks (column importance measured then). Users: 6, each
 with 5-7 quantities through their own views, in another order, 300 test rows from a 6-region
 mix; odd users name their columns with paraphrases no learnware uses. All with default
 settings, through the library API the CLI calls (``search``, ``reuse``).
@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import report  # noqa: E402
 from _hetero_market import HousingWorld, draw_views, render  # noqa: E402
 
-N_LEARNWARES = 30
-N_USERS = 8
+N_LEARNWARES = 24
+N_USERS = 6
 TEST_ROWS = 300
-SIZES = (10, 20, 50, 100, 200)
-REPEATS = {10: 5, 20: 5, 50: 3, 100: 2, 200: 2}
+SIZES = (10, 20, 50, 100)
+REPEATS = {10: 4, 20: 4, 50: 2, 100: 2}
 N_SCALE = 1000
 
 

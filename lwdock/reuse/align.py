@@ -33,9 +33,11 @@ from .averaging import AveragingReuser
 from .base import CLASSIFICATION
 from .pruning import EnsemblePruningReuser
 
-TWO_STAGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+# up to 1e5: with a handful of labels the residual ridge must be able to shrink to nothing,
+# leaving the recalibrated learnwares alone
+TWO_STAGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
 HEADS = ("auto", "two-stage", "plain")
-MIN_CV_ROWS = 10  # below this the two-stage head is used without cross-validation
+MIN_CV_ROWS = 20  # below this the two-stage head is used without cross-validation (folds of < 4 rows)
 
 
 class AlignedPredictor:
