@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,11 +23,14 @@ import numpy as np
 
 from ..errors import InputDataError, UsageError
 from ..hetero import query as hetero
+from ..hetero.names import name_embedder_available
 from ..hetero.stats import fit_stats
 from ..records import Entry
 from .align import AlignedPredictor
 from .base import CLASSIFICATION, task_from_semantic
 from .execute import open_predictors
+
+logger = logging.getLogger("lwdock")
 
 # the user-facing method -> the aligned reuser behind it (lwdock.reuse.align.ALIGNED_REUSERS)
 ALIGNED_METHOD = {"feature-align": "feature-align", "feature-augment": "aligned-feature-augment",
@@ -68,11 +72,13 @@ def needs_alignment(entries: Sequence[Entry], method: str, columns: Sequence[str
         return True
     if method not in ALIGNED_METHOD or any(e.input_kind != "table" for e in entries):
         return False
-    for e in entries:
-        names = _names_of(e)
-        if (width is not None and _width(e) != width) or (columns and names is not None and names != list(columns)):
-            return True
-    return False
+    other_width = width is not None and any(_width(e) != width for e in entries)
+    other_names = bool(columns) and any((n := _names_of(e)) is not None and n != list(columns) for e in entries)
+    if other_names and not other_width and not name_embedder_available():
+        logger.warning("your column names differ from the learnwares'; they are used by position "
+                       "(aligning by name needs the text extra: pip install 'lwdock[text]')")
+        return False
+    return other_width or other_names
 
 
 def _task(entries: Sequence[Entry]) -> tuple[str, int]:
