@@ -219,7 +219,7 @@ def test_result_record_round_trips_todays_json():
         query={"k": 2}, counts={"learnwares": 2}, dock={"path": "/d", "generation": 4},
     )
     d = res.to_dict()
-    assert list(d) == ["schema", "dock", "query", "counts", "singles", "mixture", "explanation"]
+    assert list(d) == ["schema", "dock", "query", "counts", "singles", "mixture", "explanation", "heterogeneous"]
     assert d["schema"] == SCHEMA and list(d["singles"][0]) == ["rank", "id", "alias", "name", "status", "mmd2", "score"]
     assert list(d["mixture"]) == ["ids", "aliases", "weights", "mmd2", "score"]
     assert SearchResult.from_dict(json.loads(json.dumps(d))) == res
