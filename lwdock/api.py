@@ -2,16 +2,17 @@
 
 This is the one place that composes the layers. The store emits change events and knows no
 consumer; search keeps its cache from those events and knows the dock only through what it
-reads. :class:`Dock` attaches the search cache and the summary (the filterable fields in
-columns, :mod:`lwdock.store.summary`) to every dock it opens (so ``doctor`` checks and rebuilds
-them too), filters :meth:`Dock.list` and search through the summary, and takes the semantic
-filters of :meth:`Dock.list` as keywords.
+reads. :class:`Dock` attaches the search cache, the summary (the filterable fields in columns,
+:mod:`lwdock.store.summary`) and the hetero index (``lwdock.hetero``) to every dock it opens (so
+``doctor`` checks and rebuilds them too), filters :meth:`Dock.list` and search through the
+summary, and takes the semantic filters of :meth:`Dock.list` as keywords.
 
 ``lwdock.Dock`` is this class.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,8 +26,11 @@ from .store.events import DerivedData, DockChanged
 
 __all__ = ["Dock"]
 
-# lwdock.search.cache and lwdock.store.summary import numpy; they are imported when first used,
-# not when a dock is opened, so `lwdock show` stays cheap (see tests/test_imports.py).
+logger = logging.getLogger("lwdock")
+
+# lwdock.search.cache, lwdock.store.summary and lwdock.hetero import numpy (the hetero map also torch); they are
+# imported when first used, not when a dock is opened, so `lwdock list` and `lwdock show` stay
+# cheap (see tests/test_imports.py).
 
 
 class Dock(_store.Dock):
@@ -36,6 +40,7 @@ class Dock(_store.Dock):
         super().__init__(Path(path), **kw)
         self.attach(search_cache(self))
         self.attach(summary_data(self))
+        self.attach(hetero_index(self))
 
     def rows(self) -> Any:
         """The summary at the index's generation (call under the dock lock; caught up first):
@@ -122,3 +127,34 @@ def summary_data(dock: _store.Dock) -> DerivedData:
         return summary.rebuild(dock)
 
     return DerivedData("summary", on_change=on_change, is_stale=is_stale, rebuild=rebuild)
+
+
+def hetero_index(dock: _store.Dock) -> DerivedData:
+    """The hetero index of ``dock`` (lwdock.hetero) as derived data: column stats and importance
+    recorded on every change (one sandboxed model run per new eligible learnware), checked and
+    repaired by doctor."""
+    def run(entry: Entry, X: Any) -> Any:
+        from .reuse.probe import predict_once
+
+        return predict_once(dock, entry, X)
+
+    def on_change(event: DockChanged) -> None:
+        from .hetero import maintain
+
+        maintain.on_change(dock, list(event.added), list(event.removed), run)
+
+    def is_stale() -> bool:
+        from .hetero import doctor
+
+        found = doctor.problems(dock)
+        for problem in found:
+            logger.warning("hetero index: %s", problem)
+        return bool(found)
+
+    def rebuild() -> object:
+        from .hetero import doctor
+
+        return doctor.repair(dock, run)
+
+    return DerivedData("hetero index", on_change=on_change, is_stale=is_stale, rebuild=rebuild)
+

@@ -73,7 +73,7 @@ def test_the_api_dock_keeps_the_search_cache_in_step(tmp_path):
     from lwdock.search import cache
 
     dock = Dock.init(tmp_path / "dock")
-    assert [d.name for d in dock.derived] == ["search cache", "summary"]
+    assert [d.name for d in dock.derived] == ["search cache", "summary", "hetero index"]
     entry = dock.submit(learnware_zip(tmp_path / "a.zip", seed=4), run_model=False)
     assert not cache.is_stale(dock)
     bare = StoreDock.open(dock.path)  # the store alone: nothing follows its changes

@@ -236,7 +236,7 @@ def test_result_record_round_trips_its_json_and_reads_older_files():
     )
     d = res.to_dict()
     assert list(d) == ["schema", "dock", "query", "counts", "singles", "mixture", "explanation", "cannot_discriminate",
-                       "signals", "kernel", "verification"]
+                       "signals", "kernel", "verification", "heterogeneous"]
     assert d["schema"] == SCHEMA and list(d["singles"][0]) == ["rank", "id", "alias", "name", "status", "mmd2", "score",
                                                                "match", "verified", "spec_quality"]
     assert list(d["mixture"]) == ["ids", "aliases", "weights", "mmd2", "score"]

@@ -10,7 +10,8 @@ import typer
 from ..errors import UsageError
 from ._state import JsonOpt, open_dock, output
 
-METHOD_HELP = "average | job-selector | ensemble-pruning | feature-augment"
+METHOD_HELP = ("average | job-selector | ensemble-pruning | feature-augment | feature-align (learnwares with other "
+               "columns than yours: columns matched by name; augment and pruning align them too)")
 TrustedOpt = Annotated[
     bool, typer.Option("--trusted", help="Run learnware code in this process instead of the sandboxed runner (trusted code only).")
 ]

@@ -86,18 +86,35 @@ def search(
         if mix:
             parts = ", ".join(f"{i[:12]}:{w:.3f}" for i, w in zip(mix["ids"], mix["weights"]))
             out.line(f"mixture  score {mix['score']:.4g}  mmd2 {mix['mmd2']:.4g}  {parts}")
+        _human_hetero(out, d.get("heterogeneous") or [])
 
-    out.result(result, human=human, ids=[s["id"] for s in result["singles"]])
+    found = [s["id"] for s in result["singles"]] + [h["id"] for h in result["heterogeneous"]]
+    out.result(result, human=human, ids=found)
     for note in (result.get("signals") or {}).get("notes", []):
         out.warn(note)
     if result["explanation"] and not fail_if_empty:
         out.info(f"no results: {result['explanation']}")
-    if fail_if_empty and not result["singles"]:
+    if fail_if_empty and not found:
         raise NoResultsError(result["explanation"] or "no learnware matches")
     if fail_if_empty and result.get("cannot_discriminate"):
         flags = result["signals"].get("flags", [])
         why = "no learnware saw data like yours" if "no_match" in flags else "the search cannot tell learnwares apart"
         raise NoResultsError(f"{why} (--fail-if-empty treats it as no result)")
+
+
+def _human_hetero(out: Any, hits: list[dict[str, Any]]) -> None:
+    """Heterogeneous hits: a table, then each hit's shared and imputed columns."""
+    if not hits:
+        return
+    rows = [{**h, "id": h["id"][:12], "shared": f"{len(h['shared_columns'])}/{h['n_columns']}"} for h in hits]
+    out.table(rows, ["rank", "id", "alias", "name", "status", "damage", "shared"],
+              title="heterogeneous learnwares (other columns than yours; damage: share of what they need that you lack)")
+    for h in hits:
+        pairs = ", ".join(f"{c['user']} -> {c['learnware']}" + ("" if c.get("relation") == "same feature" else " (proxy)")
+                          for c in h["shared_columns"])
+        out.line(f"{h['rank']}. {h['id'][:12]} (heterogeneous) shares: {pairs}")
+        if h["imputed_columns"]:
+            out.line(f"   imputed: {', '.join(h['imputed_columns'])}")
 
 
 def register(app: typer.Typer) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputDataError, NotFoundError, UsageError
+from ..hetero.stats import STATS_FILE, packed_stats
 from ..records import Semantic
 from ..spec.data import load_images, load_texts, read_table
 from ..spec.registry import SPEC_CLASS, serves
@@ -213,13 +214,20 @@ def pack(
     reqs = default_requirements(kind.kind, module, opts.include) if opts.requirements is None else list(opts.requirements)
     schema = {"dimension": spec.dim, "shape": spec.input_shape, "columns": spec.columns, "dtype": spec.dtype}
     out_zip = Path(out_zip)
-    write_zip(out_zip, {
+    files = {
         "learnware.yaml": _yaml_text(members, data_type, schema).encode(),
         **members.files,
         SPEC_FILE: spec.data,
         "requirements.txt": ("\n".join(reqs) + "\n").encode() if reqs else b"",
         "semantic_specification.json": json.dumps(final.to_dict(), indent=2, sort_keys=True).encode(),
-    })
+    }
+    if data_type == "Table" and train_data is not None:  # named columns: stats for heterogeneous search
+        table = read_table(train_data, opts.label_column, what="the training data")
+        hetero = packed_stats(table, final, K=opts.K or DEFAULT_K["Table"], seed=opts.seed,
+                              max_samples=opts.max_samples)
+        if hetero is not None:
+            files[STATS_FILE] = hetero
+    write_zip(out_zip, files)
     return PackResult(path=str(out_zip), id=sha256_file(out_zip), dim=spec.dim, task=final.task or "",
                       output_dim=out_dim, data_type=data_type, model_kind=kind.kind, columns=spec.columns,
                       classes=classes)

@@ -25,7 +25,7 @@ from ..format.labels import encode, merge_classes
 from ..records import Entry
 from ..spec.data import Table
 from ..spec.specfile import load_spec
-from . import artifact
+from . import aligned, artifact
 from .align import LearnwareIO, align_handles, ensemble_columns, permute_spec
 from .base import (
     CLASSIFICATION,
@@ -48,8 +48,10 @@ __all__ = ["DATA_DEPENDENT", "METHODS", "Ensemble", "LearnwareChangedError", "bu
 
 logger = logging.getLogger("lwdock")
 
-METHODS = ("average", "job-selector", "ensemble-pruning", "feature-augment")
-DATA_DEPENDENT = ("ensemble-pruning", "feature-augment")
+METHODS = ("average", "job-selector", "ensemble-pruning", "feature-augment", "feature-align")
+# the reusers behind feature-align and aligned augment/pruning (lwdock.reuse.aligned picks them)
+ALIGNED = ("feature-align", "aligned-feature-augment", "aligned-ensemble-pruning")
+DATA_DEPENDENT = ("ensemble-pruning", "feature-augment", "aligned-feature-augment", "aligned-ensemble-pruning")
 
 
 class Ensemble:
@@ -199,6 +201,9 @@ def read_selection(source: Any) -> tuple[list[str], list[float] | None]:
         if singles:
             first = singles[0]
             return [str(first["id"] if isinstance(first, dict) else first)], None
+        other_columns = aligned.aligned_selection(source)  # only learnwares with other columns than the user's
+        if other_columns:
+            return other_columns, None
         if "ids" in source:
             return read_selection(list(source["ids"]))
         raise UsageError("the search result holds no learnwares", hint="search again, or pass --ids")
@@ -302,6 +307,11 @@ def reuse(
     columns of plain arrays. ``trusted=True`` runs the models in this process instead of the
     sandboxed runner. The returned ensemble holds the model handles: close it (or use ``with``).
     """
+    if method in aligned.ALIGNED_METHOD:  # learnwares with other columns than the user's are aligned first
+        aligned_ens = _reuse_aligned(dock, ids_or_search, method, labeled, data, columns, trusted=trusted,
+                                     random_state=random_state, cv=cv, **params)
+        if aligned_ens is not None:
+            return aligned_ens
     refs, search_weights = read_selection(ids_or_search)
     sel = _describe_learnwares(dock, refs)
     lws = sel.learnwares
@@ -329,6 +339,26 @@ def reuse(
         raise
     ens._stack = stack
     return ens
+
+
+def _reuse_aligned(dock: Any, ids_or_search: Any, method: str, labeled: Any, data: Any, columns: Any, *,
+                   trusted: bool, random_state: int, cv: int, **params: Any) -> Ensemble | None:
+    """The heterogeneous path (lwdock.reuse.aligned) when a learnware's columns differ from the
+    user's, else None (the learnwares take the user's columns as they are)."""
+    refs = (aligned.aligned_selection(ids_or_search) if method == "feature-align" else None) or read_selection(ids_or_search)[0]
+    entries = list({e.id: e for e in (dock.get(r) for r in refs)}.values())
+    if isinstance(labeled, Table):
+        columns = columns or (list(labeled.columns) if labeled.columns else None)
+        labeled = (labeled.X, labeled.y)
+    if isinstance(data, Table):
+        columns = columns or (list(data.columns) if data.columns else None)
+        data = data.X
+    width = next((np.shape(x)[1] for x in (labeled[0] if labeled else None, data)
+                  if x is not None and np.ndim(x) == 2), None)
+    if not aligned.needs_alignment(entries, method, columns, width):
+        return None
+    return aligned.reuse_aligned(dock, entries, method, labeled, data=data, columns=columns, trusted=trusted,
+                                 random_state=random_state, cv=cv, build=build_ensemble, **params)
 
 
 def _split_labeled(labeled: Any) -> tuple[Any, Any]:
@@ -366,7 +396,7 @@ def _user_rows(sel: _Selection, Xl: Any, data: Any, columns: list[str] | None) -
 
 def make_reuser(method: str, handles: list[Any], task: str, n_classes: int | None, *, specs: Any = None, weights: Any = None, random_state: int = 0, **params: Any) -> Any:
     """An unfitted reuser for ``method`` (``params`` are its hyperparameters)."""
-    if method not in METHODS:
+    if method not in METHODS and method not in ALIGNED:
         raise UsageError(f"unknown reuse method {method!r}", hint=f"choose one of {', '.join(METHODS)}")
     cls = artifact.reuser_class(method)
     kw: dict[str, Any] = {"learnwares": handles, "task": task, "n_classes": n_classes, **params}

@@ -33,6 +33,7 @@ MAX_MEMBER_BYTES = 2 * 2**30  # refuse absurd members before reading them
 
 
 def reuser_class(method: str) -> type:
+    from .heterogeneous import ALIGNED_REUSERS
     from .augment import FeatureAugmentReuser
     from .averaging import AveragingReuser
     from .baseline import BaselineModel
@@ -45,6 +46,7 @@ def reuser_class(method: str) -> type:
         "ensemble-pruning": EnsemblePruningReuser,
         "feature-augment": FeatureAugmentReuser,
         "baseline": BaselineModel,
+        **ALIGNED_REUSERS,  # feature-align and the aligned augment/pruning (lwdock.reuse.aligned)
     }
     try:
         return classes[method]

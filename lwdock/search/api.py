@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from ..hetero import query as hetero
 from ..records import SEMANTIC_ONLY, USABLE, Entry
 from ..spec.data import named_columns
 from ..spec.embedders import DEFAULT_EMBEDDER
 from . import bulk, explain, identify, mixture
 from .cache import ensure_current
 from .engine import POOL, Candidates, RankOptions, StatResult, rank
-from .result import MixtureHit, SearchResult, Single
+from .result import HeteroSingle, MixtureHit, SearchResult, Single
 from .semantic import RecordSource, SemanticQuery, filter_rows
 from .store import Group, SegmentStore
 from .user import UserSpec, as_user_spec, data_kind, user_spec_from_data
@@ -167,6 +168,7 @@ class _Snapshot:
     generation: int
     store: SegmentStore | None = None
     group: Group | None = None  # the user's group, every array opened
+    hetero: hetero.Plan | None = None  # the user's table names its columns and the dock has named learnwares
 
 
 def _rows(dock: DockView) -> Any:
@@ -175,12 +177,14 @@ def _rows(dock: DockView) -> Any:
     return rows() if callable(rows) else RecordSource(as_entries(dock.entries()))
 
 
-def _snapshot(dock: DockView, user: UserSpec | None) -> _Snapshot:
+def _snapshot(dock: DockView, user: UserSpec | None, data: Any = None) -> _Snapshot:
     with dock.lock():
         snap = _Snapshot(_rows(dock), dock.generation())
         if user is not None:
             snap.store = ensure_current(dock, lambda: as_entries(dock.entries()), user.key)
             snap.group = snap.store.group(user.key)
+            if data is not None and user.kind == "table":
+                snap.hetero = hetero.plan(dock, as_entries(dock.entries()), data)
     return snap
 
 
@@ -189,11 +193,12 @@ def run(dock: DockView, semantic: SemanticQuery, stat: StatQuery, options: Searc
     options.check()
     user = stat.resolve(dock)
     with gc_paused():  # index-sized bursts of small objects, none cyclic: see view.gc_paused
-        return _run(dock, semantic, user, options)
+        return _run(dock, semantic, user, options, stat.data)
 
 
-def _run(dock: DockView, semantic: SemanticQuery, user: UserSpec | None, options: SearchOptions) -> SearchResult:
-    snap = _snapshot(dock, user)
+def _run(dock: DockView, semantic: SemanticQuery, user: UserSpec | None, options: SearchOptions,
+         data: Any = None) -> SearchResult:
+    snap = _snapshot(dock, user, data)
     rows = snap.rows
     kept, trace = filter_rows(rows, semantic, options.include_unchecked)
     n_kept = rows.size(kept)
@@ -232,13 +237,42 @@ def _statistical(result: SearchResult, dock: DockView, snap: _Snapshot, user: Us
                  options: SearchOptions) -> None:
     rows = snap.rows
     group = snap.group
-    stat = rank(group, user, _allowed(rows, kept, user.kind), options.ranking()) if group is not None else None
+    other_columns = snap.hetero.heterogeneous if snap.hetero is not None else set()
+    allowed = _allowed(rows, kept, user.kind)
+    if other_columns:  # named columns unlike the user's: never compared by position
+        allowed = (set(rows.ids(kept)) if allowed is None else allowed) - other_columns
+    stat = rank(group, user, allowed, options.ranking()) if group is not None and allowed != set() else None
     if stat is None or stat.considered == 0:
         assert snap.store is not None
         result.explanation = explain.statistical(rows.entries(kept), user.profile, snap.store.profiles_of(user.kind))
+    else:
+        assert group is not None
+        _fill(result, stat, group, _full_entries(dock, list(stat.candidates.ids)), user, options, dock)
+    if snap.hetero is not None:
+        kept_hetero = other_columns & set(rows.ids(kept))
+        if kept_hetero:
+            _heterogeneous(result, dock, snap.hetero, kept_hetero, options)
+
+
+def _heterogeneous(result: SearchResult, dock: DockView, plan: hetero.Plan, kept: set[str],
+                   options: SearchOptions) -> None:
+    """Learnwares whose named columns differ from the user's, ranked by ``lwdock.hetero``."""
+    missing = hetero.unavailable()
+    if missing:
+        result.explanation = f"{result.explanation}; {missing}" if result.explanation else missing
         return
-    assert group is not None
-    _fill(result, stat, group, _full_entries(dock, list(stat.candidates.ids)), user, options, dock)
+    found = hetero.search(plan, kept, options.k)
+    by_id = _full_entries(dock, [h.id for h in found.hits])
+    result.heterogeneous = [
+        HeteroSingle(i + 1, h.id, by_id[h.id].alias, by_id[h.id].semantic.name, by_id[h.id].status, h.damage_rel,
+                     h.n_columns, tuple(h.shared), tuple(h.imputed), h.map_mmd2)
+        for i, h in enumerate(found.hits)
+    ]
+    result.counts.update(heterogeneous_candidates=found.candidates, heterogeneous_sharing=found.gated)
+    if result.heterogeneous and not result.singles:
+        result.explanation = None
+    elif found.explanation:
+        result.explanation = f"{result.explanation}; {found.explanation}" if result.explanation else found.explanation
 
 
 def search_cache(

@@ -69,21 +69,54 @@ class MixtureHit:
                    float(data["mmd2"]), float(data.get("score") or 0.0))
 
 
+@dataclass(frozen=True)
+class HeteroSingle:
+    """A learnware whose columns differ from the user's (``lwdock.hetero``), ranked by damage:
+    the share of the learnware's column importance the user cannot supply (0 = none lost,
+    1 = nothing matched; lower is better). ``shared_columns`` names each matched pair."""
+
+    rank: int
+    id: str
+    alias: str | None = None
+    name: str = ""
+    status: str | None = None
+    damage: float = 1.0
+    n_columns: int = 0
+    shared_columns: tuple[dict[str, Any], ...] = ()
+    imputed_columns: tuple[str, ...] = ()
+    map_mmd2: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "id": self.id, "alias": self.alias, "name": self.name, "status": self.status,
+                "heterogeneous": True, "damage": self.damage, "n_columns": self.n_columns,
+                "shared_columns": [dict(c) for c in self.shared_columns],
+                "imputed_columns": list(self.imputed_columns), "map_mmd2": self.map_mmd2}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HeteroSingle:
+        mmd = data.get("map_mmd2")
+        return cls(int(data["rank"]), str(data["id"]), data.get("alias"), str(data.get("name") or ""),
+                   data.get("status"), float(data.get("damage", 1.0)), int(data.get("n_columns") or 0),
+                   tuple(dict(c) for c in data.get("shared_columns") or ()),
+                   tuple(str(c) for c in data.get("imputed_columns") or ()), None if mmd is None else float(mmd))
+
+
 @dataclass
 class SearchResult:
     singles: list[Single] = field(default_factory=list)
     mixture: MixtureHit | None = None
-    explanation: str | None = None  # a sentence when ``singles`` is empty
+    explanation: str | None = None  # a sentence when ``singles`` and ``heterogeneous`` are empty
     query: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
     dock: dict[str, Any] = field(default_factory=dict)
     signals: dict[str, Any] = field(default_factory=dict)  # identify.Signals.to_dict() (statistical searches)
     kernel: dict[str, Any] | None = None  # the search kernel of the user's feature space
     verification: dict[str, Any] | None = None  # how the verified re-rank ran (None: it did not)
+    heterogeneous: list[HeteroSingle] = field(default_factory=list)  # columns differ from the user's
 
     @property
     def empty(self) -> bool:
-        return not self.singles
+        return not self.singles and not self.heterogeneous
 
     @property
     def cannot_discriminate(self) -> bool:
@@ -108,6 +141,7 @@ class SearchResult:
             "signals": self.signals,
             "kernel": self.kernel,
             "verification": self.verification,
+            "heterogeneous": [h.to_dict() for h in self.heterogeneous],
         }
 
     @classmethod
@@ -119,4 +153,5 @@ class SearchResult:
         return cls([Single.from_dict(s) for s in data.get("singles") or []], MixtureHit.from_dict(mix) if mix else None,
                    data.get("explanation"), dict(data.get("query") or {}), dict(data.get("counts") or {}),
                    dict(data.get("dock") or {}), dict(data.get("signals") or {}), data.get("kernel"),
-                   data.get("verification"))
+                   data.get("verification"),
+                   [HeteroSingle.from_dict(h) for h in data.get("heterogeneous") or []])
