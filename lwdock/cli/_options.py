@@ -7,6 +7,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..errors import UsageError
+
 SemanticFileOpt = Annotated[
     Optional[Path], typer.Option("--semantic", help="Semantic specification JSON file.", show_default=False)
 ]
@@ -67,3 +69,30 @@ def semantic_from_options(
     if base is None and all(v in (None, [], ()) for v in flags.values()):
         return None
     return sem.from_flags(base=base, **flags)
+
+
+# -- listing commands: the table format (lwdock/cli/_output.py)
+FormatOpt = Annotated[Optional[str], typer.Option(
+    "--format", metavar="table|tsv|csv|json", show_default=False,
+    help="Output format (default: a table on a terminal, tsv when piped).")]
+NoHeaderOpt = Annotated[bool, typer.Option("--no-header", help="tsv/csv: leave out the header row.")]
+SORT_KEYS = ("created", "id", "alias", "name", "data", "task", "dim", "status")
+SortOpt = Annotated[str, typer.Option(
+    "--sort", metavar="KEY", help=f"Sort by {', '.join(SORT_KEYS)}; a leading - sorts descending.")]
+LimitOpt = Annotated[Optional[int], typer.Option("--limit", metavar="N", min=0, show_default=False,
+                                                 help="Show at most N rows.")]
+
+
+def sort_rows(rows: list[dict[str, Any]], sort: str, limit: Optional[int]) -> list[dict[str, Any]]:
+    """``rows`` ordered by the key ``sort`` (``-key``: descending; missing values last), then cut to ``limit``."""
+    key = sort.lstrip("-")
+    if key not in SORT_KEYS:
+        raise UsageError(f"cannot sort by {key!r}; choose one of {', '.join(SORT_KEYS)}")
+    present = [r for r in rows if r.get(key) is not None]
+    missing = [r for r in rows if r.get(key) is None]
+    ordered = sorted(present, key=lambda r: _sort_value(r[key]), reverse=sort.startswith("-")) + missing
+    return ordered if limit is None else ordered[:limit]
+
+
+def _sort_value(value: Any) -> Any:
+    return value.casefold() if isinstance(value, str) else value

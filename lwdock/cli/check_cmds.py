@@ -10,6 +10,7 @@ import typer
 from ..config import resolve_dock_dir
 from ..store.layout import Layout
 from ..errors import ExitCode, UsageError
+from ._options import FormatOpt, NoHeaderOpt
 from ._state import JsonOpt, output, state
 
 EnvManagerOpt = Annotated[
@@ -62,12 +63,12 @@ def check(
         raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
-def envs_list(ctx: typer.Context, json: JsonOpt = False) -> None:
+def envs_list(ctx: typer.Context, fmt: FormatOpt = None, no_header: NoHeaderOpt = False, json: JsonOpt = False) -> None:
     """List cached envs with their requirements and size."""
     from ..check.envs import EnvManager
 
+    out = output(ctx, json, fmt=fmt, header=not no_header)
     rows = EnvManager(_envs_dir(ctx)).list()
-    out = output(ctx, json)
     out.result(rows, human=lambda r: out.table(r, ["key", "state", "size_mb", "last_used", "requirements"]),
                ids=[r["key"] for r in rows])
 
@@ -89,7 +90,7 @@ def envs_prune(
             raise typer.Abort()
     rows = manager.prune(dry_run=dry_run)
     data = {"dry_run": dry_run, "removed": rows, "freed_mb": round(sum(r["size_mb"] or 0 for r in rows), 2)}
-    out.result(data, human=lambda d: out.line(
+    out.result(data, human=lambda d: out.info(
         f"{'would remove' if dry_run else 'removed'} {len(d['removed'])} env(s), {d['freed_mb']} MiB"),
         ids=[r["key"] for r in rows])
 

@@ -29,7 +29,12 @@ from ._options import (
     SemanticFileOpt,
     TaskOpt,
     TasksOpt,
+    FormatOpt,
+    LimitOpt,
+    NoHeaderOpt,
+    SortOpt,
     semantic_flags,
+    sort_rows,
 )
 from ._state import JsonOpt, QuietOpt, open_dock, output, state
 
@@ -40,6 +45,9 @@ RefArg = Annotated[str, typer.Argument(help="Learnware id, unique id prefix (>= 
 EnvManagerOpt = Annotated[
     str, typer.Option("--env-manager", help="venv (isolated, default) or none (trusted: current interpreter).")
 ]
+
+
+LIST_COLUMNS = ["id", "alias", "name", "data", "task", "dim", "status", "created"]
 
 
 def _brief(e: Entry) -> dict[str, Any]:
@@ -68,7 +76,7 @@ def init(
     dock = Dock.init(resolve_dock_dir(state(ctx).dock), gamma=gamma)
     out = output(ctx, json)
     data = {"dock": str(dock.path), **dock.settings}
-    out.result(data, human=lambda d: out.line(f"dock ready at {d['dock']} (gamma {d['gamma']})"))
+    out.result(data, human=lambda d: out.info(f"dock ready at {d['dock']} (gamma {d['gamma']})"))
 
 
 def submit(
@@ -126,22 +134,23 @@ def list_cmd(
     scenario: ScenariosOpt = None,
     license: LicensesOpt = None,
     name: NameLikeOpt = None,
+    sort: SortOpt = "-created",
+    limit: LimitOpt = None,
+    fmt: FormatOpt = None,
+    no_header: NoHeaderOpt = False,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """List learnwares, newest first. The filters follow the same rules as search's."""
+    out = output(ctx, json, quiet, fmt, header=not no_header)
     dock = open_dock(ctx)
-    rows = [
-        _brief(e)
-        for e in dock.list(
-            status=status, data_type=data_type, task=task, library=library, scenario=scenario, license=license, name=name
-        )
-    ]
-    out = output(ctx, json, quiet)
+    entries = dock.list(
+        status=status, data_type=data_type, task=task, library=library, scenario=scenario, license=license, name=name
+    )
+    rows = sort_rows([_brief(e) for e in entries], sort, limit)
 
     def human(data: list[dict[str, Any]]) -> None:
-        shown = [{**r, "id": r["id"][:12]} for r in data]
-        out.table(shown, ["id", "alias", "name", "data", "task", "dim", "status", "created"])
+        out.table(data, LIST_COLUMNS)
         out.info(f"{len(data)} learnware(s)")
 
     out.result(rows, human=human, ids=[r["id"] for r in rows])
@@ -177,7 +186,8 @@ def alias(
         raise UsageError("give an alias, or --clear")
     entry = open_dock(ctx).set_alias(ref, None if clear else name)
     out = output(ctx, json)
-    out.result(_brief(entry), human=lambda b: out.line(f"{b['id'][:12]} alias {b['alias'] or '(none)'}"))
+    out.result(_brief(entry), human=lambda b: out.info(f"{b['id'][:12]} alias {b['alias'] or '(none)'}"),
+               ids=[entry.id])
 
 
 def export(
@@ -214,7 +224,7 @@ def remove(
     verb = "would remove" if dry_run else "removed"
     out.result(
         {"dry_run": dry_run, "removed": done},
-        human=lambda d: [out.line(f"{verb} {r['id'][:12]} {r['name'] or ''}") for r in d["removed"]],
+        human=lambda d: [out.info(f"{verb} {r['id'][:12]} {r['name'] or ''}") for r in d["removed"]],
         ids=[r["id"] for r in done],
     )
 

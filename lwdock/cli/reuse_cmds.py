@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -59,17 +60,17 @@ def reuse_cmd(
     )
 
     def human(d: dict[str, Any]) -> None:
-        rows = [{"id": lw["id"][:12], "alias": lw.get("alias"), "weight": lw.get("weight")} for lw in d["learnwares"]]
-        out.table(rows, ["id", "alias", "weight"], title=f"{d['method']} over {len(rows)} learnwares")
+        rows = [{"id": lw["id"], "alias": lw.get("alias"), "weight": lw.get("weight")} for lw in d["learnwares"]]
+        out.table(rows, ["id", "alias", "weight"], title=f"{d['method']} over {len(rows)} learnwares", file=sys.stderr)
         rep = d.get("report") or {}
         if rep:
-            out.line(f"{rep['metric']} on {rep['n_labeled']} labelled rows: reuse {_fmt(rep['reuse'])} "
+            out.info(f"{rep['metric']} on {rep['n_labeled']} labelled rows: reuse {_fmt(rep['reuse'])} "
                      f"({rep['reuse_scored_on']}), user-only baseline {_fmt(rep['baseline'])}, "
                      f"best single {_fmt(_best(rep))}")
         if "output" in d:
-            out.line(f"wrote {d['output']}")
+            out.info(f"wrote {d['output']}")
         if "predictions_file" in d:
-            out.line(f"wrote {d['n_predicted']} predictions to {d['predictions_file']}")
+            out.info(f"wrote {d['n_predicted']} predictions to {d['predictions_file']}")
         elif "predictions" in d:
             for p in d["predictions"]:
                 out.line(str(p))
@@ -97,7 +98,7 @@ def predict_cmd(
     )
     out.result(
         result,
-        human=lambda d: out.line(f"wrote {d['rows']} predictions to {d['output']} ({d['method']}, {d['seconds']:.3g}s)"),
+        human=lambda d: out.info(f"wrote {d['rows']} predictions to {d['output']} ({d['method']}, {d['seconds']:.3g}s)"),
         ids=[result["output"]],
     )
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from ..errors import NoResultsError
-from ._options import DataTypesOpt, LibrariesOpt, LicensesOpt, Multi, NameLikeOpt, ScenariosOpt, TasksOpt
+from ._options import FormatOpt, NoHeaderOpt, DataTypesOpt, LibrariesOpt, LicensesOpt, Multi, NameLikeOpt, ScenariosOpt, TasksOpt
 from ._state import JsonOpt, open_dock, output
 
 
@@ -51,6 +52,8 @@ def search(
     field: Annotated[
         Optional[str], typer.Option("--field", help="Text data: .jsonl field or .csv column holding the text.")
     ] = None,
+    fmt: FormatOpt = None,
+    no_header: NoHeaderOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Search the dock by semantic filters and/or your data's RKME specification.
@@ -61,7 +64,7 @@ def search(
     """
     from ..search.api import search as run_search
 
-    out = output(ctx, json)
+    out = output(ctx, json, fmt=fmt, header=not no_header)
     dock = open_dock(ctx)
     result = run_search(
         dock, spec, data=data, name=name, description_like=description_like, data_type=data_type, task=task,
@@ -70,13 +73,17 @@ def search(
     ).to_dict()
 
     def human(d: dict[str, Any]) -> None:
-        rows = [{**s, "id": s["id"][:12]} for s in d["singles"]]
-        if rows:
-            out.table(rows, ["rank", "id", "alias", "name", "status", "score", "mmd2"], title="single learnwares")
+        # stdout is the singles table only (pure TSV/CSV when piped); the mixture line goes to
+        # stdout beside a terminal table and to stderr otherwise (--json has both as data)
+        if d["singles"]:
+            out.table(d["singles"], ["rank", "id", "alias", "name", "status", "score", "mmd2"], title="single learnwares")
         mix = d.get("mixture")
         if mix:
-            parts = ", ".join(f"{i[:12]}:{w:.3f}" for i, w in zip(mix["ids"], mix["weights"]))
-            out.line(f"mixture  score {mix['score']:.4g}  mmd2 {mix['mmd2']:.4g}  {parts}")
+            on_terminal = sys.stdout.isatty() and fmt in (None, "table")
+            short = 12 if on_terminal else None
+            parts = ", ".join(f"{i[:short]}:{w:.3f}" for i, w in zip(mix["ids"], mix["weights"]))
+            line = f"mixture  score {mix['score']:.4g}  mmd2 {mix['mmd2']:.4g}  {parts}"
+            out.line(line) if on_terminal else out.info(line)
 
     out.result(result, human=human, ids=[s["id"] for s in result["singles"]])
     if result["explanation"] and not fail_if_empty:

@@ -53,7 +53,7 @@ def table(
 
 def _wrote(out: Any, what: str, unit: str = "items"):  # type: ignore[no-untyped-def]
     def human(d: dict[str, Any]) -> None:
-        out.line(f"wrote {d['path']}: {what.format(**d)} from {d['num_points']} {unit} in {d['fit_seconds']:.3g}s")
+        out.info(f"wrote {d['path']}: {what.format(**d)} from {d['num_points']} {unit} in {d['fit_seconds']:.3g}s")
 
     return human
 
