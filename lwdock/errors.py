@@ -25,6 +25,7 @@ class ExitCode:
     ENV = 11  # a learnware environment could not be built, or this machine cannot isolate learnware code
     RUNTIME = 12  # a learnware model failed, timed out or hit a limit
     CONFLICT = 13  # already present (same content or alias in use)
+    FILESYSTEM = 14  # the file system refused: disk full, read-only, permission denied
     INTERRUPTED = 130
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 from typer import _click  # the Click that typer ships (typer >= 0.26 vendors it)
-from typer.core import TyperArgument, TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from ..config import load_settings
 from ..errors import ExitCode, LwdockError
@@ -130,6 +130,24 @@ class _Argument(TyperArgument):
         return self.display_name_raw + ("..." if self.nargs != 1 else "")
 
 
+# old spellings kept for one release: they parse, but help shows only the new name
+HIDDEN_ALIASES = frozenset({"--field", "--text-field", "--ids", "--env-manager"})
+
+
+class _Option(TyperOption):
+    """An option whose old spellings (HIDDEN_ALIASES) parse but do not show in help."""
+
+    def get_help_record(self, ctx: _click.Context) -> tuple[str, str] | None:
+        shown = [o for o in self.opts if o not in HIDDEN_ALIASES]
+        if not shown:
+            return None
+        saved, self.opts = self.opts, shown
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = saved
+
+
 def tidy_help(command: Any) -> None:
     """Real argument names and value names (N, X, PATH, TEXT) instead of type metavars."""
     if hasattr(command, "rich_markup_mode"):
@@ -143,8 +161,11 @@ def tidy_help(command: Any) -> None:
                 param.metavar = _PLURALS.get(name, name.upper()) if param.nargs != 1 else name.upper()
             if type(param) is TyperArgument:
                 param.__class__ = _Argument
-        elif getattr(param, "metavar", "") is None and not (param.is_flag or param.count):
-            param.metavar = _value_name(param)
+        elif isinstance(param, TyperOption):
+            if param.metavar is None and not (param.is_flag or param.count):
+                param.metavar = _value_name(param)
+            if type(param) is TyperOption and HIDDEN_ALIASES.intersection(param.opts):
+                param.__class__ = _Option
 
 
 def _value_name(param: Any) -> str:

@@ -96,3 +96,24 @@ def sort_rows(rows: list[dict[str, Any]], sort: str, limit: Optional[int]) -> li
 
 def _sort_value(value: Any) -> Any:
     return value.casefold() if isinstance(value, str) else value
+
+
+# -- running learnware code: --trusted is the one switch (--env-manager stays as a hidden alias)
+ENV_MANAGERS = ("venv", "none")
+
+
+def _check_env_manager(value: str) -> str:
+    if value not in ENV_MANAGERS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(ENV_MANAGERS)}; use --trusted for 'none'")
+    return value
+
+
+TrustedOpt = Annotated[bool, typer.Option(
+    "--trusted", help="Trusted learnwares only: run their code with lwdock's own interpreter, without an isolated env.")]
+EnvManagerOpt = Annotated[str, typer.Option("--env-manager", hidden=True, callback=_check_env_manager,
+                                            help="Old spelling: venv, or none (= --trusted).")]
+
+
+def pick_env_manager(trusted: bool, env_manager: str) -> str:
+    """The env manager that --trusted / the old --env-manager ask for."""
+    return "none" if trusted else env_manager

@@ -10,13 +10,9 @@ import typer
 from ..config import resolve_dock_dir
 from ..store.layout import Layout
 from ..errors import ExitCode, UsageError
-from ._options import FormatOpt, NoHeaderOpt
+from ._options import EnvManagerOpt, FormatOpt, NoHeaderOpt, TrustedOpt, pick_env_manager
 from ._state import JsonOpt, output, state
 
-EnvManagerOpt = Annotated[
-    str,
-    typer.Option("--env-manager", help="venv: an isolated cached env per requirement set; none: this interpreter (trusted code only)."),
-]
 
 
 def _envs_dir(ctx: typer.Context) -> Path:
@@ -40,6 +36,7 @@ def check(
     ctx: typer.Context,
     zip_path: Annotated[Path, typer.Argument(metavar="ZIP", help="Learnware zip to check.")],
     semantic: Annotated[Optional[Path], typer.Option("--semantic", help="Semantic spec JSON (default: the one in the zip).")] = None,
+    trusted: TrustedOpt = False,
     env_manager: EnvManagerOpt = "venv",
     no_run: Annotated[bool, typer.Option("--no-run", help="Check the semantic spec and files only; do not run the model.")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed for loading the model and for each call.")] = 60.0,
@@ -48,13 +45,11 @@ def check(
 ) -> None:
     """Run the usability checks on ZIP without storing it."""
     from ..check.checks import check_zip
-    from ..check.envs import ENV_MANAGERS
 
-    if env_manager not in ENV_MANAGERS:
-        raise UsageError(f"unknown env manager {env_manager!r}", hint="use --env-manager venv or none")
+    env_manager = pick_env_manager(trusted, env_manager)
     out = output(ctx, json)
     if env_manager == "none" and not no_run:
-        out.warn("--env-manager none runs the model with lwdock's own interpreter: use it for trusted learnwares only")
+        out.warn("--trusted runs the model with lwdock's own interpreter: use it for trusted learnwares only")
     report = check_zip(zip_path, semantic, envs_dir=_envs_dir(ctx), env_manager=env_manager,
                        run_model=not no_run, timeout=timeout, memory_mb=memory_mb, scratch_dir=_scratch_dir(ctx))
     data = report.to_dict()

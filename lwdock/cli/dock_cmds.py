@@ -13,6 +13,8 @@ from ..errors import DockError, UsageError
 from ..format import semantic as sem
 from ._options import (
     DataTypeOpt,
+    EnvManagerOpt,
+    TrustedOpt,
     DataTypesOpt,
     DescriptionOpt,
     InputDimOpt,
@@ -33,6 +35,7 @@ from ._options import (
     LimitOpt,
     NoHeaderOpt,
     SortOpt,
+    pick_env_manager,
     semantic_flags,
     sort_rows,
 )
@@ -42,9 +45,6 @@ if TYPE_CHECKING:
     from ..records import Entry
 
 RefArg = Annotated[str, typer.Argument(help="Learnware id, unique id prefix (>= 4 hex digits) or alias.")]
-EnvManagerOpt = Annotated[
-    str, typer.Option("--env-manager", help="venv (isolated, default) or none (trusted: current interpreter).")
-]
 
 
 LIST_COLUMNS = ["id", "alias", "name", "data", "task", "dim", "status", "created"]
@@ -94,6 +94,7 @@ def submit(
     output_dim: OutputDimOpt = None,
     alias: Annotated[Optional[str], typer.Option("--alias", help="Human alias (one zip only).")] = None,
     no_run: Annotated[bool, typer.Option("--no-run", help="Do not run the model: status semantic-only.")] = False,
+    trusted: TrustedOpt = False,
     env_manager: EnvManagerOpt = "venv",
     exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Succeed if the learnware is already there.")] = False,
     json: JsonOpt = False,
@@ -112,7 +113,7 @@ def submit(
     results = []
     for z in zips:
         entry = dock.submit(
-            z, semantic, semantic_flags=flags, alias=alias, run_model=not no_run, env_manager=env_manager,
+            z, semantic, semantic_flags=flags, alias=alias, run_model=not no_run, env_manager=pick_env_manager(trusted, env_manager),
             exist_ok=exist_ok,
         )  # fmt: skip
         out.info(f"submitted {z} as {entry.short_id} ({entry.status})")
@@ -233,11 +234,12 @@ def recheck(
     ctx: typer.Context,
     ref: RefArg,
     no_run: Annotated[bool, typer.Option("--no-run", help="Do not run the model.")] = False,
+    trusted: TrustedOpt = False,
     env_manager: EnvManagerOpt = "venv",
     json: JsonOpt = False,
 ) -> None:
     """Run the usability checks again on a stored learnware and store the result."""
-    entry = open_dock(ctx).recheck(ref, run_model=not no_run, env_manager=env_manager)
+    entry = open_dock(ctx).recheck(ref, run_model=not no_run, env_manager=pick_env_manager(trusted, env_manager))
     out = output(ctx, json)
     out.result(
         {"id": entry.id, "status": entry.status, "check": entry.check.to_dict()},

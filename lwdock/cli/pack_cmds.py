@@ -28,7 +28,7 @@ def pack(
     data: Annotated[
         Optional[Path],
         typer.Option("--data", help="Training data for the RKME spec: Table .npy/.npz/.csv; Image N x C x H x W "
-                     ".npy/.npz; Text .txt (one per line), .jsonl or .csv (with --text-field)."),
+                     ".npy/.npz; Text .txt (one per line), .jsonl or .csv (with --column)."),
     ] = None,
     data_type: Annotated[
         str, typer.Option("--data-type", help="Table, Image or Text: picks the spec and the model wrapper.")
@@ -37,7 +37,7 @@ def pack(
         str, typer.Option("--embedder", help="Text: all-MiniLM-L6-v2 (needs lwdock[text]) or hashing-384.")
     ] = "all-MiniLM-L6-v2",
     text_field: Annotated[
-        Optional[str], typer.Option("--text-field", help="Text: the .jsonl field or .csv column holding the text.")
+        Optional[str], typer.Option("--column", "--text-field", help="Text: the .csv column or .jsonl field holding the text.")
     ] = None,
     spec: Annotated[Optional[Path], typer.Option("--spec", help="A ready statistical spec instead of --data.")] = None,
     semantic_file: SemanticFileOpt = None,

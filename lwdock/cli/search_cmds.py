@@ -50,7 +50,7 @@ def search(
         str, typer.Option("--embedder", help="Text data: sentence embedder (must match the learnwares' specs).")
     ] = "all-MiniLM-L6-v2",
     field: Annotated[
-        Optional[str], typer.Option("--field", help="Text data: .jsonl field or .csv column holding the text.")
+        Optional[str], typer.Option("--column", "--field", help="Text data: the .csv column or .jsonl field holding the text.")
     ] = None,
     fmt: FormatOpt = None,
     no_header: NoHeaderOpt = False,

@@ -136,20 +136,26 @@ class Ensemble:
 
 
 def read_selection(source: Any) -> tuple[list[str], list[float] | None]:
-    """Learnware refs and optional weights from ids, a search result (dict) or its JSON file.
+    """Learnware refs and optional weights from ids, a search result (a ``SearchResult``, its dict
+    or its JSON file).
 
-    A search result's ``mixture`` (ids and weights) is used when it is not
-    empty, else its top ``singles`` result, as the reference does. (``singles`` is the key
-    ``lwdock search --json`` writes, schema ``lwdock.search/1``.)
+    A search result's ``mixture`` (ids and weights) is used when it is not empty, else all its
+    ``singles`` with uniform weights, as docs/search.md says (the reference takes the top single
+    only). (``singles`` is the key ``lwdock search --json`` writes, schema ``lwdock.search/1``.)
     """
-    if isinstance(source, (str, os.PathLike)) and str(source).endswith(".json"):
+    if hasattr(source, "to_dict") and not isinstance(source, dict):
+        source = source.to_dict()  # a lwdock.search SearchResult
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and source.endswith(".json")):
         path = Path(source)
         if not path.is_file():
             raise NotFoundError(f"search result {str(path)!r} does not exist")
         try:
             source = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputDataError(f"{path} is not a JSON search result ({exc})") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            raise InputDataError(f"{path} is not a JSON search result",
+                                 hint="write one with `lwdock search ... --json > found.json`") from None
+        if not isinstance(source, dict):
+            raise InputDataError(f"{path} is not a JSON search result (no 'singles' or 'mixture')")
     if isinstance(source, str):
         source = [s for s in source.split(",") if s.strip()]
     if isinstance(source, dict):
@@ -160,8 +166,7 @@ def read_selection(source: Any) -> tuple[list[str], list[float] | None]:
             return ids, [float(x) for x in w] if w is not None and len(w) == len(ids) else None
         singles = source.get("singles") or []
         if singles:
-            first = singles[0]
-            return [str(first["id"] if isinstance(first, dict) else first)], None
+            return [str(s["id"] if isinstance(s, dict) else s) for s in singles], None
         if "ids" in source:
             return read_selection(list(source["ids"]))
         raise UsageError("the search result holds no learnwares", hint="search again, or pass --ids")
@@ -171,7 +176,8 @@ def read_selection(source: Any) -> tuple[list[str], list[float] | None]:
         if not ids:
             raise UsageError("no learnware ids given")
         return ids, None
-    raise UsageError(f"cannot read learnware ids from {type(source).__name__}")
+    raise UsageError(f"cannot read learnware ids from a {type(source).__name__}",
+                     hint="give ids, a search result or the JSON file `lwdock search --json` wrote")
 
 
 def selection_input_kind(dock: Any, ids_or_search: Any) -> str:
