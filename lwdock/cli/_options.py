@@ -12,8 +12,23 @@ from ..errors import UsageError
 SemanticFileOpt = Annotated[
     Optional[Path], typer.Option("--semantic", help="Semantic specification JSON file.", show_default=False)
 ]
-NameOpt = Annotated[Optional[str], typer.Option("--name", help="Semantic Name.", show_default=False)]
-DescriptionOpt = Annotated[Optional[str], typer.Option("--description", help="Semantic Description.", show_default=False)]
+MAX_NAME = 200  # characters of a learnware name
+MAX_DESCRIPTION = 10_000
+
+
+def _bounded(limit: int):  # type: ignore[no-untyped-def]
+    def check(value: Optional[str]) -> Optional[str]:
+        if value is not None and len(value) > limit:
+            raise typer.BadParameter(f"{len(value)} characters; at most {limit}")
+        return value
+
+    return check
+
+
+NameOpt = Annotated[Optional[str], typer.Option("--name", help=f"Semantic Name (at most {MAX_NAME} characters).",
+                                                show_default=False, callback=_bounded(MAX_NAME))]
+DescriptionOpt = Annotated[Optional[str], typer.Option("--description", help="Semantic Description.", show_default=False,
+                                                       callback=_bounded(MAX_DESCRIPTION))]
 DataTypeOpt = Annotated[
     Optional[str], typer.Option("--data-type", help="Semantic Data: Table, Image or Text.", show_default=False)
 ]

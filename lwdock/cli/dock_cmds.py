@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json as _json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -50,6 +52,14 @@ RefArg = Annotated[str, typer.Argument(help="Learnware id, unique id prefix (>= 
 LIST_COLUMNS = ["id", "alias", "name", "data", "task", "dim", "status", "created"]
 
 
+def existing_gamma(path: Path) -> Optional[float]:
+    """The gamma of the dock at ``path``, or None where there is no readable dock."""
+    try:
+        return float(_json.loads((path / "dock.json").read_text())["gamma"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _brief(e: Entry) -> dict[str, Any]:
     """One row of ``list`` (and the ``--json`` of submit, alias and remove)."""
     dims = [s.dim for s in e.specs if s.dim is not None]
@@ -67,13 +77,22 @@ def _brief(e: Entry) -> dict[str, Any]:
 
 def init(
     ctx: typer.Context,
-    gamma: Annotated[float, typer.Option("--gamma", help="RBF kernel gamma shared by every spec in this dock.")] = 0.1,
+    gamma: Annotated[Optional[float], typer.Option(
+        "--gamma", help="RBF kernel gamma shared by every spec in this dock (default 0.1; an existing dock keeps its own).",
+        show_default=False)] = None,
     json: JsonOpt = False,
 ) -> None:
     """Create a dock (idempotent)."""
     from ..api import Dock  # the library: see the note in lwdock/cli/__init__.py
 
-    dock = Dock.init(resolve_dock_dir(state(ctx).dock), gamma=gamma)
+    path = resolve_dock_dir(state(ctx).dock)
+    if path.exists() and not path.is_dir():
+        raise DockError(f"{path} is a file, not a dock directory", hint="choose another --dock path")
+    if gamma is not None and not math.isfinite(gamma):
+        raise UsageError(f"gamma must be a finite positive number, got {gamma}")
+    if gamma is None:
+        gamma = existing_gamma(path) or 0.1
+    dock = Dock.init(path, gamma=gamma)
     out = output(ctx, json)
     data = {"dock": str(dock.path), **dock.settings}
     out.result(data, human=lambda d: out.info(f"dock ready at {d['dock']} (gamma {d['gamma']})"))
@@ -264,11 +283,14 @@ def doctor(
         for p in r["repaired"]:
             if p not in r["problems"]:
                 out.line("done:     " + p)
-        out.line(f"{'consistent' if r['ok'] else 'NOT consistent'}: {r['learnwares']} learnware(s)")
+        count = "index unreadable" if r["learnwares"] is None else f"{r['learnwares']} learnware(s)"
+        out.line(f"{'consistent' if r['ok'] else 'NOT consistent'}: {count}")
 
     out.result(report, human=human)
     if not report["ok"]:
-        raise typer.Exit(DockError.exit_code)
+        left = [p for p in report["problems"] if p not in report["repaired"]]
+        raise DockError(f"the dock is not consistent: {left[0] if left else 'see the report above'}",
+                        hint="run `lwdock doctor` to repair" if dry_run else "run `lwdock doctor --rebuild-index`")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -106,8 +107,8 @@ class Dock:
     @classmethod
     def init(cls, path: str | os.PathLike[str], *, gamma: float = 0.1, **kw: Any) -> Dock:
         """Create a dock at ``path`` (idempotent for an existing dock with the same gamma)."""
-        if not gamma > 0:
-            raise UsageError(f"gamma must be positive, got {gamma}")
+        if not (gamma > 0 and math.isfinite(gamma)):
+            raise UsageError(f"gamma must be a finite positive number, got {gamma}")
         dock = cls(Path(path), **kw)
         lay = dock.layout
         if lay.version_file.exists():
