@@ -61,18 +61,8 @@ def existing_gamma(path: Path) -> Optional[float]:
 
 
 def _brief(e: Entry) -> dict[str, Any]:
-    """One row of ``list`` (and the ``--json`` of submit, alias and remove)."""
-    dims = [s.dim for s in e.specs if s.dim is not None]
-    return {
-        "id": e.id,
-        "alias": e.alias,
-        "name": e.semantic.value("Name") or None,
-        "data": e.semantic.data_type,
-        "task": e.semantic.task,
-        "status": e.status or None,
-        "dim": dims[0] if dims else None,
-        "created": e.created or None,
-    }
+    """One row of ``list`` (and the ``--json`` of submit, alias and remove): ``Entry.summary()``."""
+    return e.summary()
 
 
 def init(

@@ -25,6 +25,7 @@ from ..spec.specfile import load_spec
 from . import artifact
 from .base import (
     CLASSIFICATION,
+    r2_or_accuracy,
     check_input,
     check_task,
     check_y,
@@ -102,6 +103,22 @@ class Ensemble:
 
         out = stream(both, Xa, chunk_size, f"{self.method}: predict")
         return out[:, 0].astype(np.int64), out[:, 1:]
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The class labels a classifier ensemble predicts (scikit-learn's attribute)."""
+        if self.reuser.task_ != CLASSIFICATION:
+            raise AttributeError("a regression ensemble has no classes_")
+        return self.reuser.classes_
+
+    @property
+    def n_features_in_(self) -> int:
+        return int(self.reuser.n_features_in_)
+
+    def score(self, X: Any, y: Any, chunk_size: int = DEFAULT_CHUNK) -> float:
+        """scikit-learn's score: mean accuracy for a classifier, R^2 for a regressor."""
+        pred = self.predict(X, chunk_size=chunk_size)
+        return r2_or_accuracy(np.asarray(y), pred, self.reuser.task_)
 
     def describe(self) -> dict[str, Any]:
         weights = getattr(self.reuser, "weights_", None)
