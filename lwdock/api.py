@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import AmbiguousIdError, NotFoundError
 from .records import Entry
 from .search.semantic import SemanticQuery
 from .store import dock as _store
@@ -53,6 +54,21 @@ class Dock(_store.Dock):
                 raise TypeError("give a query or keyword filters, not both")
             query = SemanticQuery.from_filters(**filters)
         return super().list(query, status=status)
+
+    def get(self, ref: str, *, full: bool = False) -> Entry:
+        """The learnware ``ref`` names: an alias, an id or unique id prefix, else a unique
+        learnware name (several learnwares with that name: AmbiguousIdError listing them)."""
+        try:
+            return super().get(ref, full=full)
+        except NotFoundError:
+            named = [e for e in self.entries() if e.semantic.name == ref.strip()]
+            if not named:
+                raise
+            if len(named) > 1:
+                shown = ", ".join(f"{e.id[:12]} ({e.created})" for e in named[:5])
+                raise AmbiguousIdError(f"{len(named)} learnwares are named {ref!r}: {shown}",
+                                       hint="give an id prefix or alias instead") from None
+            return super().get(named[0].id, full=full)
 
     def search(self, data: Any = None, *, spec: Any = None, **options: Any) -> SearchResult:
         """Learnwares that match your data: :func:`lwdock.search` on this dock (see there)."""

@@ -254,3 +254,74 @@ def test_read_only_dock_serves_reads(sh):
         assert p.returncode == 0, (args, p.stderr)
     p = subprocess.run([*ro, "alias", ref, "ro"], capture_output=True, text=True, env=sh.env, cwd=sh.root)
     assert p.returncode == 14 and "error: read-only file system" in p.stderr and "Traceback" not in p.stderr
+
+
+# -- behaviour fixes -----------------------------------------------------------------------------
+def test_show_export_and_alias_accept_a_unique_name(sh):
+    ref = _ref(sh)
+    assert json.loads(sh.ok("show", "digits-0123", "--json").stdout)["id"] == ref
+    assert sh.ok("export", "digits-4567", "-o", "by-name.zip").stdout.strip().endswith("by-name.zip")
+
+
+def test_an_ambiguous_name_lists_the_candidates(tmp_path):
+    from _factory import learnware_zip
+
+    from lwdock import Dock
+    from lwdock.errors import AmbiguousIdError
+
+    dock = Dock.init(tmp_path / "d")
+    for seed in (0, 1):
+        dock.submit(learnware_zip(tmp_path / f"{seed}.zip", seed=seed, name="twin"), run_model=False)
+    with pytest.raises(AmbiguousIdError, match="2 learnwares are named 'twin'") as err:
+        dock.get("twin")
+    assert err.value.exit_code == 4
+
+
+@pytest.mark.slow
+def test_pack_takes_the_data_type_from_the_semantic_file(tmp_path):
+    import pickle
+
+    import zipfile
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from test_cli_spec_image_text import _digits
+    from typer.testing import CliRunner
+
+    from lwdock.cli import app
+
+    X, y = load_digits(return_X_y=True)
+    model = tmp_path / "img.pkl"
+    model.write_bytes(pickle.dumps(LogisticRegression(max_iter=50).fit(X[:120], y[:120])))
+    semantic = tmp_path / "semantic.json"
+    semantic.write_text(json.dumps({"Data": {"Type": "Class", "Values": ["Image"]},
+                                    "Task": {"Type": "Class", "Values": ["Classification"]},
+                                    "Name": {"Type": "String", "Values": "d"}}))
+    out = tmp_path / "img.zip"
+    r = CliRunner().invoke(app, ["pack", "--model", str(model), "--data", str(_digits(tmp_path)), "--semantic",
+                                 str(semantic), "--output-dim", "10", "-K", "5", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    with zipfile.ZipFile(out) as zf:
+        assert json.loads(zf.read("rkme.json"))["type"] == "RKMEImageSpecification"
+
+
+def test_file_system_errors_have_their_codes(capsys):
+    import errno
+
+    from lwdock.cli._errors import report
+
+    assert report(OSError(errno.ENOSPC, "No space left on device", "/d/objects/.x.zip.ab12cd.tmp"), False) == 14
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["error: no space left on device: /d/objects/x.zip",
+                   "hint: free some space and retry; the dock is left as it was"]
+    assert report(IsADirectoryError(errno.EISDIR, "Is a directory", "/out"), False) == 2
+
+
+def test_doctor_names_a_missing_blob_and_the_repair(sh, tmp_path):
+    dock = tmp_path / "copy"
+    shutil.copytree(sh.dock, dock)
+    blob = next((dock / "objects").rglob("*.zip"))
+    blob.unlink()
+    p = sh.run("--dock", str(dock), "doctor", "--dry-run", dock=False)
+    assert p.returncode == 10
+    assert "error: the dock is not consistent: learnware" in p.stderr and "blob is missing" in p.stderr
+    assert "hint: run `lwdock doctor`" in p.stderr

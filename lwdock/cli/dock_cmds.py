@@ -194,7 +194,8 @@ def alias(
     """Set or clear a learnware's human alias."""
     if (name is None) == (not clear):
         raise UsageError("give an alias, or --clear")
-    entry = open_dock(ctx).set_alias(ref, None if clear else name)
+    dock = open_dock(ctx)
+    entry = dock.set_alias(dock.resolve(ref), None if clear else name)
     out = output(ctx, json)
     out.result(_brief(entry), human=lambda b: out.info(f"{b['id'][:12]} alias {b['alias'] or '(none)'}"),
                ids=[entry.id])

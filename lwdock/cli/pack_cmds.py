@@ -18,6 +18,7 @@ from ._options import (
     TaskOpt,
     semantic_from_options,
 )
+from ..records import Semantic
 from ._state import JsonOpt, output
 
 
@@ -31,8 +32,9 @@ def pack(
                      ".npy/.npz; Text .txt (one per line), .jsonl or .csv (with --column)."),
     ] = None,
     data_type: Annotated[
-        str, typer.Option("--data-type", help="Table, Image or Text: picks the spec and the model wrapper.")
-    ] = "Table",
+        Optional[str], typer.Option("--data-type", show_default=False, help="Table, Image or Text: picks the spec and "
+                                    "the model wrapper (default: the --semantic file's Data, else Table).")
+    ] = None,
     embedder: Annotated[
         str, typer.Option("--embedder", help="Text: all-MiniLM-L6-v2 (needs lwdock[text]) or hashing-384.")
     ] = "all-MiniLM-L6-v2",
@@ -71,6 +73,9 @@ def pack(
         semantic_file, name=name, description=description, data_type=data_type, task=task, library=library,
         scenario=scenario, license=license, output_dim=output_dim,
     ) or {}  # fmt: skip
+    if Semantic.from_dict(semantic).data_type is None:  # neither --data-type nor the file says: a table
+        semantic = semantic_from_options(None, base=semantic, data_type="Table") or {}
+    data_type = Semantic.from_dict(semantic).data_type
     options = PackOptions(
         data_type=data_type, requirements=tuple(requirement) if requirement is not None else None, gamma=gamma, K=k,
         seed=seed, max_samples=max_samples, output=predict_output, embedder=embedder, text_field=text_field,
