@@ -10,6 +10,7 @@ That is the one reason for the function-local imports in lwdock/cli/.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -73,7 +74,13 @@ for _group in (dock_cmds, pack_cmds, spec_cmds, check_cmds, search_cmds, reuse_c
 
 
 def main() -> None:
+    warnings.showwarning = _one_line_warning
     app(prog_name="lwdock")
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    # a library's warning (numpy overflow, ...) is one stderr line like lwdock's own, no source line
+    sys.stderr.write(f"warning: {' '.join(str(message).split())}\n")
 
 
 if __name__ == "__main__":  # pragma: no cover
