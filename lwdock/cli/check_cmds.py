@@ -9,7 +9,7 @@ import typer
 
 from ..config import resolve_dock_dir
 from ..store.layout import Layout
-from ..errors import ExitCode, UsageError
+from ..errors import ExitCode
 from ._options import EnvManagerOpt, FormatOpt, NoHeaderOpt, TrustedOpt, pick_env_manager
 from ._state import JsonOpt, output, state
 
