@@ -325,3 +325,12 @@ def test_doctor_names_a_missing_blob_and_the_repair(sh, tmp_path):
     assert p.returncode == 10
     assert "error: the dock is not consistent: learnware" in p.stderr and "blob is missing" in p.stderr
     assert "hint: run `lwdock doctor`" in p.stderr
+
+
+def test_terminal_tables_cut_ids_to_a_unique_prefix():
+    from lwdock.cli._output import unique_prefix_length
+
+    a, b = "ab" * 6 + "cd" + "0" * 50, "ab" * 6 + "ce" + "0" * 50
+    assert unique_prefix_length([a, b]) == 14
+    assert unique_prefix_length([a, "f" * 64]) == 12
+    assert unique_prefix_length([]) == 12
