@@ -7,6 +7,8 @@ a ``hint`` with the next thing to try.
 
 from __future__ import annotations
 
+import os
+
 
 class ExitCode:
     """Documented process exit codes (README, "Exit codes")."""
@@ -123,3 +125,11 @@ class ModelRuntimeError(LwdockError):
 
 class ConflictError(LwdockError):
     exit_code = ExitCode.CONFLICT
+
+
+def no_file(what: str, path: object) -> LwdockError:
+    """The error for a ``what`` file at ``path`` that is not a readable file: NotFoundError when
+    nothing is there, UsageError (exit 2) when it is a directory."""
+    if os.path.isdir(str(path)):
+        return UsageError(f"{what} {str(path)!r} is a directory, not a file")
+    return NotFoundError(f"{what} {str(path)!r} does not exist")

@@ -150,6 +150,9 @@ ERRORS = [
     (("export", "{ref}", "-o", "missing-dir/x.zip"), 3),
     (("reuse", "--from-search", "user.csv", "-o", "e3.lwe"), 7),
     (("reuse", "-o", "e3.lwe"), 2),
+    (("search", "--data", "adir"), 2),
+    (("search", "--data", "missing.csv"), 3),
+    (("predict", "adir", "user.csv", "-o", "p.csv"), 2),
 ]
 
 

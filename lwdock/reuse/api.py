@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from ..errors import InputDataError, LearnwareChangedError, NotFoundError, UsageError
+from ..errors import InputDataError, LearnwareChangedError, NotFoundError, UsageError, no_file
 from ..format.ids import sha256_file
 from ..records import Entry
 from ..spec.specfile import load_spec
@@ -165,7 +165,7 @@ def read_selection(source: Any) -> tuple[list[str], list[float] | None]:
     if isinstance(source, os.PathLike) or (isinstance(source, str) and source.endswith(".json")):
         path = Path(source)
         if not path.is_file():
-            raise NotFoundError(f"search result {str(path)!r} does not exist")
+            raise no_file("search result", path)
         try:
             source = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputDataError, NotFoundError
+from ..errors import InputDataError, no_file
 
 NPZ_KEYS = ("X", "x", "data", "features")
 
@@ -24,7 +24,7 @@ def load_data(path: str | Path) -> np.ndarray:
     """Return the file's rows as an ``n x d`` float64 array (trailing dimensions flattened)."""
     path = Path(path)
     if not path.is_file():
-        raise NotFoundError(f"data file {str(path)!r} does not exist")
+        raise no_file("data file", path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         arr = _load_npy(path)
@@ -125,7 +125,7 @@ def load_images(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise NotFoundError(f"image file {str(path)!r} does not exist")
+        raise no_file("image file", path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         arr = _load_npy(path)
@@ -147,7 +147,7 @@ def load_texts(path: str | Path, field: str | None = None, column: str | None = 
     """Texts from ``.txt`` (one per non-empty line), ``.jsonl`` (``field``) or ``.csv`` (``column``, by header name)."""
     path = Path(path)
     if not path.is_file():
-        raise NotFoundError(f"text file {str(path)!r} does not exist")
+        raise no_file("text file", path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
