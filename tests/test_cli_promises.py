@@ -337,3 +337,15 @@ def test_terminal_tables_cut_ids_to_a_unique_prefix():
     assert unique_prefix_length([a, b]) == 14
     assert unique_prefix_length([a, "f" * 64]) == 12
     assert unique_prefix_length([]) == 12
+
+
+def test_submit_exist_ok_sets_the_alias_it_was_given(tmp_path):
+    from _factory import learnware_zip
+
+    from lwdock import Dock
+
+    dock = Dock.init(tmp_path / "d")
+    z = learnware_zip(tmp_path / "lw.zip")
+    first = dock.submit(z, run_model=False)
+    again = dock.submit(z, run_model=False, alias="mine", exist_ok=True)
+    assert again.id == first.id and again.alias == "mine" and dock.get("mine").id == first.id
