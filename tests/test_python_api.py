@@ -28,7 +28,7 @@ def test_the_documented_example_runs(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env,
                        timeout=600)
     assert p.returncode == 0, p.stderr
-    assert "['digits-4567', 'digits-0123']" in p.stdout and "accuracy" in p.stdout
+    assert "['digits-0123', 'digits-4567']" in p.stdout and "accuracy" in p.stdout
     assert (tmp_path / "ensemble.lwe").is_file()
 
 
