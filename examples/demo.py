@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         all_ids = [e.alias or e.short_id for e in dock.list(task="Classification") if e.semantic.input_dim == 64]
         top_ids = res.ids[:3]
         out.step(f"5c. reuse with {args.labels} labels: feature augmentation on the top 3 learnwares",
-                 f"lwdock --dock {path} reuse --ids {','.join(label(s) for s in singles[:3])} "
+                 f"lwdock --dock {path} reuse --id {','.join(label(s) for s in singles[:3])} "
                  "--method feature-augment --labeled labeled.csv -o fa.lwe")
         with reuse(dock, top_ids, "feature-augment", labeled=(X_lab, y_lab)) as ens:
             acc_fa = accuracy(y_ev, ens.predict(X_ev))
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # 6. the naive choices: every digits learnware on the user's rows (scored with the true labels)
         out.step("6. baselines: each market learnware alone on the user's rows",
-                 f"lwdock --dock {path} reuse --ids {','.join(all_ids)} --method average --labeled scoring.csv")
+                 f"lwdock --dock {path} reuse --id {','.join(all_ids)} --method average --labeled scoring.csv")
         with reuse(dock, all_ids, "average", labeled=(X_ev, y_ev)) as ens:
             single = dict(zip([label(lw) for lw in ens.learnwares], ens.report["single"]))
         best_name = max(single, key=single.get)

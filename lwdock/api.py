@@ -16,15 +16,19 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import UsageError
+from .errors import AmbiguousIdError, NotFoundError, UsageError
 from .records import Entry
 from .search.semantic import SemanticQuery
 from .store import dock as _store
 from .store.events import DerivedData, DockChanged
 
-__all__ = ["Dock"]
+if TYPE_CHECKING:
+    from .reuse.api import Ensemble
+    from .search.result import SearchResult
+
+__all__ = ["Dock", "search"]
 
 logger = logging.getLogger("lwdock")
 
@@ -86,6 +90,73 @@ class Dock(_store.Dock):
                 return rows.entries(picked)
             ids = rows.ids(picked)
         return self.get_many(ids)
+
+    def get(self, ref: str, *, full: bool = False) -> Entry:
+        """The learnware ``ref`` names: an alias, an id or unique id prefix, else a unique
+        learnware name (several learnwares with that name: AmbiguousIdError listing them)."""
+        try:
+            return super().get(ref, full=full)
+        except NotFoundError:
+            named = [e for e in self.entries() if e.semantic.name == ref.strip()]
+            if not named:
+                raise
+            if len(named) > 1:
+                shown = ", ".join(f"{e.id[:12]} ({e.created})" for e in named[:5])
+                raise AmbiguousIdError(f"{len(named)} learnwares are named {ref!r}: {shown}",
+                                       hint="give an id prefix or alias instead") from None
+            return super().get(named[0].id, full=full)
+
+    def search(self, data: Any = None, *, spec: Any = None, **options: Any) -> SearchResult:
+        """Learnwares that match your data: :func:`lwdock.search` on this dock (see there)."""
+        return search(self, data, spec=spec, **options)
+
+    def reuse(self, learnwares: Any, method: str = "average", **options: Any) -> Ensemble:
+        """An ensemble of ``learnwares`` (refs, or a :class:`~lwdock.SearchResult`):
+        :func:`lwdock.reuse` on this dock. Close it, or use it in a ``with`` block."""
+        from .reuse.api import reuse  # numpy and scikit-learn: only when reusing
+
+        return reuse(self, learnwares, method, **options)
+
+    def info(self) -> dict[str, Any]:
+        """The dock's path, settings and learnware counts by status."""
+        entries = self.entries()
+        by_status: dict[str, int] = {}
+        for e in entries:
+            by_status[e.status] = by_status.get(e.status, 0) + 1
+        return {"path": str(self.path), **self.settings, "learnwares": len(entries), "by_status": by_status}
+
+
+def search(dock: Dock, data: Any = None, *, spec: Any = None, **options: Any) -> SearchResult:
+    """Search ``dock`` by your data and/or semantic filters (``name``, ``task``, ``data_type``, ...).
+
+    ``data``: a file path (table .csv/.npy/.npz, images .npy, texts .txt/.jsonl/.csv), or the
+    rows themselves: a 2-D array or DataFrame (a table), an N x C x H x W array (images) or a
+    list of strings (texts). Its RKME specification is fitted here; no rows leave. ``spec``: a
+    ready specification (fitted object, dict or file) instead of data. The other keywords are
+    those of :func:`lwdock.search.api.search` (``k``, ``max_mixture``, ``text_field``, ...).
+    """
+    from .search.api import search as run_search  # numpy and the kernels: only when searching
+
+    if data is not None and not isinstance(data, (str, os.PathLike)):
+        if spec is not None:
+            raise TypeError("give data or spec, not both")
+        spec, data = spec_of_rows(data, gamma=dock.settings["gamma"], embedder=options.get("embedder")), None
+    return run_search(dock, spec, data=data, **options)
+
+
+def spec_of_rows(rows: Any, *, gamma: float, embedder: str | None = None) -> Any:
+    """The RKME specification of in-memory rows, fitted as ``lwdock search --data`` fits a file's:
+    a list of strings (texts), an N x C x H x W array (images), anything 2-D such as a DataFrame
+    (a table, with the dock's ``gamma``)."""
+    from .spec.rkme_image import RKMEImageSpec  # torch: only for image rows
+    from .spec.rkme_table import RKMETableSpec
+    from .spec.rkme_text import RKMETextSpec
+
+    if isinstance(rows, (list, tuple)) and rows and all(isinstance(r, str) for r in rows):
+        return RKMETextSpec(K=100, random_state=0, **({"embedder": embedder} if embedder else {})).fit(list(rows))
+    if getattr(rows, "ndim", 2) == 4:
+        return RKMEImageSpec(K=50, random_state=0).fit(rows)
+    return RKMETableSpec(gamma=gamma, K=100, random_state=0).fit(rows)
 
 
 def search_cache(dock: _store.Dock) -> DerivedData:

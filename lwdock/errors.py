@@ -7,6 +7,8 @@ a ``hint`` with the next thing to try.
 
 from __future__ import annotations
 
+import os
+
 
 class ExitCode:
     """Documented process exit codes (README, "Exit codes")."""
@@ -25,6 +27,7 @@ class ExitCode:
     ENV = 11  # a learnware environment could not be built, or this machine cannot isolate learnware code
     RUNTIME = 12  # a learnware model failed, timed out or hit a limit
     CONFLICT = 13  # already present (same content or alias in use)
+    FILESYSTEM = 14  # the file system refused: disk full, read-only, permission denied
     INTERRUPTED = 130
 
 
@@ -122,3 +125,11 @@ class ModelRuntimeError(LwdockError):
 
 class ConflictError(LwdockError):
     exit_code = ExitCode.CONFLICT
+
+
+def no_file(what: str, path: object) -> LwdockError:
+    """The error for a ``what`` file at ``path`` that is not a readable file: NotFoundError when
+    nothing is there, UsageError (exit 2) when it is a directory."""
+    if os.path.isdir(str(path)):
+        return UsageError(f"{what} {str(path)!r} is a directory, not a file")
+    return NotFoundError(f"{what} {str(path)!r} does not exist")

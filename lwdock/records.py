@@ -320,6 +320,21 @@ class Entry:
     def to_dict(self) -> dict[str, Any]:
         return dict(self._doc)
 
+    def summary(self) -> dict[str, Any]:
+        """The flat record ``lwdock list --json`` prints: id, alias, name, data, task, status,
+        dim (of the first spec that has one) and created."""
+        dims = [s.dim for s in self.specs if s.dim is not None]
+        return {
+            "id": self.id,
+            "alias": self.alias,
+            "name": self.semantic.value("Name") or None,
+            "data": self.semantic.data_type,
+            "task": self.semantic.task,
+            "status": self.status or None,
+            "dim": dims[0] if dims else None,
+            "created": self.created or None,
+        }
+
     def replace(self, **changes: Any) -> Entry:
         """A new record with some fields changed (like :func:`dataclasses.replace`)."""
         unknown = set(changes) - set(self._KEYS)

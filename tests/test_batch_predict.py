@@ -58,7 +58,8 @@ def test_three_files_in_one_call_equal_three_calls_and_start_workers_once(market
     assert len(starts) == 3  # one worker per learnware for all three files
     for k, f in enumerate(files):
         assert (tmp_path / "out" / f"part{k}.csv").read_text() == singles[k]
-    assert len(r.stdout.splitlines()) == 3 and "30 predictions" in r.stdout
+    wrote = [line for line in r.stderr.splitlines() if line.startswith("wrote")]
+    assert r.stdout == "" and len(wrote) == 3 and "30 predictions" in wrote[0]  # stdout carries data only
 
 
 def test_stdout_is_only_csv_and_stdin_is_read(market_files):

@@ -53,7 +53,7 @@ def test_same_seed_same_file(tmp_path: Path) -> None:
                                 "--max-samples", "200", "--seed", "7"])
         assert r.exit_code == 0, r.output
     assert a.read_text() == b.read_text()
-    assert "wrote" in r.stdout
+    assert "wrote" in r.stderr and r.stdout == ""
 
 
 def test_errors_map_to_exit_codes(tmp_path: Path) -> None:

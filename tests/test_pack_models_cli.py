@@ -139,7 +139,7 @@ def world(tmp_path_factory):
 
 @pytest.mark.parametrize("kind", list(PACK_ARGS))
 def test_model_kind_packs_checks_and_predicts_as_in_process(world, kind):
-    res = world.run("pack", *PACK_ARGS[kind], "--data", "train.csv", "--column", "kind", "--task", "Classification",
+    res = world.run("pack", *PACK_ARGS[kind], "--data", "train.csv", "--label-column", "kind", "--task", "Classification",
                     "-o", f"{kind}.zip", "--json")
     assert res.returncode == 0, res.stderr
     packed = json.loads(res.stdout)
@@ -169,7 +169,7 @@ def test_model_kind_packs_checks_and_predicts_as_in_process(world, kind):
 
 
 def test_torch_weights_without_their_module_are_refused_with_a_hint(world):
-    res = world.run("pack", "--model", "net_state.pt", "--data", "train.csv", "--column", "kind",
+    res = world.run("pack", "--model", "net_state.pt", "--data", "train.csv", "--label-column", "kind",
                     "--task", "Classification", "-o", "x.zip")
     assert res.returncode == ExitCode.USAGE
     assert res.stderr.startswith("error: net_state.pt holds torch weights") and "--module" in res.stderr
@@ -178,9 +178,9 @@ def test_torch_weights_without_their_module_are_refused_with_a_hint(world):
 
 def test_a_module_without_a_model_class_is_refused(world):
     (world.root / "empty.py").write_text("def helper():\n    return 1\n")
-    res = world.run("pack", "--module", "empty.py", "--data", "train.csv", "--column", "kind",
+    res = world.run("pack", "--module", "empty.py", "--data", "train.csv", "--label-column", "kind",
                     "--task", "Classification", "-o", "y.zip")
     assert res.returncode == ExitCode.USAGE and "defines no model class with a predict method" in res.stderr
     res = world.run("pack", *PACK_ARGS["wrapper"][:2], "--include", "missing.npy", "--data", "train.csv",
-                    "--column", "kind", "--task", "Classification", "-o", "y.zip")
+                    "--label-column", "kind", "--task", "Classification", "-o", "y.zip")
     assert res.returncode == ExitCode.NOT_FOUND and "missing.npy" in res.stderr

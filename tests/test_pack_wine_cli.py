@@ -70,7 +70,7 @@ class Wine:
 @pytest.fixture(scope="module")
 def wine(tmp_path_factory):
     w = Wine(tmp_path_factory.mktemp("wine"))
-    res = w.run("pack", "--model", "model.pkl", "--data", "train.csv", "--column", "label",
+    res = w.run("pack", "--model", "model.pkl", "--data", "train.csv", "--label-column", "label",
                 "--task", "Classification", "--name", "wine", "-o", "wine.zip", "--json")
     assert res.returncode == 0, res.stderr
     w.packed = json.loads(res.stdout)
@@ -169,7 +169,7 @@ def test_reuse_with_string_labels(wine):
 
 
 def test_labels_outside_the_declared_classes_are_refused(wine):
-    res = wine.run("pack", "--model", "model.pkl", "--data", "train.csv", "--column", "label",
+    res = wine.run("pack", "--model", "model.pkl", "--data", "train.csv", "--label-column", "label",
                    "--classes", "barolo,barbera", "--task", "Classification", "-o", "bad.zip")
     assert res.returncode != 0 and "grignolino" in res.stderr
     res = wine.run("pack", "--model", "model.pkl", "--data", "train.csv", "--task", "Classification", "-o", "b.zip")

@@ -83,10 +83,20 @@ def test_selection_forms():
 
 
 def test_read_selection_reads_the_search_json_schema():
-    # the real `lwdock search --json` shape: no mixture -> the top single result
+    # the real `lwdock search --json` shape: no mixture -> every single, uniform weights
+    # (docs/search.md); the SearchResult itself is accepted too (issue 15)
     from lwdock.search.result import MixtureHit, SearchResult, Single
 
     found = SearchResult(singles=[Single(1, "top1"), Single(2, "second")], mixture=None)
-    assert read_selection(found.to_dict()) == (["top1"], None)
+    assert read_selection(found.to_dict()) == (["top1", "second"], None)
+    assert read_selection(found) == (["top1", "second"], None)
     found.mixture = MixtureHit(("a", "b"), (None, None), (0.25, 0.75), 0.1, 0.9)
     assert read_selection(found.to_dict()) == (["a", "b"], [0.25, 0.75])
+    assert read_selection(found) == (["a", "b"], [0.25, 0.75])
+
+
+def test_read_selection_names_a_file_that_is_not_a_search_result(tmp_path):
+    bad = tmp_path / "found.txt"
+    bad.write_text("not json")
+    with pytest.raises(InputDataError, match="not a JSON search result"):
+        read_selection(bad)

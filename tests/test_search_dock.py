@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 from lwdock.cli import app
 from lwdock.errors import ExitCode, SpecFileError
 from lwdock.search import cache
-from lwdock.records import Entry
 from lwdock.search.api import search
 
 N = 6

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lwdock.records import Entry
 from lwdock.search import cache, store
 from lwdock.search.api import search_cache
 from lwdock.search.engine import RankOptions, rank
@@ -108,7 +107,7 @@ def test_nngp_engine_equals_straightforward_mmd2(tmp_path_factory, seed, n, K):
 def test_prefilter_recall_at_10(tmp_path_factory, seed):
     """The RFF pre-filter keeps the exact top 10 (recall@10 >= 0.9) with a re-rank of 10 % of the dock."""
     rng = np.random.default_rng(seed)
-    n, K, d, gamma = 2000, 8, 4, 0.1
+    n, K, d = 2000, 8, 4
     centres = rng.uniform(-6, 6, size=(n, d))
     z = (centres[:, None, :] + rng.normal(size=(n, K, d))).reshape(-1, d)
     beta = rng.dirichlet(np.ones(K), size=n).ravel()

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from _dense_market import GROUPS, TextMarket, image_market, text_market
 
-from lwdock.records import Entry
 from lwdock.search import cache
 from lwdock.search.api import search, search_cache
 from lwdock.search.backends import NNGPBackend, RBFBackend

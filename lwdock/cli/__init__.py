@@ -10,57 +10,28 @@ That is the one reason for the function-local imports in lwdock/cli/.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperGroup
 
 from .. import __version__, progress
 from .._log import configure
 from ..check.sandbox import set_cli_mode
-from ..config import load_settings
-from ..errors import LwdockError
 from . import check_cmds, dock_cmds, info_cmds, pack_cmds, reuse_cmds, search_cmds, spec_cmds, team_cmds
-from ._errors import report
-from ._state import State, state
-
-
-class _Group(TyperGroup):
-    """Turns every exception into a one-line message and a documented exit code."""
-
-    def invoke(self, ctx):  # type: ignore[no-untyped-def]
-        try:
-            return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, BrokenPipeError):
-            raise  # Click itself quiets a closed stdout (`lwdock list -q | head -1`)
-        except Exception as exc:  # noqa: BLE001 - this is the one place that maps errors
-            if _is_click_signal(exc):
-                raise
-            raise typer.Exit(report(exc, _debug(ctx))) from None
-        except KeyboardInterrupt as exc:
-            raise typer.Exit(report(exc, _debug(ctx))) from None
-
-
-def _is_click_signal(exc: BaseException) -> bool:
-    # usage errors and friends keep Click's own handling (exit code 2)
-    return type(exc).__module__.startswith(("typer._click", "click"))
-
-
-def _debug(ctx: typer.Context) -> bool:
-    try:
-        return state(ctx).debug or load_settings().debug
-    except LwdockError:  # a bad LWDOCK_* value: that error is being reported right now
-        return state(ctx).debug
+from ._group import LwdockGroup
+from ._state import State
 
 
 app = typer.Typer(
-    cls=_Group,
+    cls=LwdockGroup,
     name="lwdock",
     help="A learnware dock: submit models with RKME specifications, search them by your data, and reuse them.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -103,7 +74,13 @@ for _group in (dock_cmds, info_cmds, pack_cmds, spec_cmds, check_cmds, search_cm
 
 
 def main() -> None:
+    warnings.showwarning = _one_line_warning
     app(prog_name="lwdock")
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    # a library's warning (numpy overflow, ...) is one stderr line like lwdock's own, no source line
+    sys.stderr.write(f"warning: {' '.join(str(message).split())}\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,8 +13,23 @@ from ..errors import UsageError
 SemanticFileOpt = Annotated[
     Optional[Path], typer.Option("--semantic", help="Semantic specification JSON file.", show_default=False)
 ]
-NameOpt = Annotated[Optional[str], typer.Option("--name", help="Semantic Name.", show_default=False)]
-DescriptionOpt = Annotated[Optional[str], typer.Option("--description", help="Semantic Description.", show_default=False)]
+MAX_NAME = 200  # characters of a learnware name
+MAX_DESCRIPTION = 10_000
+
+
+def _bounded(limit: int):  # type: ignore[no-untyped-def]
+    def check(value: Optional[str]) -> Optional[str]:
+        if value is not None and len(value) > limit:
+            raise typer.BadParameter(f"{len(value)} characters; at most {limit}")
+        return value
+
+    return check
+
+
+NameOpt = Annotated[Optional[str], typer.Option("--name", help=f"Semantic Name (at most {MAX_NAME} characters).",
+                                                show_default=False, callback=_bounded(MAX_NAME))]
+DescriptionOpt = Annotated[Optional[str], typer.Option("--description", help="Semantic Description.", show_default=False,
+                                                       callback=_bounded(MAX_DESCRIPTION))]
 DataTypeOpt = Annotated[
     Optional[str], typer.Option("--data-type", help="Semantic Data: Table, Image or Text.", show_default=False)
 ]
@@ -90,3 +105,51 @@ def semantic_from_options(
     if base is None and all(v in (None, [], ()) for v in flags.values()):
         return None
     return sem.from_flags(base=base, **flags)
+
+
+# -- listing commands: the table format (lwdock/cli/_output.py)
+FormatOpt = Annotated[Optional[str], typer.Option(
+    "--format", metavar="table|tsv|csv|json", show_default=False,
+    help="Output format (default: a table on a terminal, tsv when piped).")]
+NoHeaderOpt = Annotated[bool, typer.Option("--no-header", help="tsv/csv: leave out the header row.")]
+SORT_KEYS = ("created", "id", "alias", "name", "data", "task", "dim", "status")
+SortOpt = Annotated[str, typer.Option(
+    "--sort", metavar="KEY", help=f"Sort by {', '.join(SORT_KEYS)}; a leading - sorts descending.")]
+LimitOpt = Annotated[Optional[int], typer.Option("--limit", metavar="N", min=0, show_default=False,
+                                                 help="Show at most N rows.")]
+
+
+def sort_rows(rows: list[dict[str, Any]], sort: str, limit: Optional[int]) -> list[dict[str, Any]]:
+    """``rows`` ordered by the key ``sort`` (``-key``: descending; missing values last), then cut to ``limit``."""
+    key = sort.lstrip("-")
+    if key not in SORT_KEYS:
+        raise UsageError(f"cannot sort by {key!r}; choose one of {', '.join(SORT_KEYS)}")
+    present = [r for r in rows if r.get(key) is not None]
+    missing = [r for r in rows if r.get(key) is None]
+    ordered = sorted(present, key=lambda r: _sort_value(r[key]), reverse=sort.startswith("-")) + missing
+    return ordered if limit is None else ordered[:limit]
+
+
+def _sort_value(value: Any) -> Any:
+    return value.casefold() if isinstance(value, str) else value
+
+
+# -- running learnware code: --trusted is the one switch (--env-manager stays as a hidden alias)
+ENV_MANAGERS = ("venv", "none")
+
+
+def _check_env_manager(value: str) -> str:
+    if value not in ENV_MANAGERS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(ENV_MANAGERS)}; use --trusted for 'none'")
+    return value
+
+
+TrustedOpt = Annotated[bool, typer.Option(
+    "--trusted", help="Trusted learnwares only: run their code with lwdock's own interpreter, without an isolated env.")]
+EnvManagerOpt = Annotated[str, typer.Option("--env-manager", hidden=True, callback=_check_env_manager,
+                                            help="Old spelling: venv, or none (= --trusted).")]
+
+
+def pick_env_manager(trusted: bool, env_manager: str) -> str:
+    """The env manager that --trusted / the old --env-manager ask for."""
+    return "none" if trusted else env_manager

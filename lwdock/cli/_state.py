@@ -10,7 +10,8 @@ import typer
 
 from .. import progress
 from ..config import resolve_dock_dir
-from ._output import Output
+from ..errors import UsageError
+from ._output import FORMATS, Output
 
 if TYPE_CHECKING:
     from ..api import Dock
@@ -35,14 +36,17 @@ def state(ctx: typer.Context) -> State:
     return root.obj
 
 
-def output(ctx: typer.Context, json: bool = False, quiet: bool = False) -> Output:
+def output(ctx: typer.Context, json: bool = False, quiet: bool = False, fmt: Optional[str] = None,
+           header: bool = True) -> Output:
     """The sink for this command: per-command flags add to the global ones."""
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     st = state(ctx)
-    use_json = json or st.json
+    use_json = json or st.json or fmt == "json"
     use_quiet = (quiet or st.quiet) and not use_json
     if use_json or use_quiet:
         progress.disable()
-    return Output(json=use_json, quiet=use_quiet)
+    return Output(json=use_json, quiet=use_quiet, format=fmt, header=header)
 
 
 def open_dock(ctx: typer.Context, create: bool = False) -> Dock:

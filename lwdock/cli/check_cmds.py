@@ -9,25 +9,26 @@ import typer
 
 from ..config import resolve_dock_dir
 from ..store.layout import Layout
-from ..errors import ExitCode, UsageError
+from ..errors import ExitCode
 from ._options import (
     DataTypeOpt,
     DescriptionOpt,
+    EnvManagerOpt,
+    FormatOpt,
     InputDimOpt,
     LibraryOpt,
     LicenseOpt,
     NameOpt,
+    NoHeaderOpt,
     OutputDimOpt,
     ScenarioOpt,
     TaskOpt,
+    TrustedOpt,
+    pick_env_manager,
     semantic_flags,
 )
 from ._state import JsonOpt, output, state
 
-EnvManagerOpt = Annotated[
-    str,
-    typer.Option("--env-manager", help="venv: an isolated cached env per requirement set; none: this interpreter (trusted code only)."),
-]
 
 
 def _envs_dir(ctx: typer.Context) -> Path:
@@ -60,6 +61,7 @@ def check(
     license: LicenseOpt = None,
     input_dim: InputDimOpt = None,
     output_dim: OutputDimOpt = None,
+    trusted: TrustedOpt = False,
     env_manager: EnvManagerOpt = "venv",
     no_run: Annotated[bool, typer.Option("--no-run", help="Check the semantic spec and files only; do not run the model.")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed for loading the model and for each call.")] = 60.0,
@@ -68,13 +70,11 @@ def check(
 ) -> None:
     """Run the usability checks on ZIP without storing it."""
     from ..check.checks import check_zip
-    from ..check.envs import ENV_MANAGERS
 
-    if env_manager not in ENV_MANAGERS:
-        raise UsageError(f"unknown env manager {env_manager!r}", hint="use --env-manager venv or none")
+    env_manager = pick_env_manager(trusted, env_manager)
     out = output(ctx, json)
     if env_manager == "none" and not no_run:
-        out.warn("--env-manager none runs the model with lwdock's own interpreter: use it for trusted learnwares only")
+        out.warn("--trusted runs the model with lwdock's own interpreter: use it for trusted learnwares only")
     report = check_zip(zip_path, semantic, envs_dir=_envs_dir(ctx), env_manager=env_manager,
                        run_model=not no_run, timeout=timeout, memory_mb=memory_mb, scratch_dir=_scratch_dir(ctx),
                        semantic_flags=semantic_flags(
@@ -86,12 +86,12 @@ def check(
         raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
-def envs_list(ctx: typer.Context, json: JsonOpt = False) -> None:
+def envs_list(ctx: typer.Context, fmt: FormatOpt = None, no_header: NoHeaderOpt = False, json: JsonOpt = False) -> None:
     """List cached envs with their requirements and size."""
     from ..check.envs import EnvManager
 
+    out = output(ctx, json, fmt=fmt, header=not no_header)
     rows = EnvManager(_envs_dir(ctx)).list()
-    out = output(ctx, json)
     out.result(rows, human=lambda r: out.table(r, ["key", "state", "size_mb", "last_used", "requirements"]),
                ids=[r["key"] for r in rows])
 
@@ -113,7 +113,7 @@ def envs_prune(
             raise typer.Abort()
     rows = manager.prune(dry_run=dry_run)
     data = {"dry_run": dry_run, "removed": rows, "freed_mb": round(sum(r["size_mb"] or 0 for r in rows), 2)}
-    out.result(data, human=lambda d: out.line(
+    out.result(data, human=lambda d: out.info(
         f"{'would remove' if dry_run else 'removed'} {len(d['removed'])} env(s), {d['freed_mb']} MiB"),
         ids=[r["key"] for r in rows])
 

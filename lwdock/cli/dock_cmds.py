@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json as _json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -13,6 +14,8 @@ from ..errors import DockError, UsageError
 from ..format import semantic as sem
 from ._options import (
     DataTypeOpt,
+    EnvManagerOpt,
+    TrustedOpt,
     DataTypesOpt,
     DescriptionOpt,
     InputDimOpt,
@@ -29,7 +32,13 @@ from ._options import (
     SemanticFileOpt,
     TaskOpt,
     TasksOpt,
+    FormatOpt,
+    LimitOpt,
+    NoHeaderOpt,
+    SortOpt,
+    pick_env_manager,
     semantic_flags,
+    sort_rows,
 )
 from ._state import JsonOpt, QuietOpt, open_dock, output, state
 
@@ -37,24 +46,22 @@ if TYPE_CHECKING:
     from ..records import Entry
 
 RefArg = Annotated[str, typer.Argument(help="Learnware id, unique id prefix (>= 4 hex digits) or alias.")]
-EnvManagerOpt = Annotated[
-    str, typer.Option("--env-manager", help="venv (isolated, default) or none (trusted: current interpreter).")
-]
+
+
+LIST_COLUMNS = ["id", "alias", "name", "data", "task", "dim", "status", "created"]
+
+
+def existing_gamma(path: Path) -> Optional[float]:
+    """The gamma of the dock at ``path``, or None where there is no readable dock."""
+    try:
+        return float(_json.loads((path / "dock.json").read_text())["gamma"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _brief(e: Entry) -> dict[str, Any]:
-    """One row of ``list`` (and the ``--json`` of submit, alias and remove)."""
-    dims = [s.dim for s in e.specs if s.dim is not None]
-    return {
-        "id": e.id,
-        "alias": e.alias,
-        "name": e.semantic.value("Name") or None,
-        "data": e.semantic.data_type,
-        "task": e.semantic.task,
-        "status": e.status or None,
-        "dim": dims[0] if dims else None,
-        "created": e.created or None,
-    }
+    """One row of ``list`` (and the ``--json`` of submit, alias and remove): ``Entry.summary()``."""
+    return e.summary()
 
 
 def init(
@@ -75,10 +82,13 @@ def init(
     """Create a dock (idempotent), or join a team dock from this machine."""
     from ..api import Dock  # the library: see the note in lwdock/cli/__init__.py
 
-    dock = Dock.init(resolve_dock_dir(state(ctx).dock), gamma=gamma, index=index, blobs=blobs)
+    path = resolve_dock_dir(state(ctx).dock)
+    if path.exists() and not path.is_dir():
+        raise DockError(f"{path} is a file, not a dock directory", hint="choose another --dock path")
+    dock = Dock.init(path, gamma=gamma, index=index, blobs=blobs)
     out = output(ctx, json)
     data = {"dock": str(dock.path), **dock.settings}
-    out.result(data, human=lambda d: out.line(f"dock ready at {d['dock']} (search kernel: chosen per feature space)"))
+    out.result(data, human=lambda d: out.info(f"dock ready at {d['dock']} (search kernel: chosen per feature space)"))
 
 
 def submit(
@@ -97,6 +107,7 @@ def submit(
     output_dim: OutputDimOpt = None,
     alias: Annotated[Optional[str], typer.Option("--alias", help="Human alias (one zip only).")] = None,
     no_run: Annotated[bool, typer.Option("--no-run", help="Do not run the model: status semantic-only.")] = False,
+    trusted: TrustedOpt = False,
     env_manager: EnvManagerOpt = "venv",
     exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Succeed if the learnware is already there.")] = False,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Zips checked at once (default: the cores).",
@@ -121,7 +132,7 @@ def submit(
             name=name, description=description, data_type=data_type, task=task, library=library,
             scenario=scenario, license=license, input_dim=input_dim, output_dim=output_dim,
         ),
-        run_model=not no_run, env_manager=env_manager, exist_ok=exist_ok,
+        run_model=not no_run, env_manager=pick_env_manager(trusted, env_manager), exist_ok=exist_ok,
     )  # fmt: skip
     dock = open_dock(ctx)
     out = output(ctx, json, quiet)
@@ -130,7 +141,7 @@ def submit(
             raise UsageError("--alias needs exactly one zip")
         if inputs.single and executor == "local":
             entry = dock.submit(inputs.paths[0], options.semantic, semantic_flags=options.semantic_flags,
-                                alias=alias, run_model=options.run_model, env_manager=env_manager,
+                                alias=alias, run_model=options.run_model, env_manager=options.env_manager,
                                 exist_ok=exist_ok)  # fmt: skip
             out.info(f"submitted {zips[0]} as {entry.short_id} ({entry.status})")
             out.result(_brief(entry), human=lambda r: out.line(r["id"]), ids=[entry.id])
@@ -169,25 +180,25 @@ def list_cmd(
     scenario: ScenariosOpt = None,
     license: LicensesOpt = None,
     name: NameLikeOpt = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", "-n", help="Show the newest N only.",
-                                                 show_default=False)] = None,
+    sort: SortOpt = "-created",
+    limit: LimitOpt = None,
+    fmt: FormatOpt = None,
+    no_header: NoHeaderOpt = False,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """List learnwares, newest first. The filters follow the same rules as search's."""
+    out = output(ctx, json, quiet, fmt, header=not no_header)
     dock = open_dock(ctx)
-    rows = [
-        _brief(e)
-        for e in dock.list(
-            status=status, data_type=data_type, task=task, library=library, scenario=scenario, license=license,
-            name=name, limit=limit, brief=True,
-        )
-    ]
-    out = output(ctx, json, quiet)
+    fast = sort == "-created"  # the summary lists newest first: it can stop at the limit
+    entries = dock.list(
+        status=status, data_type=data_type, task=task, library=library, scenario=scenario, license=license,
+        name=name, limit=limit if fast else None, brief=True,
+    )
+    rows = sort_rows([_brief(e) for e in entries], sort, limit)
 
     def human(data: list[dict[str, Any]]) -> None:
-        shown = [{**r, "id": r["id"][:12]} for r in data]
-        out.table(shown, ["id", "alias", "name", "data", "task", "dim", "status", "created"])
+        out.table(data, LIST_COLUMNS)
         out.info(f"{len(data)} learnware(s)")
 
     out.result(rows, human=human, ids=[r["id"] for r in rows])
@@ -221,9 +232,11 @@ def alias(
     """Set or clear a learnware's human alias."""
     if (name is None) == (not clear):
         raise UsageError("give an alias, or --clear")
-    entry = open_dock(ctx).set_alias(ref, None if clear else name)
+    dock = open_dock(ctx)
+    entry = dock.set_alias(dock.resolve(ref), None if clear else name)
     out = output(ctx, json)
-    out.result(_brief(entry), human=lambda b: out.line(f"{b['id'][:12]} alias {b['alias'] or '(none)'}"))
+    out.result(_brief(entry), human=lambda b: out.info(f"{b['id'][:12]} alias {b['alias'] or '(none)'}"),
+               ids=[entry.id])
 
 
 def export(
@@ -260,7 +273,7 @@ def remove(
     verb = "would remove" if dry_run else "removed"
     out.result(
         {"dry_run": dry_run, "removed": done},
-        human=lambda d: [out.line(f"{verb} {r['id'][:12]} {r['name'] or ''}") for r in d["removed"]],
+        human=lambda d: [out.info(f"{verb} {r['id'][:12]} {r['name'] or ''}") for r in d["removed"]],
         ids=[r["id"] for r in done],
     )
 
@@ -269,11 +282,12 @@ def recheck(
     ctx: typer.Context,
     ref: RefArg,
     no_run: Annotated[bool, typer.Option("--no-run", help="Do not run the model.")] = False,
+    trusted: TrustedOpt = False,
     env_manager: EnvManagerOpt = "venv",
     json: JsonOpt = False,
 ) -> None:
     """Run the usability checks again on a stored learnware and store the result."""
-    entry = open_dock(ctx).recheck(ref, run_model=not no_run, env_manager=env_manager)
+    entry = open_dock(ctx).recheck(ref, run_model=not no_run, env_manager=pick_env_manager(trusted, env_manager))
     out = output(ctx, json)
     out.result(
         {"id": entry.id, "status": entry.status, "check": entry.check.to_dict()},
@@ -298,11 +312,14 @@ def doctor(
         for p in r["repaired"]:
             if p not in r["problems"]:
                 out.line("done:     " + p)
-        out.line(f"{'consistent' if r['ok'] else 'NOT consistent'}: {r['learnwares']} learnware(s)")
+        count = "index unreadable" if r["learnwares"] is None else f"{r['learnwares']} learnware(s)"
+        out.line(f"{'consistent' if r['ok'] else 'NOT consistent'}: {count}")
 
     out.result(report, human=human)
     if not report["ok"]:
-        raise typer.Exit(DockError.exit_code)
+        left = [p for p in report["problems"] if p not in report["repaired"]]
+        raise DockError(f"the dock is not consistent: {left[0] if left else 'see the report above'}",
+                        hint="run `lwdock doctor` to repair" if dry_run else "run `lwdock doctor --rebuild-index`")
 
 
 def register(app: typer.Typer) -> None:

@@ -42,17 +42,17 @@ def pack(
     data: Annotated[
         Optional[Path],
         typer.Option("--data", help="Training data for the RKME spec: Table .npy/.npz/.csv (a header names the "
-                     "columns); Image N x C x H x W .npy/.npz; Text .txt (one per line), .jsonl or .csv (with --text-field)."),
+                     "columns); Image N x C x H x W .npy/.npz; Text .txt (one per line), .jsonl or .csv (with --column)."),
     ] = None,
     label_column: Annotated[
         Optional[str],
-        typer.Option("--column", help="The label column of --data (a header name or a 0-based index): left out of "
+        typer.Option("--label-column", help="The label column of --data (a header name or a 0-based index): left out of "
                      "the spec; a classifier's labels become its classes (strings are fine)."),
     ] = None,
     classes: Annotated[
         Optional[list[str]],
         typer.Option("--classes", help="A classifier's labels in the order of its outputs (comma-separated or "
-                     "repeated; default: the labels of --column, sorted)."),
+                     "repeated; default: the labels of --label-column, sorted)."),
     ] = None,
     module: Annotated[
         Optional[Path],
@@ -71,13 +71,13 @@ def pack(
     ] = None,
     data_type: Annotated[
         Optional[str], typer.Option("--data-type", help="Table, Image or Text: picks the spec and the model wrapper "
-                                    "(default: the semantic spec's Data, else Table).")
+                                    "(default: the --semantic file's Data, else Table).")
     ] = None,
     embedder: Annotated[
         str, typer.Option("--embedder", help="Text: all-MiniLM-L6-v2 (needs lwdock[text]) or hashing-384.")
     ] = "all-MiniLM-L6-v2",
     text_field: Annotated[
-        Optional[str], typer.Option("--text-field", help="Text: the .jsonl field or .csv column holding the text.")
+        Optional[str], typer.Option("--column", "--text-field", help="Text: the .csv column or .jsonl field holding the text.")
     ] = None,
     spec: Annotated[Optional[Path], typer.Option("--spec", help="A ready statistical spec instead of --data.")] = None,
     semantic_file: SemanticFileOpt = None,
@@ -118,7 +118,7 @@ def pack(
                  scenario=scenario, license=license, output_dim=output_dim)
     if folder is not None:
         given = [flag for flag, v in (("--model", model), ("--data", data), ("--spec", spec), ("--module", module),
-                                      ("--include", include), ("--column", label_column)) if v]
+                                      ("--include", include), ("--label-column", label_column)) if v]
         if given:
             raise UsageError(f"{', '.join(given)} cannot be used with a folder (DIR): it is zipped as it is")
         summary = pack_folder(folder, out, semantic_file=semantic_file, semantic_flags=semantic_flags(**flags))

@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from ..errors import UsageError
+from ._options import TrustedOpt
 from ._state import JsonOpt, open_dock, output
 
 METHOD_HELP = ("average | job-selector | ensemble-pruning | feature-augment | feature-align (learnwares with other "
                "columns than yours: columns matched by name; augment and pruning align them too)")
-TrustedOpt = Annotated[
-    bool, typer.Option("--trusted", help="Run learnware code in this process instead of the sandboxed runner (trusted code only).")
-]
 ChunkOpt = Annotated[int, typer.Option("--chunk-size", help="Rows per batch sent to the learnwares.")]
 
 
 FieldOpt = Annotated[
-    Optional[str], typer.Option("--field", help="Text data: .jsonl field or .csv column holding the text.")
+    Optional[str], typer.Option("--column", "--field", help="Text data: the .csv column or .jsonl field holding the text.")
 ]
 
 
 def reuse_cmd(
     ctx: typer.Context,
-    ids: Annotated[Optional[str], typer.Option("--ids", help="Learnware ids, prefixes or aliases, comma-separated.")] = None,
+    refs: Annotated[Optional[list[str]], typer.Argument(
+        help="Learnware ids, id prefixes or aliases (or --id).", show_default=False)] = None,
+    ids: Annotated[Optional[list[str]], typer.Option(
+        "--id", "--ids", help="Learnware id, prefix or alias (repeatable; comma lists accepted).", show_default=False)] = None,
     from_search: Annotated[
         Optional[Path], typer.Option("--from-search", help="A `lwdock search --json` result: its mixture (ids + weights).")
     ] = None,
@@ -49,29 +51,30 @@ def reuse_cmd(
     json: JsonOpt = False,
 ) -> None:
     """Combine learnwares into an ensemble for your task; save it (-o) and/or predict (--data)."""
-    if (ids is None) == (from_search is None):
-        raise typer.BadParameter("give exactly one of --ids or --from-search")
+    chosen = [r.strip() for v in [*(refs or ()), *(ids or ())] for r in v.split(",") if r.strip()]
+    if bool(chosen) == (from_search is not None):
+        raise UsageError("give learnwares (REF... or --id) or --from-search, not both and not neither")
     from ..reuse.jobs import reuse_job
 
     out = output(ctx, json)
     result = reuse_job(
-        open_dock(ctx), ids if ids is not None else from_search, method, labeled=labeled, label_column=label_column,
+        open_dock(ctx), chosen or from_search, method, labeled=labeled, label_column=label_column,
         data=data, output=out_path, predictions=preds, trusted=trusted, seed=seed, proba=proba, chunk_size=chunk_size,
         text_field=field,
     )
 
     def human(d: dict[str, Any]) -> None:
-        rows = [{"id": lw["id"][:12], "alias": lw.get("alias"), "weight": lw.get("weight")} for lw in d["learnwares"]]
-        out.table(rows, ["id", "alias", "weight"], title=f"{d['method']} over {len(rows)} learnwares")
+        rows = [{"id": lw["id"], "alias": lw.get("alias"), "weight": lw.get("weight")} for lw in d["learnwares"]]
+        out.table(rows, ["id", "alias", "weight"], title=f"{d['method']} over {len(rows)} learnwares", file=sys.stderr)
         rep = d.get("report") or {}
         if rep:
-            out.line(f"{rep['metric']} on {rep['n_labeled']} labelled rows: reuse {_fmt(rep['reuse'])} "
+            out.info(f"{rep['metric']} on {rep['n_labeled']} labelled rows: reuse {_fmt(rep['reuse'])} "
                      f"({rep['reuse_scored_on']}), user-only baseline {_fmt(rep['baseline'])}, "
                      f"best single {_fmt(_best(rep))}")
         if "output" in d:
-            out.line(f"wrote {d['output']}")
+            out.info(f"wrote {d['output']}")
         if "predictions_file" in d:
-            out.line(f"wrote {d['n_predicted']} predictions to {d['predictions_file']}")
+            out.info(f"wrote {d['n_predicted']} predictions to {d['predictions_file']}")
         elif "predictions" in d:
             for p in d["predictions"]:
                 out.line(str(p))
@@ -106,7 +109,7 @@ def predict_cmd(
         result["output"] = result["files"][0]["output"]
     out.result(
         result,
-        human=lambda d: [out.line(f"wrote {f['rows']} predictions to {f['output']} ({d['method']}, {d['seconds']:.3g}s)")
+        human=lambda d: [out.info(f"wrote {f['rows']} predictions to {f['output']} ({d['method']}, {d['seconds']:.3g}s)")
                          for f in d["files"]],
         ids=[f["output"] for f in result["files"]],
     )

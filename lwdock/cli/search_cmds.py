@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from ..errors import NoResultsError
-from ._options import DataTypesOpt, LibrariesOpt, LicensesOpt, Multi, NameLikeOpt, ScenariosOpt, TasksOpt
+from ._options import FormatOpt, NoHeaderOpt, DataTypesOpt, LibrariesOpt, LicensesOpt, Multi, NameLikeOpt, ScenariosOpt, TasksOpt
 from ._state import JsonOpt, open_dock, output
 
 
@@ -57,8 +58,10 @@ def search(
         str, typer.Option("--embedder", help="Text data: sentence embedder (must match the learnwares' specs).")
     ] = "all-MiniLM-L6-v2",
     field: Annotated[
-        Optional[str], typer.Option("--field", help="Text data: .jsonl field or .csv column holding the text.")
+        Optional[str], typer.Option("--column", "--field", help="Text data: the .csv column or .jsonl field holding the text.")
     ] = None,
+    fmt: FormatOpt = None,
+    no_header: NoHeaderOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Search the dock by semantic filters and/or your data's RKME specification.
@@ -69,7 +72,7 @@ def search(
     """
     from ..search.api import search as run_search
 
-    out = output(ctx, json)
+    out = output(ctx, json, fmt=fmt, header=not no_header)
     dock = open_dock(ctx)
     result = run_search(
         dock, spec, data=data, name=name, description_like=description_like, data_type=data_type, task=task,
@@ -79,13 +82,17 @@ def search(
     ).to_dict()
 
     def human(d: dict[str, Any]) -> None:
-        rows = [{**s, "id": s["id"][:12]} for s in d["singles"]]
-        if rows:
-            out.table(rows, ["rank", "id", "alias", "name", "status", "score", "mmd2"], title="single learnwares")
+        # stdout is the singles table only (pure TSV/CSV when piped); the mixture line goes to
+        # stdout beside a terminal table and to stderr otherwise (--json has both as data)
+        if d["singles"]:
+            out.table(d["singles"], ["rank", "id", "alias", "name", "status", "score", "mmd2"], title="single learnwares")
         mix = d.get("mixture")
         if mix:
-            parts = ", ".join(f"{i[:12]}:{w:.3f}" for i, w in zip(mix["ids"], mix["weights"]))
-            out.line(f"mixture  score {mix['score']:.4g}  mmd2 {mix['mmd2']:.4g}  {parts}")
+            on_terminal = sys.stdout.isatty() and fmt in (None, "table")
+            short = 12 if on_terminal else None
+            parts = ", ".join(f"{i[:short]}:{w:.3f}" for i, w in zip(mix["ids"], mix["weights"]))
+            line = f"mixture  score {mix['score']:.4g}  mmd2 {mix['mmd2']:.4g}  {parts}"
+            out.line(line) if on_terminal else out.info(line)
         _human_hetero(out, d.get("heterogeneous") or [])
 
     found = [s["id"] for s in result["singles"]] + [h["id"] for h in result["heterogeneous"]]

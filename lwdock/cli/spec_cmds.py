@@ -58,7 +58,7 @@ def table(
 
 def _wrote(out: Any, what: str, unit: str = "items"):  # type: ignore[no-untyped-def]
     def human(d: dict[str, Any]) -> None:
-        out.line(f"wrote {d['path']}: {what.format(**d)} from {d['num_points']} {unit} in {d['fit_seconds']:.3g}s")
+        out.info(f"wrote {d['path']}: {what.format(**d)} from {d['num_points']} {unit} in {d['fit_seconds']:.3g}s")
 
     return human
 
@@ -88,10 +88,11 @@ def image(
 
 def text(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Argument(help="Texts: .txt (one per line), .jsonl (--field) or .csv (--column).")],
+    data: Annotated[Path, typer.Argument(help="Texts: .txt (one per line), .csv or .jsonl (--column).")],
     out_path: Annotated[Path, typer.Option("--output", "-o", help="Where to write the spec JSON.")],
-    field: Annotated[Optional[str], typer.Option("--field", help="JSONL field holding the text.")] = None,
-    column: Annotated[Optional[str], typer.Option("--column", help="CSV column (header name) holding the text.")] = None,
+    column: Annotated[Optional[str], typer.Option(
+        "--column", help="The .csv column (header name) or .jsonl field holding the text.")] = None,
+    field: Annotated[Optional[str], typer.Option("--field", hidden=True, help="Old spelling of --column.")] = None,
     k: Annotated[int, typer.Option("--K", "-K", help="Reduced-set size.")] = 100,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     embedder: Annotated[
@@ -104,7 +105,7 @@ def text(
     from ..spec.api import build_text_spec
 
     out = output(ctx, json)
-    result = build_text_spec(data, out_path, field=field, column=column, K=k, random_state=seed,
+    result = build_text_spec(data, out_path, field=column or field, column=column or field, K=k, random_state=seed,
                              embedder=embedder, device=_device(device))
     out.result(result, human=_wrote(out, "K={K} d={dim} embedder={embedder}"))
 

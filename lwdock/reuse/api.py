@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from ..errors import InputDataError, LearnwareChangedError, NotFoundError, UsageError
+from ..errors import InputDataError, LearnwareChangedError, NotFoundError, UsageError, no_file
 from ..format.ids import sha256_file
 from ..format.labels import encode, merge_classes
 from ..records import Entry
@@ -29,6 +29,7 @@ from . import aligned, artifact
 from .align import LearnwareIO, align_handles, ensemble_columns, permute_spec
 from .base import (
     CLASSIFICATION,
+    r2_or_accuracy,
     check_input,
     check_task,
     check_y,
@@ -140,6 +141,15 @@ class Ensemble:
         out = stream(both, Xa, chunk_size, f"{self.method}: predict")
         return self._labels(out[:, 0].astype(np.int64)), out[:, 1:]
 
+    @property
+    def n_features_in_(self) -> int:
+        return int(self.reuser.n_features_in_)
+
+    def score(self, X: Any, y: Any, chunk_size: int = DEFAULT_CHUNK) -> float:
+        """scikit-learn's score: mean accuracy for a classifier, R^2 for a regressor."""
+        pred = self.predict(X, chunk_size=chunk_size)
+        return r2_or_accuracy(np.asarray(y), pred, self.reuser.task_)
+
     def describe(self) -> dict[str, Any]:
         weights = getattr(self.reuser, "weights_", None)
         lws = []
@@ -175,20 +185,26 @@ class Ensemble:
 
 
 def read_selection(source: Any) -> tuple[list[str], list[float] | None]:
-    """Learnware refs and optional weights from ids, a search result (dict) or its JSON file.
+    """Learnware refs and optional weights from ids, a search result (a ``SearchResult``, its dict
+    or its JSON file).
 
-    A search result's ``mixture`` (ids and weights) is used when it is not
-    empty, else its top ``singles`` result, as the reference does. (``singles`` is the key
-    ``lwdock search --json`` writes, schema ``lwdock.search/1``.)
+    A search result's ``mixture`` (ids and weights) is used when it is not empty, else all its
+    ``singles`` with uniform weights, as docs/search.md says (the reference takes the top single
+    only). (``singles`` is the key ``lwdock search --json`` writes, schema ``lwdock.search/1``.)
     """
-    if isinstance(source, (str, os.PathLike)) and str(source).endswith(".json"):
+    if hasattr(source, "to_dict") and not isinstance(source, dict):
+        source = source.to_dict()  # a lwdock.search SearchResult
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and source.endswith(".json")):
         path = Path(source)
         if not path.is_file():
-            raise NotFoundError(f"search result {str(path)!r} does not exist")
+            raise no_file("search result", path)
         try:
             source = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputDataError(f"{path} is not a JSON search result ({exc})") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            raise InputDataError(f"{path} is not a JSON search result",
+                                 hint="write one with `lwdock search ... --json > found.json`") from None
+        if not isinstance(source, dict):
+            raise InputDataError(f"{path} is not a JSON search result (no 'singles' or 'mixture')")
     if isinstance(source, str):
         source = [s for s in source.split(",") if s.strip()]
     if isinstance(source, dict):
@@ -199,8 +215,7 @@ def read_selection(source: Any) -> tuple[list[str], list[float] | None]:
             return ids, [float(x) for x in w] if w is not None and len(w) == len(ids) else None
         singles = source.get("singles") or []
         if singles:
-            first = singles[0]
-            return [str(first["id"] if isinstance(first, dict) else first)], None
+            return [str(s["id"] if isinstance(s, dict) else s) for s in singles], None
         other_columns = aligned.aligned_selection(source)  # only learnwares with other columns than the user's
         if other_columns:
             return other_columns, None
@@ -213,7 +228,8 @@ def read_selection(source: Any) -> tuple[list[str], list[float] | None]:
         if not ids:
             raise UsageError("no learnware ids given")
         return ids, None
-    raise UsageError(f"cannot read learnware ids from {type(source).__name__}")
+    raise UsageError(f"cannot read learnware ids from a {type(source).__name__}",
+                     hint="give ids, a search result or the JSON file `lwdock search --json` wrote")
 
 
 def selection_input_kind(dock: Any, ids_or_search: Any) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..errors import ArtifactError, NotFoundError
+from ..errors import ArtifactError, no_file
 
 # The reuser classes (scikit-learn) are imported when an artifact names its method: reading or
 # checking an artifact's header does not need them.
@@ -100,7 +100,7 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.nda
     """``(document, arrays)`` of an artifact, validated; never unpickles."""
     path = Path(path)
     if not path.is_file():
-        raise NotFoundError(f"ensemble file {str(path)!r} does not exist")
+        raise no_file("ensemble file", path)
     try:
         with zipfile.ZipFile(path) as zf:
             names = {i.filename: i for i in zf.infolist()}

@@ -288,5 +288,16 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, task: str) -> float:
     return float(np.sqrt(np.mean(diff**2)))
 
 
+def r2_or_accuracy(y_true: np.ndarray, y_pred: np.ndarray, task: str) -> float:
+    """What scikit-learn's ``score`` returns: mean accuracy (classification) or R^2 (regression)."""
+    if task == CLASSIFICATION:
+        return score(y_true, y_pred, task)
+    yt = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
+    yp = np.asarray(y_pred, dtype=np.float64).reshape(len(y_true), -1)
+    total = float(((yt - yt.mean(axis=0)) ** 2).sum())
+    residual = float(((yt - yp) ** 2).sum())
+    return 1.0 - residual / total if total > 0 else (1.0 if residual == 0 else 0.0)
+
+
 def metric_name(task: str) -> str:
     return "accuracy" if task == CLASSIFICATION else "rmse"

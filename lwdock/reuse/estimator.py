@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from ..errors import UsageError
-from .base import CLASSIFICATION, check_input, check_task, check_y, combine, input_kind_of, normalise_output
+from .base import CLASSIFICATION, r2_or_accuracy, check_input, check_task, check_y, combine, input_kind_of, normalise_output
 from .execute import run_learnwares
 
 
@@ -105,6 +105,10 @@ class ReuserBase(BaseEstimator):
         if self.task_ != CLASSIFICATION:
             raise UsageError("predict_proba is only meaningful for classification")
         return self._predict_both(X)[1]
+
+    def score(self, X: Any, y: Any) -> float:
+        """scikit-learn's score: mean accuracy for a classifier, R^2 for a regressor."""
+        return r2_or_accuracy(np.asarray(y), self.predict(X), self.task_)
 
     def _predict_both(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputDataError, NotFoundError, UsageError
+from ..errors import InputDataError, UsageError, no_file
 
 logger = logging.getLogger("lwdock")
 
@@ -74,7 +74,7 @@ def read_table(source: Any, label_column: str | int | None = None, *, what: str 
     else:
         path = Path(source)
         if not path.is_file():
-            raise NotFoundError(f"data file {str(path)!r} does not exist")
+            raise no_file("data file", path)
         suffix = path.suffix.lower()
         if suffix == ".npy":
             table = _from_array(_load_npy(path), label_column, str(path))
@@ -433,7 +433,7 @@ def load_images(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise NotFoundError(f"image file {str(path)!r} does not exist")
+        raise no_file("image file", path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         arr = _load_npy(path)
@@ -456,7 +456,7 @@ def load_texts(path: str | Path, field: str | None = None, column: str | None = 
     """Texts from ``.txt`` (one per non-empty line), ``.jsonl`` (``field``) or ``.csv`` (``column``, by header name)."""
     path = Path(path)
     if not path.is_file():
-        raise NotFoundError(f"text file {str(path)!r} does not exist")
+        raise no_file("text file", path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._atomic import write_atomic
-from ..errors import NotFoundError, SpecFileError
+from ..errors import SpecFileError, no_file
 from . import registry
 from .embedders import REFERENCE_EMBEDDER
 
@@ -199,7 +199,7 @@ def save_dict(data: dict[str, Any], path: str | Path) -> None:
 def read_dict(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise NotFoundError(f"specification file {str(path)!r} does not exist")
+        raise no_file("specification file", path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:

@@ -391,8 +391,8 @@ class Dock:
         lw_id = sha256_file(zip_path)
         existing = self._lookup_existing(lw_id)
         if existing is not None:
-            if exist_ok:
-                return existing
+            if exist_ok:  # an alias asked for is set (or refused), never dropped
+                return existing if alias in (None, existing.alias) else self.set_alias(lw_id, alias)
             raise ConflictError(f"learnware {lw_id[:12]} is already in the dock", hint="use --exist-ok in batch jobs")
         scratch.mkdir(parents=True)
         pkg = open_package(zip_path, scratch / "pkg", limits=self.limits)

@@ -37,9 +37,25 @@ def _file_lock(path: Path) -> FileLock:
         return lock
 
 
+def _read_only(path: Path) -> bool:
+    """True when the lock file cannot be created or opened for writing because the dock's file
+    system (or its permissions) allows no writes at all."""
+    if os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK)):
+        try:  # os.access ignores a read-only mount for root: ask the file system itself
+            return os.statvfs(path.parent).f_flag & os.ST_RDONLY != 0
+        except OSError:
+            return False
+    return path.parent.is_dir()
+
+
 @contextmanager
 def locked(path: Path, timeout: float, what: str = "dock") -> Iterator[None]:
     """Hold the lock file ``path``; wait up to ``timeout`` seconds, saying so on stderr."""
+    if _read_only(path):
+        # nobody can be writing a dock that nobody can write: reads need no lock, and writes fail
+        # with a clear "read-only" error of their own (lwdock/cli/_errors.py)
+        yield
+        return
     lock = _file_lock(path)
     deadline = time.monotonic() + max(timeout, 0.0)
     announced = False
