@@ -8,18 +8,32 @@ per-user cache directory, cleaned the same way at the start of the next check.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
 
 def new_dir(base: str | os.PathLike[str], what: str) -> Path:
-    """A fresh private directory ``<base>/<what>-<pid>-<uuid>`` (``base`` is created if needed)."""
-    root = Path(base)
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / f"{what}-{os.getpid()}-{uuid.uuid4().hex}"
-    path.mkdir(mode=0o700)
+    """A fresh private directory ``<base>/<what>-<pid>-<uuid>`` (``base`` is created if needed).
+
+    On a dock that cannot be written (a read-only mount: reads such as ``search`` still run
+    models to verify candidates) the directory is made in the system's temporary directory.
+    """
+    name = f"{what}-{os.getpid()}-{uuid.uuid4().hex}"
+    try:
+        root = Path(base)
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / name
+        path.mkdir(mode=0o700)
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        path = Path(tempfile.gettempdir()) / f"lwdock-scratch-{os.getuid()}" / name
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        path.mkdir(mode=0o700)
     return path
 
 
