@@ -140,14 +140,14 @@ def search(dock: Dock, data: Any = None, *, spec: Any = None, **options: Any) ->
     if data is not None and not isinstance(data, (str, os.PathLike)):
         if spec is not None:
             raise TypeError("give data or spec, not both")
-        spec, data = spec_of_rows(data, gamma=dock.settings["gamma"], embedder=options.get("embedder")), None
+        spec, data = spec_of_rows(data, embedder=options.get("embedder")), None
     return run_search(dock, spec, data=data, **options)
 
 
-def spec_of_rows(rows: Any, *, gamma: float, embedder: str | None = None) -> Any:
+def spec_of_rows(rows: Any, *, gamma: float | None = None, embedder: str | None = None) -> Any:
     """The RKME specification of in-memory rows, fitted as ``lwdock search --data`` fits a file's:
     a list of strings (texts), an N x C x H x W array (images), anything 2-D such as a DataFrame
-    (a table, with the dock's ``gamma``)."""
+    (a table: the scale-free automatic fit unless an expert gives ``gamma``)."""
     from .spec.rkme_image import RKMEImageSpec  # torch: only for image rows
     from .spec.rkme_table import RKMETableSpec
     from .spec.rkme_text import RKMETextSpec

@@ -58,7 +58,7 @@ def test_dock_list_and_list_json_are_the_same_records(tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout) == [e.summary() for e in dock.list()]
     info = dock.info()
-    assert info["learnwares"] == 2 and info["by_status"] == {"semantic-only": 2} and info["gamma"] == 0.1
+    assert info["learnwares"] == 2 and info["by_status"] == {"semantic-only": 2} and info["gamma"] is None
 
 
 def test_search_takes_arrays_and_a_search_result_feeds_reuse(tmp_path):

@@ -46,19 +46,19 @@ def open_backends(layout: Layout, index: str | None, blobs: str | None) -> tuple
     return backend, store
 
 
-def join_shared(backend: Any, blobs: Any, settings: dict[str, Any], gamma_given: bool = True) -> float:
-    """Reach the shared stores of a new dock; returns its gamma (the team's, for a team index).
-    The schema is created when the database has none; a different gamma, when one was given, is a
-    ConflictError."""
+def join_shared(backend: Any, blobs: Any, settings: dict[str, Any], gamma_given: bool = True) -> float | None:
+    """Reach the shared stores of a new dock; returns its recorded gamma (the team's, for a team
+    index; None when none was recorded). The schema is created when the database has none; a
+    different gamma, when one was given, is a ConflictError."""
     if getattr(blobs, "remote", False):
         blobs.check_reachable()
+    given = settings["gamma"]
     if backend.kind == "tinydb":
-        return float(settings["gamma"])
+        return given
     backend.ensure_schema()
-    shared = float(backend.set_meta_once("gamma", float(settings["gamma"])))
-    given = float(settings["gamma"])
-    if abs(shared - given) > 1e-15 and gamma_given:
+    shared = backend.set_meta_once("gamma", given)
+    if gamma_given and (shared is None or abs(float(shared) - float(given)) > 1e-15):
         backend.close()
         raise ConflictError(f"the team dock's gamma is {shared}, not {given}",
-                            hint=f"join it with --gamma {shared}; a dock's gamma is fixed at creation")
+                            hint="join it without --gamma; a dock's recorded gamma is fixed at creation")
     return shared
