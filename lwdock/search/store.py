@@ -211,8 +211,10 @@ class SegmentStore:
         new_ids = {i.id for i in items}
         if old.kernel is not None:
             pooled = _load_pooled(self.directory / group_dir(old.profile), meta)
-            gone = _newest_rows(old, present - old.removed)
-            if gone[0]:
+            leaving = present - old.removed
+            if leaving:  # uncount the newest stored copy of each learnware that leaves
+                stored = {x.decode() for s in old.segments for x in s.ids}
+                gone = _newest_rows(old, stored - leaving)
                 pooled.remove(*gone[1:])
             if items:
                 pooled.add([i.id for i in items], *stack([i.z for i in items], [i.beta for i in items]))
@@ -304,7 +306,8 @@ def _degenerate(meta: dict[str, Any], items: list[Item]) -> list[str]:
 
 def _newest_rows(group: Group, exclude: set[str]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """(ids, raw z, beta, offsets) of the newest stored copy of every id not in ``exclude``
-    (``exclude`` = the removed ones: what to uncount; = everything but those: what to keep)."""
+    (``exclude`` = everything but the leaving ones: what to uncount; = the removed and replaced
+    ones: what to keep)."""
     assert group.kernel is not None
     picks = seg_io.newest_live(group.segments, exclude)
     rows = [group.segments[si].rows(i) for si, i in picks]
