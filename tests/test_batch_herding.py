@@ -68,3 +68,39 @@ def test_herding_is_faster_than_before_on_a_job_selector_sized_run():
     spec.herding(150, random_state=0)
     new = time.perf_counter() - t0
     assert new < old * 1.5
+
+
+def _measure() -> None:
+    """Before/after in one run: ``.venv/bin/python tests/test_batch_herding.py`` (figures in docs/batch.md)."""
+    from test_reuse_market import Market
+
+    from lwdock.reuse.job_selector import JobSelectorReuser
+
+    rng = np.random.default_rng(0)
+    spec = RKMETableSpec(random_state=0).fit(rng.normal(size=(3000, 20)))
+    for T in (200, 1000):
+        t0 = time.perf_counter()
+        old = herding_reference(spec, T, random_state=1)
+        a = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        new = spec.herding(T, random_state=1)
+        b = time.perf_counter() - t0
+        print(f"herding({T}), d=20, K={spec.z_.shape[0]}: before {a:.2f} s, after {b:.2f} s, {a / b:.1f}x, "
+              f"identical={np.array_equal(old, new)}")
+    market = Market(seed=0, n_learnwares=5)
+    specs = [RKMETableSpec(random_state=i).fit(X) for i, X in enumerate(market.train)]
+    new_herding = RKMETableSpec.herding
+    for weights, label in ((None, "uniform weights"), ([0.96, 0.01, 0.01, 0.01, 0.01], "one weighing 0.96")):
+        runs = []
+        for herd in (herding_reference, new_herding):
+            RKMETableSpec.herding = herd
+            t0 = time.perf_counter()
+            r = JobSelectorReuser(market.predictors(), specs, n_classes=10, weights=weights).fit()
+            runs.append((time.perf_counter() - t0, r.herded_))
+        RKMETableSpec.herding = new_herding
+        print(f"job selector fit, no data, 5 learnwares, {label}: before {runs[0][0]:.2f} s, after {runs[1][0]:.2f} s, "
+              f"{runs[0][0] / runs[1][0]:.1f}x, identical={np.array_equal(runs[0][1], runs[1][1])}")
+
+
+if __name__ == "__main__":
+    _measure()
