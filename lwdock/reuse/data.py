@@ -2,24 +2,28 @@
 
 Tables are read by :func:`lwdock.spec.data.read_table`, the one reader of user tables (header
 detection, column names, a label column taken out). A job that streams its input calls the
-three steps here on each chunk: read it (:func:`load_input`), put its columns in the ensemble's
-order (:func:`rows_for`), and write its predictions (:func:`write_predictions`, ``header=False``
-and ``append=True`` after the first chunk).
+three steps here on each chunk: read it (:func:`iter_input`, which reads a CSV's header once and
+then yields tables of at most ``chunk_rows`` rows; a ``.npy`` file is memory-mapped and sliced),
+put its columns in the ensemble's order (:func:`rows_for`), and write its predictions
+(:func:`write_predictions`, ``header=False`` and ``append=True`` after the first chunk).
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import InputDataError, UsageError
+from ..errors import InputDataError, UsageError, no_file
 from ..format.labels import label_values
-from ..spec.data import Table, align_columns, load_images, load_texts, npz_label_key, read_table
+from ..spec.data import INDEX_NAMES, Table, align_columns, load_images, load_texts, npz_label_key, read_table
+# the one CSV reader's pieces, so that a chunk is parsed exactly as a whole file is
+from ..spec.data import _csv_numbers, _finish, _header_kind
 
 PREDICTION_SUFFIXES = (".csv", ".tsv", ".txt", ".npy")
 
@@ -33,6 +37,76 @@ def load_input(path: str | os.PathLike[str], kind: str = "table", text_field: st
     if kind == "text":
         return load_texts(path, field=text_field, column=text_field)
     return read_table(path)
+
+
+def iter_input(path: str | os.PathLike[str], kind: str = "table", text_field: str | None = None,
+               chunk_rows: int = 20_000) -> Iterator[Any]:
+    """:func:`load_input` in pieces of at most ``chunk_rows`` rows, so memory stays flat on a large file.
+
+    A CSV/TSV table is read ``chunk_rows`` lines at a time (:func:`read_csv_chunks`); a ``.npy``
+    table is memory-mapped and sliced. Other inputs (``.npz``, images, texts) come whole, as one piece.
+    """
+    if chunk_rows <= 0:
+        raise UsageError(f"chunk size must be positive, got {chunk_rows}")
+    suffix = Path(path).suffix.lower()
+    if kind == "table" and suffix in (".csv", ".tsv", ".txt"):
+        yield from read_csv_chunks(path, chunk_rows)
+    elif kind == "table" and suffix == ".npy":
+        table = read_table(path)  # memory-mapped: a slice is read from disk when it is used
+        for start in range(0, table.X.shape[0], chunk_rows):
+            yield Table(table.X[start : start + chunk_rows], table.columns, None, table.dtype, table.source)
+    else:
+        yield load_input(path, kind, text_field)
+
+
+def read_csv_chunks(path: str | os.PathLike[str], chunk_rows: int = 20_000) -> Iterator[Table]:
+    """The rows of a CSV/TSV file as Tables of at most ``chunk_rows`` rows, each with the file's
+    column names: the header (and the delimiter) is read once, from the first lines, and every chunk
+    is parsed as :func:`lwdock.spec.data.read_table` parses a whole file (same errors, same line
+    numbers). A quoted field may not span lines (tables of numbers never need one)."""
+    path = Path(path)
+    if not path.is_file():
+        raise no_file("data file", path)
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            lines = (ln for ln in fh if ln.strip())
+            head = list(itertools.islice(lines, 2))
+            if not head:
+                raise InputDataError(f"{path}: the file is empty")
+            first = head[0]
+            delim = "\t" if "\t" in first else ";" if ";" in first and "," not in first else ","
+            head_rows = list(csv.reader(head, delimiter=delim))
+            kind = _header_kind(head_rows)
+            names = [f.strip() for f in head_rows[0]] if kind is not None else None
+            offset = 1 if kind is not None else 0
+            width = len(names) if names is not None else len(head_rows[0])
+            drop_index = names is not None and names[0] in INDEX_NAMES and width > 1
+            if drop_index:
+                names = names[1:]
+            if kind == "numbers":
+                names = None
+            body = itertools.chain(head[offset:], lines)
+            done = 0
+            while block := list(itertools.islice(body, chunk_rows)):
+                yield _csv_chunk(path, block, delim, width, names, drop_index, offset + done)
+                done += len(block)
+    except UnicodeDecodeError:
+        raise InputDataError(f"{path}: not a UTF-8 text file") from None
+    if not done:
+        raise InputDataError(f"{path}: the file has a header but no rows")
+
+
+def _csv_chunk(path: Path, block: list[str], delim: str, width: int, names: list[str] | None,
+               drop_index: bool, offset: int) -> Table:
+    """One chunk of a CSV's lines (``offset`` lines of the file before it) as a Table."""
+    rows = list(csv.reader(block, delimiter=delim))
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            raise InputDataError(f"{path}: line {i + 1 + offset} has {len(row)} fields, expected {width}")
+    if drop_index:
+        rows = [r[1:] for r in rows]
+    n_cols = width - 1 if drop_index else width
+    return _finish(_csv_numbers(path, rows, n_cols, names, offset), str(path), names, None, "float64")
 
 
 def load_labeled(path: str | os.PathLike[str], label_column: str | int | None = None) -> Table:
