@@ -15,6 +15,7 @@ import pytest
 
 from _factory import learnware_zip, spec_dict
 from lwdock import Dock
+from lwdock.format.ids import sha256_file
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def _spec(path: Path, **changes) -> Path:  # type: ignore[no-untyped-def]
 ])
 def test_a_spec_with_unusable_numbers_is_one_error(small, lwdock_bin, changes, words):
     root, _ = small
-    spec = _spec(root / "bad.json", **changes)
+    _spec(root / "bad.json", **changes)
     for args in (("search", "--spec", "bad.json", "--include-unchecked"), ("spec", "show", "bad.json")):
         line = one_error(run(lwdock_bin, root, *args), 7)
         assert "bad.json" in line and words in line, line
@@ -74,3 +75,40 @@ def test_a_good_spec_still_ranks_and_gamma_large_but_safe_is_quiet(small, lwdock
         assert p.returncode == 0, p.stderr
         assert sorted(p.stdout.split()) == sorted(ids)
         assert "overflow" not in p.stderr and "RuntimeWarning" not in p.stderr
+
+
+# -- 3: aliases that look like hex ---------------------------------------------------------------
+def test_a_hex_looking_alias_is_allowed_unless_it_could_be_an_id(small, lwdock_bin):
+    root, (a, b) = small
+    assert a[0] in "abcdef" and b[0] in "abcdef"  # the factory's ids for seeds 0 and 1 (fixed bytes)
+    assert run(lwdock_bin, root, "alias", a, "d6789").returncode == 0
+    shown = json.loads(run(lwdock_bin, root, "show", "d6789", "--json").stdout)
+    assert shown["id"] == a and shown["alias"] == "d6789"
+    # an alias that is the start of another learnware's id would hide it from its short id: refused
+    line = one_error(run(lwdock_bin, root, "alias", a, b[:6]), 13)
+    assert "start of learnware" in line and b[:12] in line
+    assert json.loads(run(lwdock_bin, root, "show", b[:6], "--json").stdout)["id"] == b
+    # the start of its own id is harmless: both readings give the same learnware
+    assert run(lwdock_bin, root, "alias", a, a[:6]).returncode == 0
+    assert json.loads(run(lwdock_bin, root, "show", a[:6], "--json").stdout)["id"] == a
+    # as long as the short ids that tables show: refused whatever the dock holds
+    line = one_error(run(lwdock_bin, root, "alias", b, "deadbeefcafe"), 2)
+    assert "hex digits" in line
+    assert run(lwdock_bin, root, "alias", b, "deadbeefcaf").returncode == 0
+
+
+def test_an_alias_is_matched_before_an_id_prefix(tmp_path, lwdock_bin):
+    dock = Dock.init(tmp_path / "dock")
+    later = learnware_zip(tmp_path / "b.zip", seed=0, d=4)
+    alias = sha256_file(later)[:4]
+    assert alias[0] in "abcdef"  # the factory's zips have fixed bytes, so fixed ids
+    a = dock.submit(learnware_zip(tmp_path / "a.zip", seed=1, d=4), run_model=False, alias=alias)
+    # a learnware submitted later whose id starts with that alias: the alias wins, one digit more finds it
+    b = dock.submit(later, run_model=False)
+    assert b.id.startswith(alias) and not a.id.startswith(alias)
+    assert json.loads(run(lwdock_bin, tmp_path, "show", alias, "--json").stdout)["id"] == a.id
+    assert json.loads(run(lwdock_bin, tmp_path, "show", b.id[:5], "--json").stdout)["id"] == b.id
+    # submitting with an alias that an id in the dock starts with is refused like `alias`
+    c = learnware_zip(tmp_path / "c.zip", seed=2, d=4)
+    line = one_error(run(lwdock_bin, tmp_path, "submit", str(c), "--alias", b.id[:8], "--trusted"), 13)
+    assert "start of learnware" in line

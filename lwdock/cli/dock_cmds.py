@@ -225,7 +225,9 @@ def show(ctx: typer.Context, ref: RefArg, json: JsonOpt = False) -> None:
 def alias(
     ctx: typer.Context,
     ref: RefArg,
-    name: Annotated[Optional[str], typer.Argument(help="New alias; omit with --clear.")] = None,
+    name: Annotated[Optional[str], typer.Argument(
+        help="New alias: a letter first; not the start of another learnware's id (aliases are matched "
+             "before id prefixes). Omit with --clear.")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the alias.")] = False,
     json: JsonOpt = False,
 ) -> None:
