@@ -112,3 +112,14 @@ def test_an_alias_is_matched_before_an_id_prefix(tmp_path, lwdock_bin):
     c = learnware_zip(tmp_path / "c.zip", seed=2, d=4)
     line = one_error(run(lwdock_bin, tmp_path, "submit", str(c), "--alias", b.id[:8], "--trusted"), 13)
     assert "start of learnware" in line
+
+
+# -- 4: no arguments ------------------------------------------------------------------------------
+@pytest.mark.parametrize("group", [[], ["spec"], ["envs"]])
+def test_a_command_group_alone_prints_its_help(tmp_path, lwdock_bin, group):
+    alone = subprocess.run([lwdock_bin, *group], capture_output=True, text=True, cwd=tmp_path)
+    asked = subprocess.run([lwdock_bin, *group, "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert (alone.returncode, alone.stderr) == (0, "")
+    assert alone.stdout == asked.stdout and alone.stdout.startswith(f"Usage: lwdock {' '.join(group)}".rstrip())
+    missing = subprocess.run([lwdock_bin, "show"], capture_output=True, text=True, cwd=tmp_path)
+    one_error(missing, 2)  # a command missing its argument is still a usage error
