@@ -8,6 +8,7 @@ then drives the real console script in a subprocess.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -123,3 +124,19 @@ def test_a_command_group_alone_prints_its_help(tmp_path, lwdock_bin, group):
     assert alone.stdout == asked.stdout and alone.stdout.startswith(f"Usage: lwdock {' '.join(group)}".rstrip())
     missing = subprocess.run([lwdock_bin, "show"], capture_output=True, text=True, cwd=tmp_path)
     one_error(missing, 2)  # a command missing its argument is still a usage error
+
+
+# -- 5: the reduced-set size is --points; -K / --K stay as hidden old spellings ------------------
+def test_points_names_the_reduced_set_size_and_k_is_hidden(tmp_path, lwdock_bin):
+    import numpy as np
+
+    np.savetxt(tmp_path / "x.csv", np.random.default_rng(0).normal(size=(40, 3)), delimiter=",")
+    for command in (["spec", "table"], ["spec", "image"], ["spec", "text"], ["pack"]):
+        shown = subprocess.run([lwdock_bin, *command, "--help"], capture_output=True, text=True).stdout
+        assert "--points N" in shown and not re.search(r"(^|[\s,])--?K\b", shown), (command, shown)
+    for i, flag in enumerate(("--points", "-K", "--K")):
+        out = tmp_path / f"s{i}.json"
+        p = subprocess.run([lwdock_bin, "spec", "table", "x.csv", "-o", str(out), flag, str(5 + i), "--steps", "1"],
+                           capture_output=True, text=True, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        assert len(json.loads(out.read_text())["beta"]) == 5 + i

@@ -132,7 +132,8 @@ class _Argument(TyperArgument):
 
 
 # old spellings kept for one release: they parse, but help shows only the new name
-HIDDEN_ALIASES = frozenset({"--field", "--text-field", "--ids", "--env-manager"})
+# (-K/--K: the reduced-set size, now --points, beside search's -k, the top-k)
+HIDDEN_ALIASES = frozenset({"--field", "--text-field", "--ids", "--env-manager", "-K", "--K"})
 
 
 class _Option(TyperOption):
