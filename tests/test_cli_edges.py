@@ -140,3 +140,19 @@ def test_points_names_the_reduced_set_size_and_k_is_hidden(tmp_path, lwdock_bin)
                            capture_output=True, text=True, cwd=tmp_path)
         assert p.returncode == 0, p.stderr
         assert len(json.loads(out.read_text())["beta"]) == 5 + i
+
+
+# -- 6: data-loading errors count lines of the file from 1, header and blank lines included ------
+def test_data_errors_name_the_file_line(small, lwdock_bin):
+    root, (a, _) = small
+    (root / "text.csv").write_text("a,b,c,d\n1,2,3,4\n\n5,6,x,8\n")  # the x is on line 4 of the file
+    (root / "short.csv").write_text("1,2,3,4\n\n\n1,2\n")
+    (root / "nan.csv").write_text("a,b,c,d\n1,2,3,4\n5,,7,8\n")
+    line = one_error(run(lwdock_bin, root, "search", "--data", "text.csv", "--include-unchecked"), 7)
+    assert line == "error: text.csv: line 4, column c: non-numeric value 'x'"
+    assert "--label-column c" in run(lwdock_bin, root, "spec", "table", "text.csv", "-o", "s.json").stderr
+    line = one_error(run(lwdock_bin, root, "search", "--data", "short.csv", "--include-unchecked"), 7)
+    assert line == "error: short.csv: line 4 has 2 fields, expected 4"
+    # an empty field reaches reuse as NaN; an array has no lines, so its rows count from 1 too
+    line = one_error(run(lwdock_bin, root, "reuse", a, "--data", "nan.csv", "--trusted", "-q"), 7)
+    assert "first in data row 2, counting from 1" in line
