@@ -156,3 +156,31 @@ def test_data_errors_name_the_file_line(small, lwdock_bin):
     # an empty field reaches reuse as NaN; an array has no lines, so its rows count from 1 too
     line = one_error(run(lwdock_bin, root, "reuse", a, "--data", "nan.csv", "--trusted", "-q"), 7)
     assert "first in data row 2, counting from 1" in line
+
+
+# -- 7: a learnware whose blob is missing -----------------------------------------------------------
+def test_doctor_removes_the_entry_of_a_learnware_whose_blob_is_missing(small, lwdock_bin):
+    root, (a, b) = small
+    assert run(lwdock_bin, root, "alias", a, "gone").returncode == 0
+    next((root / "dock" / "objects").rglob(f"{a}.zip")).unlink()
+    line = one_error(run(lwdock_bin, root, "export", "gone", "-o", "x.zip"), 10)
+    assert "blob" in line and "missing" in line
+    assert "hint: run `lwdock doctor`" in run(lwdock_bin, root, "export", "gone", "-o", "x.zip").stderr
+    dry = run(lwdock_bin, root, "doctor", "--dry-run")  # the report on stdout, then the error
+    problem = f"learnware {a[:12]} is indexed but its blob is missing (repair: remove its entry)"
+    assert dry.returncode == 10 and dry.stdout.splitlines()[0] == f"found:    {problem}"
+    assert dry.stderr.splitlines() == [f"error: the dock is not consistent: {problem}",
+                                       "hint: run `lwdock doctor` to repair (each problem says what the repair does)"]
+    fixed = run(lwdock_bin, root, "doctor", "--json")
+    assert fixed.returncode == 0, fixed.stderr
+    report = json.loads(fixed.stdout)
+    assert report["ok"] and report["learnwares"] == 1 and report["repaired"] == [report["problems"][0]]
+    # the dock is consistent again: the learnware is gone everywhere, its alias is free, the rest works
+    assert run(lwdock_bin, root, "doctor").returncode == 0
+    assert run(lwdock_bin, root, "list", "-q").stdout.split() == [b]
+    one_error(run(lwdock_bin, root, "show", "gone"), 3)
+    assert run(lwdock_bin, root, "alias", b, "gone").returncode == 0
+    _spec(root / "ok.json", gamma=0.1)
+    found = run(lwdock_bin, root, "search", "--spec", "ok.json", "--include-unchecked", "-q")
+    assert found.returncode == 0 and found.stdout.split() == [b]
+    assert not list((root / "dock" / "objects").rglob(f"{a}*"))

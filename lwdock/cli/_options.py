@@ -115,7 +115,7 @@ NoHeaderOpt = Annotated[bool, typer.Option("--no-header", help="tsv/csv: leave o
 SORT_KEYS = ("created", "id", "alias", "name", "data", "task", "dim", "status")
 SortOpt = Annotated[str, typer.Option(
     "--sort", metavar="KEY", help=f"Sort by {', '.join(SORT_KEYS)}; a leading - sorts descending.")]
-LimitOpt = Annotated[Optional[int], typer.Option("--limit", metavar="N", min=0, show_default=False,
+LimitOpt = Annotated[Optional[int], typer.Option("--limit", "-n", metavar="N", min=0, show_default=False,
                                                  help="Show at most N rows.")]
 
 

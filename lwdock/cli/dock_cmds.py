@@ -321,7 +321,16 @@ def doctor(
     if not report["ok"]:
         left = [p for p in report["problems"] if p not in report["repaired"]]
         raise DockError(f"the dock is not consistent: {left[0] if left else 'see the report above'}",
-                        hint="run `lwdock doctor` to repair" if dry_run else "run `lwdock doctor --rebuild-index`")
+                        hint=_doctor_hint(left, dry_run))
+
+
+def _doctor_hint(left: list[str], dry_run: bool) -> str:
+    """The next step for what doctor could not (or, with --dry-run, did not) repair."""
+    if dry_run:
+        return "run `lwdock doctor` to repair (each problem says what the repair does)"
+    if left and "does not match its hash" in left[0]:
+        return "restore its blob from a backup, or drop it with `lwdock remove ID`"
+    return "run `lwdock doctor --rebuild-index`"
 
 
 def register(app: typer.Typer) -> None:
