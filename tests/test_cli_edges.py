@@ -184,3 +184,15 @@ def test_doctor_removes_the_entry_of_a_learnware_whose_blob_is_missing(small, lw
     found = run(lwdock_bin, root, "search", "--spec", "ok.json", "--include-unchecked", "-q")
     assert found.returncode == 0 and found.stdout.split() == [b]
     assert not list((root / "dock" / "objects").rglob(f"{a}*"))
+
+
+def test_the_python_api_refuses_weights_without_a_positive_sum(small):
+    from lwdock.errors import InputDataError
+
+    root, _ = small
+    dock = Dock(root / "dock")
+    spec = spec_dict(d=4, seed=3)
+    for beta in ([0.0] * 5, [-0.2] * 5):
+        with pytest.raises(InputDataError, match="positive sum"):
+            dock.search(spec={"z": spec["z"], "beta": beta}, include_unchecked=True)
+    assert len(dock.search(spec={"z": spec["z"], "beta": spec["beta"]}, include_unchecked=True).singles) == 2
