@@ -1,6 +1,7 @@
 """Issue 15's leftovers, through the installed ``lwdock`` console script.
 
-Bad numbers in a spec file are one ``error:`` line with exit 7 (not a silent ranking), ...
+Bad numbers in a spec file are one ``error:`` line with exit 7 (not a silent ranking); hex-looking aliases;
+``lwdock`` alone prints help; ``--points``; file line numbers in data errors; doctor repairs a missing blob.
 Each test builds a small dock of factory learnwares through the Python API (no checks run),
 then drives the real console script in a subprocess.
 """

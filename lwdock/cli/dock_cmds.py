@@ -303,7 +303,7 @@ def doctor(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report problems without repairing.")] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Find and repair orphans, partial files and stale caches."""
+    """Find and repair orphans, partial files and stale caches; drop learnwares whose blob is lost."""
     dock = open_dock(ctx)
     report = dock.doctor(repair=not dry_run, rebuild_index=rebuild_index).to_dict()
     out = output(ctx, json)
