@@ -68,7 +68,7 @@ def test_header_rules(tmp_path):
 def test_a_text_column_is_named_with_a_hint(tmp_path):
     with pytest.raises(InputDataError, match="line 2, column label: non-numeric value 'x'") as exc:
         read_table(_csv(tmp_path, "a,b,label\n1,2,x\n"))
-    assert "--column label" in exc.value.hint
+    assert "--label-column label" in exc.value.hint
     with pytest.raises(UsageError, match="label column 'kind' is not in"):
         read_table(_csv(tmp_path, "a,b,label\n1,2,x\n"), "kind")
 

@@ -53,7 +53,7 @@ def test_bad_input_is_a_clear_error() -> None:
         RKMEImageSpec(**FAST).fit(np.zeros((10, 64)))
     X = np.random.default_rng(0).random((5, 1, 8, 8))
     X[2] = np.nan
-    with pytest.raises(InputDataError, match="image 2"):
+    with pytest.raises(InputDataError, match=r"image 3 \(counting from 1\)"):
         RKMEImageSpec(**FAST).fit(X)
 
 

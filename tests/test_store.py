@@ -79,7 +79,7 @@ def test_alias_rules(dock, tmp_path):
     with pytest.raises(ConflictError):
         dock.set_alias(b.id, "one")
     with pytest.raises(UsageError):
-        dock.set_alias(b.id, "deadbeef")  # could be read as an id prefix
+        dock.set_alias(b.id, "deadbeefcafe")  # as long as the short ids tables show
     dock.set_alias(a.id, None)
     dock.set_alias(b.id, "one")
     assert dock.resolve("one") == b.id

@@ -66,8 +66,9 @@ class LwdockGroup(TyperGroup):
         try:
             rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except _click.exceptions.NoArgsIsHelpError as exc:
-            sys.stderr.write(exc.ctx.get_help() + "\n" if exc.ctx is not None else "")
-            sys.exit(ExitCode.USAGE)
+            # `lwdock` (or `lwdock spec`) alone asks for help, as with docker, gh and kubectl: help on stdout, exit 0
+            sys.stdout.write(exc.ctx.get_help() + "\n" if exc.ctx is not None else "")
+            sys.exit(ExitCode.OK)
         except _click.exceptions.ClickException as exc:
             sys.exit(usage_error(exc))
         except typer.Abort:
@@ -131,7 +132,8 @@ class _Argument(TyperArgument):
 
 
 # old spellings kept for one release: they parse, but help shows only the new name
-HIDDEN_ALIASES = frozenset({"--field", "--text-field", "--ids", "--env-manager"})
+# (-K/--K: the reduced-set size, now --points, beside search's -k, the top-k)
+HIDDEN_ALIASES = frozenset({"--field", "--text-field", "--ids", "--env-manager", "-K", "--K"})
 
 
 class _Option(TyperOption):

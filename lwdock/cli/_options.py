@@ -153,3 +153,11 @@ EnvManagerOpt = Annotated[str, typer.Option("--env-manager", hidden=True, callba
 def pick_env_manager(trusted: bool, env_manager: str) -> str:
     """The env manager that --trusted / the old --env-manager ask for."""
     return "none" if trusted else env_manager
+
+
+# -- the reduced-set size of a spec: --points (-K / --K are the old spellings, hidden beside -k = top-k)
+def points_option(help: str) -> Any:
+    return typer.Option("--points", "-K", "--K", metavar="N", help=help)
+
+
+POINTS_HELP = "Reduced-set size: how many weighted points summarise the data."

@@ -225,7 +225,9 @@ def show(ctx: typer.Context, ref: RefArg, json: JsonOpt = False) -> None:
 def alias(
     ctx: typer.Context,
     ref: RefArg,
-    name: Annotated[Optional[str], typer.Argument(help="New alias; omit with --clear.")] = None,
+    name: Annotated[Optional[str], typer.Argument(
+        help="New alias: a letter first; not the start of another learnware's id (aliases are matched "
+             "before id prefixes). Omit with --clear.")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the alias.")] = False,
     json: JsonOpt = False,
 ) -> None:
@@ -301,7 +303,7 @@ def doctor(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report problems without repairing.")] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Find and repair orphans, partial files and stale caches."""
+    """Find and repair orphans, partial files and stale caches; drop learnwares whose blob is lost."""
     dock = open_dock(ctx)
     report = dock.doctor(repair=not dry_run, rebuild_index=rebuild_index).to_dict()
     out = output(ctx, json)
@@ -319,7 +321,16 @@ def doctor(
     if not report["ok"]:
         left = [p for p in report["problems"] if p not in report["repaired"]]
         raise DockError(f"the dock is not consistent: {left[0] if left else 'see the report above'}",
-                        hint="run `lwdock doctor` to repair" if dry_run else "run `lwdock doctor --rebuild-index`")
+                        hint=_doctor_hint(left, dry_run))
+
+
+def _doctor_hint(left: list[str], dry_run: bool) -> str:
+    """The next step for what doctor could not (or, with --dry-run, did not) repair."""
+    if dry_run:
+        return "run `lwdock doctor` to repair (each problem says what the repair does)"
+    if left and "does not match its hash" in left[0]:
+        return "restore its blob from a backup, or drop it with `lwdock remove ID`"
+    return "run `lwdock doctor --rebuild-index`"
 
 
 def register(app: typer.Typer) -> None:

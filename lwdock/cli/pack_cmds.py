@@ -19,6 +19,7 @@ from ._options import (
     TaskOpt,
     comma_list,
     json_object,
+    points_option,
     semantic_flags,
     semantic_from_options,
 )
@@ -103,7 +104,7 @@ def pack(
                      show_default=False),
     ] = None,
     k: Annotated[
-        Optional[int], typer.Option("-K", "--K", help="Reduced-set size (default 100; 50 for Image).")
+        Optional[int], points_option("Reduced-set size (default 100; 50 for Image).")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     max_samples: Annotated[Optional[int], typer.Option("--max-samples", help="Subsample the data first.")] = None,

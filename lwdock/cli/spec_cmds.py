@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..config import load_settings
+from ._options import POINTS_HELP, points_option
 from ._state import JsonOpt, output
 
 spec_app = typer.Typer(
@@ -30,7 +31,7 @@ def table(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Training data: .npy, .npz (array X) or .csv (header detected).")],
     out_path: Annotated[Path, typer.Option("--output", "-o", help="Where to write the spec JSON.")],
-    k: Annotated[int, typer.Option("--K", "-K", help="Reduced-set size.")] = 100,
+    k: Annotated[int, points_option(POINTS_HELP)] = 100,
     gamma: Annotated[
         Optional[float],
         typer.Option("--gamma", help="Experts only: fit with this RBF gamma on raw units. Default: standardised "
@@ -67,7 +68,7 @@ def image(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Images: N x C x H x W (or N x H x W grey) in .npy or .npz.")],
     out_path: Annotated[Path, typer.Option("--output", "-o", help="Where to write the spec JSON.")],
-    k: Annotated[int, typer.Option("--K", "-K", help="Number of synthetic images.")] = 50,
+    k: Annotated[int, points_option("Number of synthetic images.")] = 50,
     steps: Annotated[int, typer.Option("--steps", help="Optimisation rounds.")] = 30,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     device: DeviceOpt = None,
@@ -93,7 +94,7 @@ def text(
     column: Annotated[Optional[str], typer.Option(
         "--column", help="The .csv column (header name) or .jsonl field holding the text.")] = None,
     field: Annotated[Optional[str], typer.Option("--field", hidden=True, help="Old spelling of --column.")] = None,
-    k: Annotated[int, typer.Option("--K", "-K", help="Reduced-set size.")] = 100,
+    k: Annotated[int, points_option(POINTS_HELP)] = 100,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     embedder: Annotated[
         str, typer.Option("--embedder", help="all-MiniLM-L6-v2 (needs lwdock[text]) or hashing-384 (built in, lower quality).")

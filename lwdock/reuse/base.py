@@ -106,7 +106,9 @@ def check_X(X: Any, n_features: int | None = None, what: str = "X") -> np.ndarra
     arr = arr.astype(np.float64, copy=False)
     if not np.all(np.isfinite(arr)):
         bad = int(np.argwhere(~np.isfinite(arr))[0][0])
-        raise InputDataError(f"{what} contains NaN or infinite values (first in row {bad})", hint="impute them first")
+        # rows count from 1 like the line numbers of file errors (an array has no header line)
+        raise InputDataError(f"{what} contains NaN or infinite values (first in data row {bad + 1}, counting from 1)",
+                             hint="impute them first")
     return arr
 
 

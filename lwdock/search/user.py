@@ -73,6 +73,8 @@ def _from_spec(spec: RKMESpec, source: str) -> UserSpec:
         raise InputDataError(f"{source}: z or beta is not finite")
     if not math.isfinite(float(np.abs(beta).sum()) ** 2):
         raise InputDataError(f"{source}: the weights are too large to compare")
+    if not float(beta.sum()) > 0:  # as lwdock.spec.specfile refuses in a file: every score would be 0
+        raise InputDataError(f"{source}: the weights beta must have a positive sum (they sum to {float(beta.sum()):.6g})")
     n = getattr(spec, "num_points_", None)
     embedder = getattr(spec, "embedder_", None) if profile.kind == "text" else None
     return UserSpec(profile, z, beta, int(n) if n else None, embedder=embedder)

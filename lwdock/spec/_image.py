@@ -71,7 +71,7 @@ def _fill_nonfinite(block, first: int):  # type: ignore[no-untyped-def]
     count = flat_ok.sum(1)
     if bool((count == 0).any()):
         bad = int(torch.nonzero(count == 0)[0, 0]) + first
-        raise InputDataError(f"image {bad} has no finite pixel (all NaN or Inf)")
+        raise InputDataError(f"image {bad + 1} (counting from 1) has no finite pixel (all NaN or Inf)")
     total = torch.where(flat_ok, block.reshape(block.shape[0], -1).double(), 0.0).sum(1)
     fill = (total / count).float()[:, None, None, None].expand_as(block)
     return torch.where(ok, block, fill)

@@ -195,7 +195,7 @@ def _np_dtype(t: Any) -> bool:
 
 def _label_hint(column: str) -> str:
     return (f"text columns cannot be features; if {column!r} is the label, name it as the label column "
-            f"(lwdock pack --column {column}; reuse --label-column {column})")
+            f"(pack and reuse --label-column {column})")
 
 
 # -- files ---------------------------------------------------------------------------
@@ -298,9 +298,10 @@ def _read_csv(path: Path, label: str | int | None) -> Table:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise InputDataError(f"{path}: not a UTF-8 text file") from None
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if not lines:
+    numbered = [(n, ln) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
+    if not numbered:
         raise InputDataError(f"{path}: the file is empty")
+    line_no, lines = [n for n, _ in numbered], [ln for _, ln in numbered]  # messages name the file's lines
     first = lines[0]
     delim = "\t" if "\t" in first else ";" if ";" in first and "," not in first else ","
     rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delim))
@@ -314,7 +315,7 @@ def _read_csv(path: Path, label: str | int | None) -> Table:
     width = len(names) if names is not None else len(rows[0])
     for i, row in enumerate(rows):
         if len(row) != width:
-            raise InputDataError(f"{path}: line {i + 1 + offset} has {len(row)} fields, expected {width}")
+            raise InputDataError(f"{path}: line {_line(line_no, i + offset)} has {len(row)} fields, expected {width}")
     if names is not None and names[0] in INDEX_NAMES and width > 1:
         logger.info("%s: the first column has no name (a row index, as pandas writes it): it is left out", path.name)
         names, rows, width = names[1:], [r[1:] for r in rows], width - 1
@@ -327,10 +328,17 @@ def _read_csv(path: Path, label: str | int | None) -> Table:
         rows = [r[:idx] + r[idx + 1:] for r in rows]
         names = names[:idx] + names[idx + 1:] if names is not None else None
         width -= 1
-    return _finish(_csv_numbers(path, rows, width, names, offset), str(path), names, y, "float64")
+    return _finish(_csv_numbers(path, rows, width, names, line_no[offset:]), str(path), names, y, "float64")
 
 
-def _csv_numbers(path: Path, rows: list[list[str]], width: int, names: list[str] | None, offset: int) -> np.ndarray:
+def _line(line_no: list[int], i: int) -> int:
+    """The file's line number (1-based, header and blank lines counted) of non-blank line ``i``;
+    past the end (a quoted field that spans lines) the last one."""
+    return line_no[min(i, len(line_no) - 1)]
+
+
+def _csv_numbers(path: Path, rows: list[list[str]], width: int, names: list[str] | None,
+                 line_no: list[int]) -> np.ndarray:
     try:  # fast path; the loop below handles empty fields and names bad values
         return np.asarray(rows, dtype=np.float64).reshape(len(rows), width)
     except ValueError:
@@ -342,7 +350,7 @@ def _csv_numbers(path: Path, rows: list[list[str]], width: int, names: list[str]
         except ValueError:
             j = next(j for j, f in enumerate(row) if not _is_number(f))
             col = names[j] if names is not None else f"{j + 1}"
-            raise InputDataError(f"{path}: line {i + 1 + offset}, column {col}: non-numeric value {row[j].strip()!r}",
+            raise InputDataError(f"{path}: line {_line(line_no, i)}, column {col}: non-numeric value {row[j].strip()!r}",
                                  hint=_label_hint(col)) from None
     return out
 

@@ -145,6 +145,24 @@ def _check_weights(z: np.ndarray, beta: np.ndarray, source: str, fail: Callable[
         raise fail(f"beta has shape {beta.shape} but z has {z.shape[0]} {rows}", source)
     if not (np.all(np.isfinite(z)) and np.all(np.isfinite(beta))):
         raise fail("z or beta contains NaN or Inf", source)
+    total = float(np.sum(beta))
+    if not total > 0:  # all zero or negative: every distance would be meaningless (a score of 0 for all)
+        raise fail(f"the weights beta must have a positive sum (they sum to {total:.6g}), "
+                   "as a fitted specification's weights do", source)
+
+
+def _check_gamma(gamma: Any, z: np.ndarray, source: str) -> None:
+    """A positive gamma whose kernel ``exp(-gamma |z_i - z_j|^2)`` can be computed without overflow."""
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma) or gamma <= 0:
+        raise _fail(f"gamma must be a positive number, got {gamma!r}", source)
+    with np.errstate(over="ignore", invalid="ignore"):  # the bounds themselves may overflow: that is the check
+        norms = float(np.max(np.sum(z * z, axis=1)))  # the kernels expand |a - b|^2 = |a|^2 + |b|^2 - 2 a.b
+        widest = float(np.sum(np.ptp(z, axis=0) ** 2))  # >= every squared distance between two points
+        exponent = 4.0 * gamma * widest  # 4x: room for the rounding of that expansion
+    if not math.isfinite(norms):
+        raise _fail("the points z are too large to compare (their squared norms overflow)", source)
+    if not math.isfinite(exponent):
+        raise _fail(f"gamma {gamma!r} is too large for these points (gamma x squared distance overflows)", source)
 
 
 def _weighted_points(data: dict[str, Any], source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -171,8 +189,7 @@ def table_from_dict(data: Any, cls, source: str = "specification", *,  # type: i
         raise _fail(f"dtype {data.get('dtype')!r} is not supported", source)
     z, beta = _weighted_points(data, source)
     gamma = data["gamma"]
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma) or gamma <= 0:
-        raise _fail(f"gamma must be a positive number, got {gamma!r}", source)
+    _check_gamma(gamma, z, source)
     n = data["num_points"]
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise _fail(f"num_points must be a positive integer, got {n!r}", source)

@@ -57,6 +57,7 @@ __all__ = ["Dock", "EntryFilter", "MIN_PREFIX", "STATUSES", "index_entry", "sha2
 _ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 _HEX_RE = re.compile(r"^[0-9a-f]+$")
 MIN_PREFIX = 4
+ID_LIKE_ALIAS = 12  # hex digits: the short ids that tables show on a terminal
 
 
 class EntryFilter(Protocol):
@@ -394,6 +395,9 @@ class Dock:
             if exist_ok:  # an alias asked for is set (or refused), never dropped
                 return existing if alias in (None, existing.alias) else self.set_alias(lw_id, alias)
             raise ConflictError(f"learnware {lw_id[:12]} is already in the dock", hint="use --exist-ok in batch jobs")
+        if alias is not None:  # before the checks run (minutes); committing checks again
+            with self.index() as idx:
+                _check_alias_free(idx, alias, lw_id)
         scratch.mkdir(parents=True)
         pkg = open_package(zip_path, scratch / "pkg", limits=self.limits)
         semantic = _semantic_for(pkg, semantic, semantic_flags)
@@ -511,6 +515,9 @@ class Dock:
         with self.index() as idx:
             existing = [e.id for e in idx.get_many([e.id for e in entries]) if e is not None]
             check_new(existing, idx.aliases(), list(entries))
+            for entry in entries:
+                if entry.alias:
+                    _check_alias_free(idx, entry.alias, entry.id)
             idx.insert_many(entries)
             self._emit(idx, added=entries)
         return len(entries)
@@ -521,9 +528,8 @@ class Dock:
             _check_alias(alias)
         with self.index() as idx:
             entry = _resolve(idx, ref)
-            owner = idx.alias_target(alias) if alias else None
-            if owner and owner != entry.id and idx.get(owner) is not None:
-                raise ConflictError(f"alias {alias!r} is already in use")
+            if alias:
+                _check_alias_free(idx, alias, entry.id)
             entry = entry.replace(alias=alias)
             idx.update(entry)
             self._emit(idx, added=[entry], removed=[entry.id])
@@ -612,8 +618,8 @@ def _live_manifest(data: dict[str, Any] | None) -> dict[str, Any] | None:
 def _check_new(idx: Index, entry: Entry) -> None:
     if idx.get(entry.id) is not None:
         raise ConflictError(f"learnware {entry.id[:12]} is already in the dock")
-    if entry.alias and idx.get(idx.alias_target(entry.alias) or "--") is not None:
-        raise ConflictError(f"alias {entry.alias!r} is already in use")
+    if entry.alias:
+        _check_alias_free(idx, entry.alias, entry.id)
 
 
 def _same(path: Path, key: str, have: Any, given: Any, same: bool) -> None:
@@ -624,11 +630,33 @@ def _same(path: Path, key: str, have: Any, given: Any, same: bool) -> None:
         )
 
 def _check_alias(alias: str) -> None:
-    if not _ALIAS_RE.match(alias) or (_HEX_RE.match(alias) and len(alias) >= MIN_PREFIX):
+    """The form of an alias. A hex-looking one (``d6789``) is fine unless it is as long as the ids
+    tables show (``ID_LIKE_ALIAS``); :func:`_check_alias_free` refuses one that is an id's prefix."""
+    if not _ALIAS_RE.match(alias):
         raise UsageError(
-            f"invalid alias {alias!r}: use a letter first, then letters, digits, '.', '_' or '-' "
-            "(at most 64), and not a hex string that could be an id prefix"
+            f"invalid alias {alias!r}: use a letter first, then letters, digits, '.', '_' or '-' (at most 64)"
         )
+    if _HEX_RE.match(alias.lower()) and len(alias) >= ID_LIKE_ALIAS:
+        raise UsageError(f"invalid alias {alias!r}: {ID_LIKE_ALIAS} or more hex digits read as a learnware id",
+                         hint="add a letter beyond a-f, or shorten it")
+
+
+def _check_alias_free(idx: Index, alias: str, own_id: str) -> None:
+    """Refuse an alias in use by another learnware, or one that another learnware's id starts with.
+
+    References resolve alias first, then id prefix: an alias that was an id prefix when it was set
+    would hide that learnware from its short id. (An id that starts with an alias set earlier stays
+    reachable with one more digit.)
+    """
+    owner = idx.alias_target(alias)
+    if owner and owner != own_id and idx.get(owner) is not None:
+        raise ConflictError(f"alias {alias!r} is already in use")
+    low = alias.lower()
+    if len(low) >= MIN_PREFIX and _HEX_RE.match(low):
+        other = next((e for e in idx.with_prefix(low) if e.id != own_id), None)
+        if other is not None:
+            raise ConflictError(f"alias {alias!r} is the start of learnware {other.short_id}'s id",
+                                hint="choose an alias that is not a prefix of an id in the dock")
 
 
 def _resolve(idx: Index, ref: str) -> Entry:

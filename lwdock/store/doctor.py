@@ -120,8 +120,9 @@ class _Doctor:
         lay = self.layout
         for lw_id, entry in known.items():
             blob = lay.blob(lw_id)
-            if not blob.is_file():
-                self.report.problems.append(f"learnware {lw_id[:12]} is indexed but its blob is missing")
+            if not blob.is_file():  # its content is gone: the entry goes, as `remove` would (restore the blob to keep it)
+                self.fix(f"learnware {lw_id[:12]} is indexed but its blob is missing (repair: remove its entry)",
+                         lambda i=lw_id: self._drop(i))
                 continue
             if sha256_file(blob) != lw_id:
                 self.report.problems.append(f"blob of learnware {lw_id[:12]} does not match its hash (modified on disk)")
@@ -139,6 +140,11 @@ class _Doctor:
             elif state != "ok":
                 self.fix(f"unpacked files of {lw_id[:12]} were modified: the copy {state}",
                          lambda i=lw_id: self.dock.rebuild_unpacked(i))
+
+    def _drop(self, lw_id: str) -> None:
+        self.dock.remove(lw_id)  # index entry, alias, derived data (its events), manifest, unpacked copy
+        if self.report.learnwares is not None:
+            self.report.learnwares -= 1
 
     # -- blobs on object storage (lwdock.store.blobs.RemoteBlobs) -------------------------------------
     def check_remote(self, known: dict[str, Entry]) -> None:
