@@ -57,19 +57,6 @@ def test_greedy_herding_on_a_hand_computed_case():
     assert picks.tolist() == [1, 2, 1]
 
 
-def test_herding_is_faster_than_before_on_a_job_selector_sized_run():
-    """Not a speed goal (those live in the docs' measurement), a guard that the buffered loop is
-    no slower than the one it replaced, measured in the same run."""
-    spec = _spec(20, 5)
-    t0 = time.perf_counter()
-    herding_reference(spec, 150, random_state=0)
-    old = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    spec.herding(150, random_state=0)
-    new = time.perf_counter() - t0
-    assert new < old * 1.5
-
-
 def _measure() -> None:
     """Before/after in one run: ``.venv/bin/python tests/test_batch_herding.py`` (figures in docs/batch.md)."""
     from test_reuse_market import Market
