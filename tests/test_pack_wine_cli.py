@@ -174,4 +174,4 @@ def test_labels_outside_the_declared_classes_are_refused(wine):
     assert res.returncode != 0 and "grignolino" in res.stderr
     res = wine.run("pack", "--model", "model.pkl", "--data", "train.csv", "--task", "Classification", "-o", "b.zip")
     assert res.returncode == ExitCode.BAD_INPUT
-    assert "column label: non-numeric value" in res.stderr and "--column label" in res.stderr
+    assert "column label: non-numeric value" in res.stderr and "--label-column label" in res.stderr

@@ -69,13 +69,13 @@ def read_csv_chunks(path: str | os.PathLike[str], chunk_rows: int = 20_000) -> I
         raise no_file("data file", path)
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
-            lines = (ln for ln in fh if ln.strip())
+            lines = ((n, ln) for n, ln in enumerate(fh, 1) if ln.strip())  # messages name the file's lines
             head = list(itertools.islice(lines, 2))
             if not head:
                 raise InputDataError(f"{path}: the file is empty")
-            first = head[0]
+            first = head[0][1]
             delim = "\t" if "\t" in first else ";" if ";" in first and "," not in first else ","
-            head_rows = list(csv.reader(head, delimiter=delim))
+            head_rows = list(csv.reader([ln for _, ln in head], delimiter=delim))
             kind = _header_kind(head_rows)
             names = [f.strip() for f in head_rows[0]] if kind is not None else None
             offset = 1 if kind is not None else 0
@@ -88,7 +88,7 @@ def read_csv_chunks(path: str | os.PathLike[str], chunk_rows: int = 20_000) -> I
             body = itertools.chain(head[offset:], lines)
             done = 0
             while block := list(itertools.islice(body, chunk_rows)):
-                yield _csv_chunk(path, block, delim, width, names, drop_index, offset + done)
+                yield _csv_chunk(path, block, delim, width, names, drop_index)
                 done += len(block)
     except UnicodeDecodeError:
         raise InputDataError(f"{path}: not a UTF-8 text file") from None
@@ -96,17 +96,19 @@ def read_csv_chunks(path: str | os.PathLike[str], chunk_rows: int = 20_000) -> I
         raise InputDataError(f"{path}: the file has a header but no rows")
 
 
-def _csv_chunk(path: Path, block: list[str], delim: str, width: int, names: list[str] | None,
-               drop_index: bool, offset: int) -> Table:
-    """One chunk of a CSV's lines (``offset`` lines of the file before it) as a Table."""
-    rows = list(csv.reader(block, delimiter=delim))
+def _csv_chunk(path: Path, block: list[tuple[int, str]], delim: str, width: int, names: list[str] | None,
+               drop_index: bool) -> Table:
+    """One chunk of a CSV's non-blank lines, each with its line number in the file, as a Table."""
+    line_no = [n for n, _ in block]
+    rows = list(csv.reader([ln for _, ln in block], delimiter=delim))
     for i, row in enumerate(rows):
         if len(row) != width:
-            raise InputDataError(f"{path}: line {i + 1 + offset} has {len(row)} fields, expected {width}")
+            raise InputDataError(f"{path}: line {line_no[min(i, len(line_no) - 1)]} has {len(row)} fields, "
+                                 f"expected {width}")
     if drop_index:
         rows = [r[1:] for r in rows]
     n_cols = width - 1 if drop_index else width
-    return _finish(_csv_numbers(path, rows, n_cols, names, offset), str(path), names, None, "float64")
+    return _finish(_csv_numbers(path, rows, n_cols, names, line_no), str(path), names, None, "float64")
 
 
 def load_labeled(path: str | os.PathLike[str], label_column: str | int | None = None) -> Table:
