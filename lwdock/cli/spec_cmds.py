@@ -29,8 +29,11 @@ def _device(device: Optional[str]) -> str:
 
 def table(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Argument(help="Training data: .npy, .npz (array X) or .csv (header detected).")],
-    out_path: Annotated[Path, typer.Option("--output", "-o", help="Where to write the spec JSON.")],
+    data: Annotated[list[Path], typer.Argument(
+        metavar="DATA...", help="Training data: .npy, .npz (array X) or .csv (header detected); several files "
+        "are fitted in parallel, one spec each in the -o directory.")],
+    out_path: Annotated[Path, typer.Option("--output", "-o", help="Where to write the spec JSON (a directory "
+                                           "DIR/ for several files: DIR/<file stem>.json).")],
     k: Annotated[int, points_option(POINTS_HELP)] = 100,
     gamma: Annotated[
         Optional[float],
@@ -43,18 +46,26 @@ def table(
     max_samples: Annotated[
         Optional[int], typer.Option("--max-samples", help="Fit on at most this many rows (seeded subsample).")
     ] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Files fitted at once (default: the cores).",
+                                                show_default=False)] = None,
+    executor: Annotated[str, typer.Option("--executor", help="Where several files are fitted: local (threads) or "
+                                          "dask (DASK_SCHEDULER_ADDRESS, else a local cluster; docs/batch.md).")] = "local",
     json: JsonOpt = False,
 ) -> None:
-    """Build a table RKME specification from DATA and write it to -o."""
-    from ..spec.api import build_table_spec
+    """Build a table RKME specification from DATA and write it to -o (several files: one spec each)."""
+    from ..batch.executors import make_executor
+    from ..batch.specs import fit_table_specs
 
     out = output(ctx, json)
-    result = build_table_spec(
-        data, out_path, K=k, gamma=gamma, steps=steps, random_state=seed, device=_device(device), max_samples=max_samples
-    )
-
-    out.result(result, human=_wrote(out, "K={K} d={dim} fit on {fit_units} columns with gamma {fit_gamma:.3g}",
-                                    unit="rows"))
+    params = dict(K=k, gamma=gamma, steps=steps, random_state=seed, device=_device(device), max_samples=max_samples)
+    engine = make_executor(executor, jobs if len(data) > 1 else 1)
+    try:
+        results = fit_table_specs(data, out_path, executor=engine, **params)
+    finally:
+        engine.close()
+    human = _wrote(out, "K={K} d={dim} fit on {fit_units} columns with gamma {fit_gamma:.3g}", unit="rows")
+    out.result(results[0] if len(results) == 1 else results,
+               human=lambda d: [human(r) for r in (d if isinstance(d, list) else [d])])
 
 
 def _wrote(out: Any, what: str, unit: str = "items"):  # type: ignore[no-untyped-def]
