@@ -13,7 +13,7 @@ process and compared with the dock's name table; nothing of theirs is written.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,13 +63,15 @@ def user_columns(data: Any) -> list[str] | None:
     return table_column_names(data) if isinstance(data, (str, os.PathLike)) else None
 
 
-def plan(dock: Any, entries: Sequence[Any], data: Any, names: Sequence[str] | None = None) -> Plan | None:
+def plan(dock: Any, entries: Callable[[], Sequence[Any]], data: Any, names: Sequence[str] | None = None
+         ) -> Plan | None:
     """The heterogeneous side of a search (call under the dock lock); None when it has none:
-    no named user columns, or no eligible learnware in the dock."""
+    no named user columns, or no eligible learnware in the dock. ``entries`` reads the index's
+    entries; it is called only when the user's columns are named."""
     names = list(names) if names is not None else user_columns(data)
     if not names:
         return None
-    eligible = eligible_of(catch_up(dock, entries))
+    eligible = eligible_of(catch_up(dock, entries()))
     if not eligible:
         return None
     # the same names in another order are the plain path's (the user's table is put in the

@@ -184,7 +184,7 @@ def _snapshot(dock: DockView, user: UserSpec | None, data: Any = None) -> _Snaps
             snap.store = ensure_current(dock, lambda: as_entries(dock.entries()), user.key)
             snap.group = snap.store.group(user.key)
             if data is not None and user.kind == "table":
-                snap.hetero = hetero.plan(dock, as_entries(dock.entries()), data)
+                snap.hetero = hetero.plan(dock, lambda: as_entries(dock.entries()), data)  # read only for named columns
     return snap
 
 
