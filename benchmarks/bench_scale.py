@@ -106,7 +106,7 @@ def build(path: Path, n: int, ids: list[str], gamma: float, with_store: bool) ->
         _, z, beta, off = market(n)
         with dock.lock():
             shutil.rmtree(dock.layout.search, ignore_errors=True)
-            store.bulk_load(dock.layout.search, ids, z, beta, off, gamma, dtype="float32",
+            store.bulk_load(dock.layout.search, ids, z, beta, off, dtype="float32",
                             generation=dock.generation())
         out["store_s"] = time.perf_counter() - t0
     return out
