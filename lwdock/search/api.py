@@ -29,6 +29,7 @@ from .cache import ensure_current
 from .engine import POOL, Candidates, RankOptions, StatResult, rank
 from .result import HeteroSingle, MixtureHit, SearchResult, Single
 from .semantic import RecordSource, SemanticQuery, filter_rows
+from .segments import stack
 from .store import Group, SegmentStore
 from .user import UserSpec, as_user_spec, data_kind, user_spec_from_data
 from .verify import VerifyOptions, verify
@@ -233,6 +234,16 @@ def _full_entries(dock: DockView, ids: list[str]) -> dict[str, Entry]:
     return {e.id: as_entry(e) for e in found}
 
 
+def _candidate_entries(dock: DockView, rows: Any, stat: StatResult, options: SearchOptions) -> dict[str, Entry]:
+    """What the later stages need of each candidate: full index entries for the verified re-rank
+    (task, output, labels); otherwise the semantic source's rows (id, alias, name, status), which
+    on a dock with a summary costs no index read at all."""
+    ids = list(stat.candidates.ids)
+    if options.rerank == "verified":
+        return _full_entries(dock, ids)
+    return rows.entries_by_id(ids)
+
+
 def _statistical(result: SearchResult, dock: DockView, snap: _Snapshot, user: UserSpec, kept: Any,
                  options: SearchOptions) -> None:
     rows = snap.rows
@@ -247,7 +258,7 @@ def _statistical(result: SearchResult, dock: DockView, snap: _Snapshot, user: Us
         result.explanation = explain.statistical(rows.entries(kept), user.profile, snap.store.profiles_of(user.kind))
     else:
         assert group is not None
-        _fill(result, stat, group, _full_entries(dock, list(stat.candidates.ids)), user, options, dock)
+        _fill(result, stat, group, _candidate_entries(dock, rows, stat, options), user, options, dock)
     if snap.hetero is not None:
         kept_hetero = other_columns & set(rows.ids(kept))
         if kept_hetero:
@@ -340,6 +351,14 @@ def _fill(result: SearchResult, stat: StatResult, group: Group, by_id: dict[str,
         result.mixture = _mixture(c, order, options, by_id)
 
 
+def _sub_gram(c: Candidates, sub: list[int]) -> mixture.Gram:
+    """The Gram matrix of the mixture's pool alone: its rows are computed over the pool's points,
+    not over every kept candidate's (the pool is 10 of 20-30)."""
+    pairs = [(c.Z[c.offsets[p]:c.offsets[p + 1]], c.B[c.offsets[p]:c.offsets[p + 1]]) for p in sub]
+    Z, B, off = stack([z for z, _ in pairs], [b for _, b in pairs])
+    return mixture.Gram(c.selfs[sub], lambda i: c.backend.gram_row(Z, B, off, i))
+
+
 def _mixture(c: Candidates, order: np.ndarray, options: SearchOptions, by_id: dict[str, Entry]) -> MixtureHit | None:
     """The best weighted mixture: ``qp`` over the best 10 of the final ranking, ``greedy`` / ``auto``
     over the best ``max_mixture^2`` by MMD^2 (their documented behaviour)."""
@@ -349,8 +368,7 @@ def _mixture(c: Candidates, order: np.ndarray, options: SearchOptions, by_id: di
     sub = [int(p) for p in (order if options.method == "qp" else np.arange(c.size))[:pool]]
     if options.method != "qp" and not c.mmd2[sub[0]] > 0:
         return None
-    full = c.gram()
-    gram = mixture.Gram(c.selfs[sub], lambda i: full.row(sub[i])[sub])
+    gram = _sub_gram(c, sub)
     found = mixture.find(gram, c.cross[sub], c.user.self_product, options.max_mixture, options.method)
     if found is None:
         return None

@@ -43,7 +43,7 @@ class RBFBackend:
     """``k(a, b) = exp(-gamma |a - b|^2)`` on points already mapped into the group kernel's units
     (:meth:`RBFKernel.map`: live columns divided by their scale)."""
 
-    budget = Budget(auto_above=20_000, floor=1_000, per_result=50, fraction=0.02)
+    budget = Budget(auto_above=500, floor=100, per_result=10, fraction=0.005)
     prune = 0.0  # keep every point: the table path is exact to float64 rounding with float64 storage
 
     def __init__(self, profile: Profile, kernel: RBFKernel) -> None:
@@ -75,7 +75,10 @@ class RBFBackend:
         return bulk.cross_products(z, beta, offsets, uz, ub, self.gamma)
 
     def gram_row(self, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, i: int) -> np.ndarray:
-        return bulk.gram_row(Z, B, offsets, i, self.gamma)
+        """``<R_i, R_b>`` for every stacked b: the ranking's own arithmetic (float32 kernel values
+        for float32 storage, float64 sums), so the mixture and the MMD^2 it is compared with agree."""
+        s, e = int(offsets[i]), int(offsets[i + 1])
+        return self.cross(Z, B, offsets, Z[s:e], B[s:e])
 
     def densities(self, points: np.ndarray, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray,
                   power: float) -> np.ndarray:

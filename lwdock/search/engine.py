@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputDataError
-from . import bulk, mixture
+from . import bulk, escalate, mixture
 from .scores import match_score
 from .segments import Segment, stack
 from .store import Group
@@ -124,8 +124,7 @@ def rank(group: Group, user: UserSpec, allowed: set[str] | None, opts: RankOptio
         considered = int(sum(p.positions.size for p in picks))
         if considered == 0:
             return None
-        picks, prefiltered, approx = _prefilter(group, mapped, picks, considered, opts)
-        scored = _exact(group, mapped, picks)
+        picks, prefiltered, approx, scored = _prefiltered_exact(group, mapped, picks, considered, opts)
         spread = relative_spread(approx if approx is not None else scored.mmd2)
         by_mmd = smallest(scored.mmd2, opts.pool)
         match = match_score(scored.cross, mapped.self_product, scored.selfs)
@@ -165,19 +164,38 @@ def _picks(group: Group, allowed: set[str] | None) -> list[_Pick]:
     return picks
 
 
-def _prefilter(group: Group, user: MappedUser, picks: list[_Pick], n: int, opts: RankOptions
-               ) -> tuple[list[_Pick], bool, np.ndarray | None]:
+def _prefiltered_exact(group: Group, user: MappedUser, picks: list[_Pick], n: int, opts: RankOptions
+                       ) -> tuple[list[_Pick], bool, np.ndarray | None, _Scored]:
+    """The exact pass, over every candidate or (pre-filter) over those the sketches rank best,
+    widened until :func:`lwdock.search.escalate.more_needed` says nothing left out can matter (a fixed
+    ``opts.rerank`` budget is taken as given: benchmarks and tests measure it)."""
     budget = group.backend.budget
     count = min(n, int(opts.rerank)) if opts.rerank else budget.count(opts.k, opts.pool, n)
     if not budget.applies(opts.prefilter, n) or count >= n:
-        return picks, False, None
+        return picks, False, None, _exact(group, user, picks)
     us = group.backend.user_sketch(user.z, user.beta)
-    approx = np.concatenate([_approx(group, p, us) for p in picks])
+    approx = np.concatenate([_approx(group, p, us) for p in picks]) + user.self_product
+    while True:
+        sel = escalate.select(approx, count) if not opts.rerank else _fixed(approx, count)
+        kept = _restrict(picks, sel.keep)
+        scored = _exact(group, user, kept)
+        more = 0 if opts.rerank else escalate.more_needed(approx, sel, scored.mmd2, max(opts.k, opts.pool))
+        if more == 0:
+            return kept, True, approx, scored
+        count = escalate.next_count(count, more, n)
+
+
+def _fixed(approx: np.ndarray, count: int) -> escalate.Selection:
     keep = np.sort(np.argpartition(approx, count - 1)[:count])  # store order, so ties break as without it
+    return escalate.Selection(keep, keep[:0], float("inf"))
+
+
+def _restrict(picks: list[_Pick], keep: np.ndarray) -> list[_Pick]:
+    """The picks narrowed to ``keep`` (sorted positions into the concatenated picks)."""
     bounds = np.cumsum([0] + [p.positions.size for p in picks])
     kept = [_Pick(p.segment, p.positions[keep[(keep >= lo) & (keep < hi)] - lo], False)
             for p, lo, hi in zip(picks, bounds[:-1], bounds[1:])]
-    return [p for p in kept if p.positions.size], True, approx + user.self_product
+    return [p for p in kept if p.positions.size]
 
 
 def _approx(group: Group, p: _Pick, us: np.ndarray) -> np.ndarray:
