@@ -175,3 +175,36 @@ def test_cli_json_mixture_data_and_fail_if_empty(tmp_path, market):
     bad.write_text("")
     r = _cli(dock, "--spec", bad)
     assert r.exit_code == ExitCode.BAD_INPUT and "empty" in r.stderr
+
+
+def test_verified_search_survives_missing_stored_files(tmp_path):
+    """A bulk-loaded dock (entries, no zips): the default verified search still answers, by match,
+    and says why nothing was verified, instead of failing on the first missing file."""
+    from lwdock import Dock
+    from lwdock.api import summary_data
+    from lwdock.records import Entry
+    from lwdock.search import store
+    from lwdock.store.bulk import bulk_load
+
+    n, k, d = 30, 20, 4
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 3, size=(n, d))
+    z = (centres[:, None, :] + rng.normal(size=(n, k, d))).reshape(-1, d)
+    ids = [f"{i:02x}" + "0" * 62 for i in range(n)]
+    dock = Dock.init(tmp_path / "dock")
+    dock.attach(summary_data(dock))
+    spec = [{"kind": "table", "file_name": "stat.json", "class_name": "RKMETableSpecification", "dim": d,
+             "num_points": k}]
+    bulk_load(dock, (Entry.from_dict({
+        "id": lw, "status": "usable", "check": {}, "specs": spec, "requirements": [], "size": 1,
+        "semantic": {"Data": {"Type": "Class", "Values": ["Table"]}, "Task": {"Type": "Class", "Values": ["Regression"]},
+                     "Name": {"Type": "String", "Values": f"lw {i}"}, "Input": {"Dimension": d},
+                     "Output": {"Dimension": 1}},
+        "created": "2026-11-29T00:00:00+00:00"}) for i, lw in enumerate(ids)))  # fmt: skip
+    with dock.lock():
+        store.bulk_load(dock.layout.search, ids, z, np.full(n * k, 1 / k), np.arange(n + 1) * k,
+                        generation=dock.generation())
+    user = {"z": centres[7] + rng.normal(size=(50, d)), "beta": np.full(50, 1 / 50)}
+    res = search(dock, user)
+    assert res.singles[0].id == ids[7] and not res.singles[0].verified
+    assert any("stored files missing" in note for note in res.signals["notes"])

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..check.envs import MARKER, env_key, normalise_requirements
-from ..errors import LwdockError
+from ..errors import DockError, LwdockError
 from ..records import USABLE, Entry
 from ..reuse.base import CLASSIFICATION, REGRESSION, normalise_output
 from ..reuse.execute import open_predictors, run_learnwares
@@ -124,6 +124,16 @@ def env_ready(dock: Any, lw_id: str) -> bool:
     return (path / MARKER).is_file() and (path / "bin" / "python").exists()
 
 
+def _not_ready(dock: Any, lw_id: str) -> str | None:
+    """Why the learnware cannot run in a sandbox now (None: it can). A learnware whose stored
+    files are missing is left unverified, not the whole search failed: `doctor` reports it."""
+    try:
+        ready = env_ready(dock, lw_id)
+    except DockError:
+        return "stored files missing (`lwdock doctor` reports them)"
+    return None if ready else "environment not built (`lwdock recheck` builds it)"
+
+
 def _runnable(dock: Any, cands: Candidates, pool: int, entries: dict[str, Entry], opts: VerifyOptions
               ) -> tuple[list[int], str | None, int | None, list[str]]:
     """The candidates (of the best ``pool`` by MMD^2) that can run, their common task and output
@@ -139,8 +149,8 @@ def _runnable(dock: Any, cands: Candidates, pool: int, entries: dict[str, Entry]
             why[f"task {e.semantic.task or 'missing'}"] += 1
         elif task == CLASSIFICATION and not e.semantic.output_dim:
             why["no output dimension"] += 1
-        elif not opts.trusted and not env_ready(dock, lw_id):
-            why["environment not built (`lwdock recheck` builds it)"] += 1
+        elif not opts.trusted and (problem := _not_ready(dock, lw_id)):
+            why[problem] += 1
         else:
             ok.append((pos, task, e.semantic.output_dim))
     groups = Counter((t, d) for _, t, d in ok)
