@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .stats import QUANTILES, TableStats, weighted_quantiles
 
@@ -90,6 +89,9 @@ def assign(S: np.ndarray, C: np.ndarray, tau: float = TAU) -> list[tuple[int, in
     rows = np.flatnonzero(allowed.any(axis=1))
     cols = np.flatnonzero(allowed.any(axis=0))
     sub = np.where(allowed[np.ix_(rows, cols)], -score[np.ix_(rows, cols)], 1e6)
+    # scipy.optimize costs ~0.5 s to import: only a search of a table with named columns pays it
+    from scipy.optimize import linear_sum_assignment
+
     r, c = linear_sum_assignment(sub)
     return sorted((int(rows[i]), int(cols[j])) for i, j in zip(r, c) if allowed[rows[i], cols[j]])
 

@@ -321,7 +321,8 @@ class SummaryView:
         self._cols: dict[str, np.ndarray] = {}
         if base is not None:
             for name in _COLUMNS:
-                self._cols[name] = np.load(base / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+                # a plain view of the map: np.memmap's __getitem__ costs microseconds per element read
+                self._cols[name] = np.load(base / f"{name}.npy", mmap_mode="r", allow_pickle=False).view(np.ndarray)
         self._text = self._bytes("text.bin") if base else b""
         self._shown_data = self._bytes("shown.bin") if base else b""
         n_base = self._arr("ids").shape[0] if base else 0
@@ -580,7 +581,11 @@ class SummaryView:
         return [self.brief(int(p)) for p in sel]
 
     def ids(self, sel: Iterable[int]) -> list[str]:
-        return [self.id_of(int(p)) for p in sel]
+        pos = np.asarray(sel if isinstance(sel, np.ndarray) else list(sel), dtype=np.int64)
+        in_base = pos < self.n_base
+        if in_base.all():  # one vectorised decode (search asks for every kept id)
+            return self._arr("ids")[pos].astype("U64").tolist() if pos.size else []
+        return [self.id_of(int(p)) for p in pos]
 
     def entries_by_id(self, ids: Iterable[str]) -> dict[str, Entry]:
         wanted = list(dict.fromkeys(ids))
