@@ -351,11 +351,15 @@ def _fill(result: SearchResult, stat: StatResult, group: Group, by_id: dict[str,
         result.mixture = _mixture(c, order, options, by_id)
 
 
-def _sub_gram(c: Candidates, sub: list[int]) -> mixture.Gram:
-    """The Gram matrix of the mixture's pool alone: its rows are computed over the pool's points,
-    not over every kept candidate's (the pool is 10 of 20-30)."""
+def _sub_gram(c: Candidates, sub: list[int], whole: bool) -> mixture.Gram:
+    """The Gram matrix of the mixture's pool alone, over the pool's points (the pool is 10 of the
+    20-30 kept): all of it in one pass when the method reads all of it (``whole``), else a row
+    when a candidate joins."""
     pairs = [(c.Z[c.offsets[p]:c.offsets[p + 1]], c.B[c.offsets[p]:c.offsets[p + 1]]) for p in sub]
     Z, B, off = stack([z for z, _ in pairs], [b for _, b in pairs])
+    if whole:
+        M = c.backend.gram(Z, B, off)
+        return mixture.Gram(c.selfs[sub], lambda i: M[i])
     return mixture.Gram(c.selfs[sub], lambda i: c.backend.gram_row(Z, B, off, i))
 
 
@@ -368,7 +372,7 @@ def _mixture(c: Candidates, order: np.ndarray, options: SearchOptions, by_id: di
     sub = [int(p) for p in (order if options.method == "qp" else np.arange(c.size))[:pool]]
     if options.method != "qp" and not c.mmd2[sub[0]] > 0:
         return None
-    gram = _sub_gram(c, sub)
+    gram = _sub_gram(c, sub, whole=options.method != "greedy")
     found = mixture.find(gram, c.cross[sub], c.user.self_product, options.max_mixture, options.method)
     if found is None:
         return None

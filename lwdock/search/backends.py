@@ -80,6 +80,10 @@ class RBFBackend:
         s, e = int(offsets[i]), int(offsets[i + 1])
         return self.cross(Z, B, offsets, Z[s:e], B[s:e])
 
+    def gram(self, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """The whole Gram matrix of a few stacked learnwares in one pass (the same arithmetic)."""
+        return bulk.gram_matrix(Z, B, offsets, self.gamma)
+
     def densities(self, points: np.ndarray, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray,
                   power: float) -> np.ndarray:
         """``f_i(x) = sum_j B_ij k(Z_ij, x)^power`` (gamma x power) at every point, for each stacked learnware."""
@@ -165,6 +169,9 @@ class NNGPBackend:
     def gram_row(self, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, i: int) -> np.ndarray:
         s, e = int(offsets[i]), int(offsets[i + 1])
         return self.cross(Z, B, offsets, Z[s:e], B[s:e])
+
+    def gram(self, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        return np.array([self.gram_row(Z, B, offsets, i) for i in range(len(offsets) - 1)])
 
     def densities(self, points: np.ndarray, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray,
                   power: float) -> np.ndarray:

@@ -172,6 +172,24 @@ def _own_quantiles(K: np.ndarray, bb: np.ndarray, q: float) -> np.ndarray:
     return fs[np.arange(f.shape[0]), pos]
 
 
+def gram_matrix(Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, gamma: float) -> np.ndarray:
+    """``<R_a, R_b>`` for every pair of a few stacked learnwares, (n, n) float64, in the arithmetic
+    of :func:`cross_products` (float32 storage: float32 kernel values summed over b's points in
+    float32, weights and per-learnware sums in float64): one pass over the points, every learnware
+    at once as the "user", its weights a column of a block-diagonal matrix."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n, m = offsets.size - 1, int(offsets[-1])
+    dt = np.dtype(np.float32) if np.asarray(Z[:0]).dtype == np.float32 else np.dtype(np.float64)
+    U, _ = _user_side(Z, np.ones(m), gamma, dt)
+    W = np.zeros((m, n), dtype=dt)
+    W[np.arange(m), np.repeat(np.arange(n), np.diff(offsets))] = np.asarray(B, dtype=dt)
+    values = np.empty((m, n), dtype=dt)
+    with one_blas_thread():
+        _rows_into(np.asarray(Z), U, W, gamma, values, max(64, BLOCK_ELEMENTS // max(1, m)))
+    G = np.add.reduceat(values.astype(np.float64) * np.asarray(B, dtype=np.float64)[:, None], offsets[:-1], axis=0)
+    return 0.5 * (G + G.T)
+
+
 def gram_row(Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, i: int, gamma: float) -> np.ndarray:
     """<R_i, R_b> for every b of a few stacked learnwares (float64): one row of their Gram matrix."""
     s, e = int(offsets[i]), int(offsets[i + 1])

@@ -91,8 +91,45 @@ def _as_gram(K: Any) -> Gram:
 
 
 def _solve(K: np.ndarray, c: np.ndarray, sel: list[int], uu: float) -> tuple[np.ndarray, float]:
-    w, obj = solve_simplex_qp(K[np.ix_(sel, sel)], c[sel])
+    Ks, cs = K[np.ix_(sel, sel)], c[sel]
+    w, obj = exact_qp(Ks, cs) if len(sel) <= EXACT_UP_TO else solve_simplex_qp(Ks, cs)
     return w, max(0.0, uu + 2.0 * obj)
+
+
+EXACT_UP_TO = 6  # simplex QPs this small are solved by enumerating supports (63 at most); cvxopt above
+_SUPPORTS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def exact_qp(K: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, float]:
+    """``min 1/2 w'Kw - c'w`` on the simplex, exactly, for a few variables: the optimum is the
+    feasible equality-constrained solution of its own support with the lowest objective, so every
+    support's KKT system is solved (batched by size) and the best feasible one kept. 0.2 ms for 5
+    variables against cvxopt's 0.7 ms, and exact rather than to 1e-10 (at 10 variables the 1,023
+    supports cost more than cvxopt: :data:`EXACT_UP_TO`)."""
+    K = 0.5 * (np.asarray(K, dtype=np.float64) + np.asarray(K, dtype=np.float64).T)
+    c = np.asarray(c, dtype=np.float64).ravel()
+    n = c.size
+    ridge = 1e-12 * max(float(np.mean(np.abs(np.diag(K)))), 1e-300)  # keeps a rank-deficient K solvable
+    best, best_obj = np.full(n, 1.0 / n), np.inf
+    for size in range(1, n + 1):
+        S = _SUPPORTS.get((n, size))
+        if S is None:
+            S = _SUPPORTS[(n, size)] = np.array(list(itertools.combinations(range(n), size)), dtype=np.int64)
+        KS = K[S[:, :, None], S[:, None, :]]
+        A = np.zeros((S.shape[0], size + 1, size + 1))
+        A[:, :size, :size] = KS + ridge * np.eye(size)
+        A[:, :size, size] = A[:, size, :size] = 1.0
+        rhs = np.concatenate([c[S], np.ones((S.shape[0], 1))], axis=1)
+        w = np.linalg.solve(A, rhs[..., None])[..., 0][:, :size]
+        obj = 0.5 * np.einsum("ma,mab,mb->m", w, KS, w) - np.einsum("ma,ma->m", c[S], w)
+        obj[~np.all(w >= -1e-12, axis=1)] = np.inf
+        i = int(np.argmin(obj))
+        if obj[i] < best_obj:
+            best_obj = float(obj[i])
+            best = np.zeros(n)
+            best[S[i]] = np.maximum(w[i], 0.0)
+    best /= best.sum()
+    return best, float(0.5 * best @ K @ best - c @ best)
 
 
 def screen(KPP: np.ndarray, KPj: np.ndarray, Kjj: np.ndarray, cP: np.ndarray, cj: np.ndarray, prev_obj: float) -> np.ndarray:
