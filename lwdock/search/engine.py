@@ -202,9 +202,14 @@ def _fixed(approx: np.ndarray, count: int) -> escalate.Selection:
 def _restrict(picks: list[_Pick], keep: np.ndarray) -> list[_Pick]:
     """The picks narrowed to ``keep`` (sorted positions into the concatenated picks)."""
     bounds = np.cumsum([0] + [p.positions.size for p in picks])
-    kept = [_Pick(p.segment, p.positions[keep[(keep >= lo) & (keep < hi)] - lo], False)
-            for p, lo, hi in zip(picks, bounds[:-1], bounds[1:])]
-    return [p for p in kept if p.positions.size]
+    out = []
+    for p, lo, hi in zip(picks, bounds[:-1], bounds[1:]):
+        mine = keep[(keep >= lo) & (keep < hi)] - lo
+        if mine.size == p.positions.size:
+            out.append(p)  # all of it (a widened pass): the segment's arrays as they are, no gather
+        elif mine.size:
+            out.append(_Pick(p.segment, p.positions[mine], False))
+    return out
 
 
 def _approx(group: Group, p: _Pick, us: np.ndarray) -> np.ndarray:
