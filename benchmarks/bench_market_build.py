@@ -9,8 +9,9 @@ runs checks: lwdock's for local threads, each Dask worker's for dask), and for d
 cluster's start. At the end both docks must hold the same ids with the same statuses and the
 same spec bytes (the stored `stat.json` of each learnware).
 
-Run alone: ``python benchmarks/bench_market_build.py [--n 2000] [--jobs 2] [--order local,dask]``
-(``make bench`` runs ``--n 200``; the issue's size is ``--n 2000``, about 15-20 min on 2 shared cores).
+Run alone: ``python benchmarks/bench_market_build.py [--n 2000] [--jobs 2] [--order local,dask] [--name NAME]``
+(``make bench`` runs the defaults, the issue's size: about 9 minutes on 2 shared cores, 3 of them making
+the zips; ``--n 200`` for a quick look).
 """
 
 from __future__ import annotations
@@ -32,10 +33,6 @@ from _common import report  # noqa: E402
 from bench_batch import make_zips  # noqa: E402
 
 LWDOCK = str(Path(sys.executable).parent / "lwdock")
-
-
-def load() -> str:
-    return os.getloadavg().__repr__()
 
 
 def build(dock: Path, zips: Path, executor: str, jobs: int) -> dict:
@@ -70,7 +67,7 @@ def contents(dock: Path) -> dict[str, tuple[str, str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=200, help="learnwares in the market")
+    ap.add_argument("--n", type=int, default=2000, help="learnwares in the market")
     ap.add_argument("--jobs", type=int, default=2, help="local threads / Dask workers")
     ap.add_argument("--order", default="local,dask", help="which build runs first")
     ap.add_argument("--name", default="team_market_build", help="results file name")
