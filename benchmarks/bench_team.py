@@ -5,7 +5,12 @@ A private PostgreSQL server is started as in the tests (tests/_pgserver.py); blo
 shared directory (file://, the code path of s3://). Both docks hold the same bulk-loaded entries
 (bench_scale's generator). Submits are real (`Dock.submit(run_model=False)`: zip read, semantic
 checks, spec read, blob, manifest, unpacked copy, index row), each writer in its own process on
-its own "machine" directory.
+its own "machine" directory, all started together once every one has imported lwdock and connected.
+
+Statistical search (unless ``--no-stat``): bench_search's market (K=100, d=32) is bulk-loaded into
+each dock's local search store; the entries have no zips, so ``lwdock search --spec --rerank mmd``
+(no model runs). On the team dock another machine then submits one learnware, and this machine's
+first search (which catches its store up from the index) is measured apart from the steady state.
 
 Run alone: ``python benchmarks/bench_team.py [--n 100000] [--submits 20] [--no-stat]`` (the defaults are
 the issue's sizes; ``make bench`` runs them: about 10 minutes and 2.6 GB of disk on 2 cores)
