@@ -13,7 +13,7 @@ each dock's local search store; the entries have no zips, so ``lwdock search --s
 first search (which catches its store up from the index) is measured apart from the steady state.
 
 Run alone: ``python benchmarks/bench_team.py [--n 100000] [--submits 20] [--no-stat]`` (the defaults are
-the issue's sizes; ``make bench`` runs them: about 10 minutes and 2.6 GB of disk on 2 cores)
+the issue's sizes; ``make bench`` runs them: 7-10 minutes and 2.6 GB of disk on 2 cores)
 """
 
 from __future__ import annotations
