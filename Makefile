@@ -59,7 +59,7 @@ demo: install
 	$(BIN)/python examples/demo.py
 
 bench: install
-	$(PIP) install -e '.[dev,text,team,bench]'
+	$(PIP) install -e '.[dev,text,team,bench,dask]'
 	$(BIN)/python benchmarks/run_all.py
 
 samples: install
