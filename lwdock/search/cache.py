@@ -128,16 +128,42 @@ def on_change(dock: DockView, added: list[Entry | Mapping[str, Any]], removed: l
 
 def sync(dock: DockView, entries: list[Entry]) -> tuple[int, int]:
     """Bring the store to ``entries`` (the index) by diffing (kind, id) sets. Returns (added, removed)."""
-    want = wanted(entries)
-    store = open_store(dock)
+    return _apply_diff(dock, open_store(dock), wanted(entries), None, dock.generation())
+
+
+def _apply_diff(dock: DockView, store: SegmentStore, want: dict[tuple[str, str], Entry], scope: set[str] | None,
+                generation: int) -> tuple[int, int]:
+    """Make the store hold ``want`` for the ids in ``scope`` (every id when None) and record ``generation``."""
     have = store.live()
+    if scope is not None:
+        have = {p for p in have if p[1] in scope}
     gone = sorted({i for _, i in have - want.keys()})
     # an id leaves every group at once, so the kinds it keeps are read again
     pairs = (want.keys() - have) | {p for p in want.keys() & have if p[1] in gone}
     add = [(kind, want[(kind, i)]) for kind, i in sorted(pairs)]
     items, bad = load_items(dock, add)
-    store.apply(items, gone, dock.generation(), unreadable=bad)
+    store.apply(items, gone, generation, unreadable=bad)
     return len(items), len(gone)
+
+
+def catch_up_from_log(dock: DockView, store: SegmentStore) -> bool:
+    """Bring a lagging store up to the index from the index's change log, reading only the changed
+    entries (a team dock: another machine submitted or removed). False when the dock keeps no log
+    (a local dock, whose store follows every change in-process) or the log cannot say (a reset,
+    a store of no generation): the caller diffs the whole index instead."""
+    since = getattr(dock, "changes_since", None)
+    if since is None or store.generation is None:
+        return False
+    log = since(int(store.generation))
+    if log is None:
+        return False
+    generation, rows = log
+    changed = {lw_id for _, lw_id, _ in rows if lw_id}
+    present = as_entries(dock.get_many(sorted(changed))) if changed else []
+    # the entries may be newer than `generation`; recording `generation` makes the next search
+    # replay those changes, which is harmless (the diff is idempotent)
+    _apply_diff(dock, store, wanted(present), changed, generation)
+    return True
 
 
 def rebuild(dock: DockView) -> int:
@@ -198,6 +224,8 @@ def ensure_current(dock: DockView, entries: list[Entry] | Callable[[], list[Entr
             if key is not None:
                 store.group(key)
             return store
+        if catch_up_from_log(dock, store):
+            return open_store(dock)
         index = entries() if callable(entries) else entries
         stale = _disagreement(store, generation, index)
         if stale is None:

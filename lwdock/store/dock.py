@@ -265,6 +265,13 @@ class Dock:
             items = query.select(items)
         return sorted(items, key=lambda e: (e.created, e.id), reverse=True)
 
+    def changes_since(self, generation: int) -> tuple[int, list[tuple[int, str | None, str]]] | None:
+        """(current generation, [(generation, id, op)]) of the index's changes after ``generation``,
+        where the index keeps a change log (a team dock); None otherwise (derived data then diffs
+        the whole index)."""
+        log = getattr(self.backend, "changes_since", None)
+        return log(generation) if log is not None else None
+
     def get_many(self, ids: Sequence[str]) -> list[Entry]:
         """The index entries of ``ids`` (full ids), in that order; ids not in the index are left out."""
         with self.index() as idx:
