@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -274,3 +275,38 @@ def test_joining_takes_the_team_gamma_and_refuses_another(tmp_path, team):
         Dock.init(tmp_path / "c", gamma=0.2, index=team[0], blobs=team[1])
     assert not (tmp_path / "c").exists()
     assert Dock.init(tmp_path / "local").settings["gamma"] is None  # a local dock records none by default
+
+
+def test_a_lagging_machine_catches_up_from_the_change_log(tmp_path, team, monkeypatch):
+    """Machine b's search store follows a's submits and removes by reading the changed entries only
+    (never the whole index), and then ranks exactly as a store rebuilt from the index does."""
+    from lwdock.search import cache
+
+    a, b = _machine(tmp_path, team, "a"), _machine(tmp_path, team, "b")
+    ids = [a.submit(learnware_zip(tmp_path / f"{i}.zip", seed=i, name=f"model {i}"), run_model=False).id
+           for i in range(3)]
+    spec = tmp_path / "user.json"
+    spec.write_bytes(a.spec_path(ids[1]).read_bytes())  # the user's spec: learnware 1's, which a removes below
+    assert search(b, spec, include_unchecked=True, rerank="mmd").ids[0] == ids[1]  # b's store: current
+    new = a.submit(learnware_zip(tmp_path / "3.zip", seed=3, name="model 3"), run_model=False).id
+    a.remove(ids[1])
+    lagging = tmp_path / "lagging-store"
+    shutil.copytree(cache.cache_dir(b), lagging)
+
+    def every_entry(*args, **kwargs):
+        raise AssertionError("the catch-up read the whole index")
+
+    monkeypatch.setattr(type(b), "entries", every_entry)
+    got = search(b, spec, include_unchecked=True, rerank="mmd")
+    monkeypatch.undo()
+    with b.lock():
+        store = cache.open_store(b)
+        assert store.generation == b.generation()
+        assert {i for _, i in store.live()} == {ids[0], ids[2], new}
+    # the same lagging store caught up the old way (every entry read and diffed) ranks the same
+    shutil.rmtree(cache.cache_dir(b))
+    shutil.copytree(lagging, cache.cache_dir(b))
+    monkeypatch.setattr(type(b), "changes_since", lambda self, generation: None)
+    want = search(b, spec, include_unchecked=True, rerank="mmd")
+    assert got.ids == want.ids and [s.mmd2 for s in got.singles] == [s.mmd2 for s in want.singles]
+    assert ids[1] not in got.ids and new in got.ids
