@@ -154,6 +154,17 @@ def lwdock_bin():
     return str(exe)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks (--dist loadgroup, the Makefile's test run)
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, the tests of a module with a module-scoped fixture run on one worker, so
+    that fixture is built once (a module's shared dock: once per kind); other tests are spread one by one."""
+    for item in items:
+        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        if any(d.scope == "module" for fixturedefs in defs.values() for d in fixturedefs):
+            kind = getattr(getattr(item, "callspec", None), "params", {}).get("module_backend")
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__ + (f"-{kind}" if kind else "")))
+
+
 def pytest_configure(config):
     os.environ.setdefault("PYTHONHASHSEED", "0")
 
