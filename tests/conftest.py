@@ -154,15 +154,23 @@ def lwdock_bin():
     return str(exe)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks (--dist loadgroup, the Makefile's test run)
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist, the tests of a module with a module-scoped fixture run on one worker, so
-    that fixture is built once (a module's shared dock: once per kind); other tests are spread one by one."""
-    for item in items:
-        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-        if any(d.scope == "module" for fixturedefs in defs.values() for d in fixturedefs):
-            kind = getattr(getattr(item, "callspec", None), "params", {}).get("module_backend")
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__ + (f"-{kind}" if kind else "")))
+def pytest_xdist_make_scheduler(config, log):
+    """``make test`` runs two pytest-xdist workers with ``--dist loadfile``: a test file runs on one
+    worker, so its module-scoped fixtures are built once; here the local and the team variants of a
+    file (``backend`` / ``module_backend``) are two units, so a module's shared dock is built once
+    per kind, and the two kinds can run at the same time."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileAndDockKind(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path, _, rest = nodeid.partition("::")
+            ids = rest.rpartition("[")[2].rstrip("]").split("-") if rest.endswith("]") else []
+            kind = next((i for i in ids if i in ("local", "team")), None)
+            return f"{path}[{kind}]" if kind else path
+
+    return FileAndDockKind(config, log)
 
 
 def pytest_configure(config):
