@@ -48,12 +48,19 @@ test-services:
 	    echo "warning: PostgreSQL server binaries missing: the team-dock tests will be skipped" >&2; \
 	  fi; }
 
+# Two pytest-xdist workers (CI has 2 cores): the CLI tests run on a local and on a team dock, and
+# one process would take ~15 min. Each worker starts its own PostgreSQL and S3 servers (free ports,
+# its own /tmp directories). loadfile: a test file runs on one worker, its local and team variants
+# being two units (tests/conftest.py). `make test TEST_WORKERS=0` runs everything in one process.
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+
 test: install test-services
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests $(XDIST)
 
 # while working: skips the tests marked slow (CI's `make test` runs them all)
 test-fast: install test-services
-	$(BIN)/python -m pytest tests -m "not slow"
+	$(BIN)/python -m pytest tests -m "not slow" $(XDIST)
 
 demo: install
 	$(BIN)/python examples/demo.py

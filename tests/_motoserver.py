@@ -21,6 +21,7 @@ def _die_with_parent() -> None:
 
 class MotoServer:
     def __init__(self) -> None:
+        self._client = None
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -47,10 +48,12 @@ class MotoServer:
                 "AWS_DEFAULT_REGION": "us-east-1"}
 
     def create_bucket(self, name: str) -> None:
-        import boto3
+        if self._client is None:  # one client: making one costs ~0.4 s
+            import boto3
 
-        boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                     region_name="us-east-1").create_bucket(Bucket=name)
+            self._client = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="testing",
+                                        aws_secret_access_key="testing", region_name="us-east-1")
+        self._client.create_bucket(Bucket=name)
 
     def stop(self) -> None:
         self.proc.kill()

@@ -30,6 +30,8 @@ def _isolated_env(monkeypatch, tmp_path):
     monkeypatch.setenv("LWDOCK_NO_PROGRESS", "1")
     monkeypatch.delenv("LWDOCK_FAULT", raising=False)
     monkeypatch.delenv("LWDOCK_SANDBOX", raising=False)
+    for name in ("LWDOCK_INDEX", "LWDOCK_BLOBS"):  # a developer's team dock never becomes a test's default
+        monkeypatch.delenv(name, raising=False)
     if _kernel_sandbox() is not None and not REQUIRE_SANDBOX:
         # no bubblewrap here (a developer's Mac): the rest of the suite runs learnwares
         # with limits only; the tests that need the real sandbox skip, loudly
@@ -59,6 +61,75 @@ def dock(tmp_path):
     return Dock.init(tmp_path / "dock")
 
 
+# -- team docks: a private PostgreSQL server and an S3 server, one of each per session (per xdist worker)
+REQUIRE_POSTGRES = os.environ.get("LWDOCK_TEST_REQUIRE_POSTGRES", "") not in ("", "0")  # set by .ci/run
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """A private PostgreSQL server (tests/_pgserver.py); skips without the binaries, fails in CI."""
+    from _pgserver import PgServer, PgUnavailable
+
+    try:
+        server = PgServer()
+    except PgUnavailable as exc:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PostgreSQL is required here (LWDOCK_TEST_REQUIRE_POSTGRES) but unavailable: {exc}")
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on localhost (tests/_motoserver.py); skips without moto[server], fails in CI."""
+    try:
+        import moto.server  # noqa: F401
+    except ImportError as exc:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"moto[server] is required here (LWDOCK_TEST_REQUIRE_POSTGRES) but not installed: {exc}")
+        pytest.skip(f"moto[server] is not installed: {exc}")
+    from _motoserver import MotoServer
+
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+BACKENDS = ["local", pytest.param("team", marks=[pytest.mark.postgres, pytest.mark.s3])]
+
+
+def _backend(request):
+    from _backends import LocalBackend, TeamBackend
+
+    if request.param == "local":
+        return LocalBackend()
+    return TeamBackend(request.getfixturevalue("pg"), request.getfixturevalue("s3_server"))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, monkeypatch):
+    """Where a test's docks live: ``local`` (TinyDB + the dock directory) or ``team`` (PostgreSQL +
+    S3, a new database and bucket per dock). Create every dock through it (tests/_backends.py):
+    ``backend.init(path)``, ``lwdock init *backend.init_args()``; its variables are set here."""
+    found = _backend(request)
+    for key, value in found.env().items():
+        monkeypatch.setenv(key, value)
+    yield found
+    found.check_used()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_backend(request):
+    """``backend`` for a dock that a whole module shares (a module-scoped fixture builds it)."""
+    found = _backend(request)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in found.env().items():
+            mp.setenv(key, value)
+        yield found
+    found.check_used()
+
+
 @pytest.fixture(scope="session")
 def image_market():
     """Digits learnwares with image specs (fitted once per run: about 4 s). Read-only."""
@@ -81,6 +152,25 @@ def lwdock_bin():
     if not exe.exists():
         pytest.skip("lwdock console script not installed")
     return str(exe)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``make test`` runs two pytest-xdist workers with ``--dist loadfile``: a test file runs on one
+    worker, so its module-scoped fixtures are built once; here the local and the team variants of a
+    file (``backend`` / ``module_backend``) are two units, so a module's shared dock is built once
+    per kind, and the two kinds can run at the same time."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileAndDockKind(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path, _, rest = nodeid.partition("::")
+            ids = rest.rpartition("[")[2].rstrip("]").split("-") if rest.endswith("]") else []
+            kind = next((i for i in ids if i in ("local", "team")), None)
+            return f"{path}[{kind}]" if kind else path
+
+    return FileAndDockKind(config, log)
 
 
 def pytest_configure(config):

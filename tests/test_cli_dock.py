@@ -1,4 +1,7 @@
-"""CLI tests for the dock commands (CliRunner), plus real `lwdock` subprocesses."""
+"""CLI tests for the dock commands (CliRunner), plus real `lwdock` subprocesses.
+
+Every dock is created through conftest's ``backend``: each test runs on a local dock and on a
+team dock (PostgreSQL index + S3 blobs)."""
 
 from __future__ import annotations
 
@@ -19,9 +22,9 @@ def run(*args, dock=None):
     return CliRunner().invoke(app, argv)
 
 
-def test_init_submit_list_show_export_remove(tmp_path):
+def test_init_submit_list_show_export_remove(tmp_path, backend):
     d = tmp_path / "d"
-    assert run("init", "--gamma", "0.2", dock=d).exit_code == 0
+    assert run("init", "--gamma", "0.2", *backend.init_args(), dock=d).exit_code == 0
     z = learnware_zip(tmp_path / "a.zip", seed=1, name="alpha model")
     r = run("submit", z, "--no-run", "--alias", "alpha", dock=d)
     assert r.exit_code == 0, r.output
@@ -50,11 +53,11 @@ def test_init_submit_list_show_export_remove(tmp_path):
     assert run("--json", "list", dock=d).stdout.strip() == "[]"
 
 
-def test_error_exit_codes(tmp_path):
+def test_error_exit_codes(tmp_path, backend):
     d = tmp_path / "d"
     r = run("list", dock=d)
     assert r.exit_code == ExitCode.DOCK and "not an lwdock dock" in r.stderr
-    run("init", dock=d)
+    assert run("init", *backend.init_args(), dock=d).exit_code == 0
     r = run("show", "deadbeef", dock=d)
     assert r.exit_code == ExitCode.NOT_FOUND
     assert r.stderr.count("\n") <= 2 and "Traceback" not in r.output
@@ -73,9 +76,9 @@ def test_debug_shows_traceback(tmp_path):
     assert r.exit_code == ExitCode.DOCK and "Traceback" in r.stderr
 
 
-def test_semantic_flags_build_the_spec(tmp_path):
+def test_semantic_flags_build_the_spec(tmp_path, backend):
     d = tmp_path / "d"
-    run("init", dock=d)
+    assert run("init", *backend.init_args(), dock=d).exit_code == 0
     z = learnware_zip(tmp_path / "s.zip", seed=3, semantic=False)
     r = run(
         "submit", z, "--no-run", "--name", "flag model", "--data-type", "table", "--task", "classification",
@@ -87,16 +90,16 @@ def test_semantic_flags_build_the_spec(tmp_path):
     assert entry["semantic"]["Scenario"]["Values"] == ["Health"]
 
 
-def test_doctor_cli(tmp_path):
+def test_doctor_cli(tmp_path, backend):
     d = tmp_path / "d"
-    run("init", dock=d)
+    assert run("init", *backend.init_args(), dock=d).exit_code == 0
     r = run("doctor", "--json", dock=d)
     assert r.exit_code == 0 and json.loads(r.stdout)["ok"] is True
 
 
-def test_real_subprocess_and_env_var(tmp_path, lwdock_bin):
+def test_real_subprocess_and_env_var(tmp_path, lwdock_bin, backend):
     d = tmp_path / "home"
-    env = {**os.environ, "LWDOCK_HOME": str(d)}
+    env = {**os.environ, "LWDOCK_HOME": str(d), **backend.init_env()}  # the team dock by LWDOCK_INDEX/BLOBS
     subprocess.run([lwdock_bin, "init"], env=env, check=True, capture_output=True)
     z = learnware_zip(tmp_path / "p.zip", seed=4)
     p = subprocess.run([lwdock_bin, "submit", str(z), "--no-run", "-q"], env=env, capture_output=True, text=True)
@@ -119,10 +122,10 @@ def test_help_does_not_import_heavy_modules():
     assert p.stdout.strip() == ""
 
 
-def test_closed_stdout_is_quiet(tmp_path, lwdock_bin):
+def test_closed_stdout_is_quiet(tmp_path, lwdock_bin, backend):
     # `lwdock list -q | head -1`: no "internal error" when the reader has gone away
     dock = tmp_path / "d"
-    run("init", dock=dock)
+    assert run("init", *backend.init_args(), dock=dock).exit_code == 0
     run("submit", learnware_zip(tmp_path / "a.zip", seed=9), "--no-run", dock=dock)
     r, w = os.pipe()
     os.close(r)  # every write to w now fails with EPIPE

@@ -3,7 +3,8 @@
 Bad numbers in a spec file are one ``error:`` line with exit 7 (not a silent ranking); hex-looking aliases;
 ``lwdock`` alone prints help; ``--points``; file line numbers in data errors; doctor repairs a missing blob.
 Each test builds a small dock of factory learnwares through the Python API (no checks run),
-then drives the real console script in a subprocess.
+then drives the real console script in a subprocess. Every dock is created through conftest's
+``backend``: the tests run on a local dock and on a team dock (PostgreSQL index + S3 blobs).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from lwdock.format.ids import sha256_file
 
 
 @pytest.fixture
-def small(tmp_path):
+def small(tmp_path, backend):
     """A dock with two 4-column factory learnwares, and a runner of the console script on it."""
-    dock = Dock.init(tmp_path / "dock")
+    dock = backend.init(tmp_path / "dock")
     ids = [dock.submit(learnware_zip(tmp_path / f"{s}.zip", seed=s, d=4), run_model=False).id for s in (0, 1)]
     return tmp_path, ids
 
@@ -99,8 +100,8 @@ def test_a_hex_looking_alias_is_allowed_unless_it_could_be_an_id(small, lwdock_b
     assert run(lwdock_bin, root, "alias", b, "deadbeefcaf").returncode == 0
 
 
-def test_an_alias_is_matched_before_an_id_prefix(tmp_path, lwdock_bin):
-    dock = Dock.init(tmp_path / "dock")
+def test_an_alias_is_matched_before_an_id_prefix(tmp_path, lwdock_bin, backend):
+    dock = backend.init(tmp_path / "dock")
     later = learnware_zip(tmp_path / "b.zip", seed=0, d=4)
     alias = sha256_file(later)[:4]
     assert alias[0] in "abcdef"  # the factory's zips have fixed bytes, so fixed ids
@@ -160,10 +161,10 @@ def test_data_errors_name_the_file_line(small, lwdock_bin):
 
 
 # -- 7: a learnware whose blob is missing -----------------------------------------------------------
-def test_doctor_removes_the_entry_of_a_learnware_whose_blob_is_missing(small, lwdock_bin):
+def test_doctor_removes_the_entry_of_a_learnware_whose_blob_is_missing(small, lwdock_bin, backend):
     root, (a, b) = small
     assert run(lwdock_bin, root, "alias", a, "gone").returncode == 0
-    next((root / "dock" / "objects").rglob(f"{a}.zip")).unlink()
+    backend.lose_blob(root / "dock", a)
     line = one_error(run(lwdock_bin, root, "export", "gone", "-o", "x.zip"), 10)
     assert "blob" in line and "missing" in line
     assert "hint: run `lwdock doctor`" in run(lwdock_bin, root, "export", "gone", "-o", "x.zip").stderr
@@ -184,7 +185,7 @@ def test_doctor_removes_the_entry_of_a_learnware_whose_blob_is_missing(small, lw
     _spec(root / "ok.json", gamma=0.1)
     found = run(lwdock_bin, root, "search", "--spec", "ok.json", "--include-unchecked", "-q")
     assert found.returncode == 0 and found.stdout.split() == [b]
-    assert not list((root / "dock" / "objects").rglob(f"{a}*"))
+    assert not list((root / "dock" / "objects").rglob(f"{a}*")) and backend.stored_ids(root / "dock") == {b}
 
 
 def test_the_python_api_refuses_weights_without_a_positive_sum(small):

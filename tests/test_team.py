@@ -27,33 +27,7 @@ pytestmark = pytest.mark.postgres
 _names = itertools.count()
 
 
-@pytest.fixture(scope="session")
-def pg():
-    from _pgserver import PgServer, PgUnavailable
-
-    try:
-        server = PgServer()
-    except PgUnavailable as exc:
-        if os.environ.get("LWDOCK_TEST_REQUIRE_POSTGRES"):  # set by .ci/run
-            raise
-        pytest.skip(str(exc))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def s3_server():
-    try:
-        import moto.server  # noqa: F401
-    except ImportError as exc:
-        if os.environ.get("LWDOCK_TEST_REQUIRE_POSTGRES"):
-            raise
-        pytest.skip(f"moto[server] is not installed: {exc}")
-    from _motoserver import MotoServer
-
-    server = MotoServer()
-    yield server
-    server.stop()
+# pg and s3_server: the session's private servers (conftest.py)
 
 
 @pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3)])

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LwdockError
+from ..errors import LwdockError, NotFoundError
 from ..format.ids import sha256_file
 from ..records import Entry
 from .index import write_atomic
@@ -142,7 +142,10 @@ class _Doctor:
                          lambda i=lw_id: self.dock.rebuild_unpacked(i))
 
     def _drop(self, lw_id: str) -> None:
-        self.dock.remove(lw_id)  # index entry, alias, derived data (its events), manifest, unpacked copy
+        try:
+            self.dock.remove(lw_id)  # index entry, alias, derived data (its events), manifest, unpacked copy
+        except NotFoundError:  # a team dock: another machine removed it meanwhile
+            return
         if self.report.learnwares is not None:
             self.report.learnwares -= 1
 
@@ -153,6 +156,10 @@ class _Doctor:
         store = self.dock.blobs
         for lw_id, entry in known.items():
             wrong = store.verify(lw_id, entry.size)
+            if wrong == "its blob is missing":  # as on a local dock: the entry goes (the hint promises a repair)
+                self.fix(f"learnware {lw_id[:12]} is indexed but its blob is missing (repair: remove its entry)",
+                         lambda i=lw_id: self._drop(i))
+                continue
             if wrong:
                 self.report.problems.append(f"learnware {lw_id[:12]} is indexed but {wrong}")
                 continue
