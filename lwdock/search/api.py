@@ -24,7 +24,7 @@ from ..hetero import query as hetero
 from ..records import SEMANTIC_ONLY, USABLE, Entry
 from ..spec.data import named_columns
 from ..spec.embedders import DEFAULT_EMBEDDER
-from . import bulk, explain, identify, mixture
+from . import bulk, explain, identify, idsets, mixture
 from .cache import ensure_current
 from .engine import POOL, Candidates, RankOptions, StatResult, rank
 from .result import HeteroSingle, MixtureHit, SearchResult, Single
@@ -216,13 +216,13 @@ def _run(dock: DockView, semantic: SemanticQuery, user: UserSpec | None, options
     return result
 
 
-def _allowed(rows: Any, kept: Any, kind: str) -> set[str] | None:
+def _allowed(rows: Any, kept: Any, kind: str) -> set[str] | idsets.Ids | None:
     """The ids ranking may consider; None (no restriction, no id set to build) when the semantic
     filter kept every learnware of the user's spec type that the store holds."""
     every = rows.keep_status(rows.start(), {USABLE, SEMANTIC_ONLY, ""})
     if rows.count_kind(kept, kind) == rows.count_kind(every, kind):
         return None
-    return set(rows.ids(kept))
+    return idsets.restriction(rows, kept)  # a large dock: the few left out, not a set of every kept id
 
 
 def _full_entries(dock: DockView, ids: list[str]) -> dict[str, Entry]:
@@ -247,7 +247,10 @@ def _statistical(result: SearchResult, dock: DockView, snap: _Snapshot, user: Us
         result.explanation = explain.statistical(rows.entries(kept), user.profile, snap.store.profiles_of(user.kind))
     else:
         assert group is not None
-        _fill(result, stat, group, _full_entries(dock, list(stat.candidates.ids)), user, options, dock)
+        ids = list(stat.candidates.ids)
+        # ranked by distributions alone, the rows' brief entries say all a result shows (no index read)
+        by_id = rows.entries_by_id(ids) if options.rerank == "mmd" else _full_entries(dock, ids)
+        _fill(result, stat, group, by_id, user, options, dock)
     if snap.hetero is not None:
         kept_hetero = other_columns & set(rows.ids(kept))
         if kept_hetero:

@@ -19,13 +19,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputDataError
-from . import bulk, mixture
+from . import bulk, idsets, mixture, shards
+from .blocks import MAPPED_ROWS
+from .idsets import Ids
 from .scores import match_score
 from .segments import Segment, stack
 from .store import Group
 from .user import UserSpec
 
 POOL = 20  # candidates kept by MMD^2 for coverage, verification and the mixture
+CHUNK_BYTES = 64 << 20  # points gathered per chunk of the exact pass over a large segment
+SKETCH_BLOCK = 1 << 24  # sketch values per block of the pre-filter's product (64 MB of float32)
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,18 @@ class _Scored:
     selfs: np.ndarray
     cross: np.ndarray
 
+    def take(self, keep: np.ndarray) -> _Scored:
+        return _Scored(self.segment[keep], self.position[keep], self.mmd2[keep], self.selfs[keep], self.cross[keep])
+
+
+@dataclass
+class _Answer:
+    """One shard's answer to the exact pass: its best candidates, and every MMD^2 it computed
+    (for the spread; only when the pre-filter did not run)."""
+
+    best: _Scored
+    mmd2: np.ndarray | None
+
 
 def map_user(group: Group, user: UserSpec) -> MappedUser:
     z = group.backend.map(user.z)
@@ -115,25 +131,27 @@ def map_user(group: Group, user: UserSpec) -> MappedUser:
     return MappedUser(z, user.beta, uu)
 
 
-def rank(group: Group, user: UserSpec, allowed: set[str] | None, opts: RankOptions) -> StatResult | None:
-    """Rank the group's live learnwares (restricted to ``allowed`` ids) against ``user``; None
-    when no learnware is left to rank."""
+def rank(group: Group, user: UserSpec, allowed: set[str] | Ids | None, opts: RankOptions) -> StatResult | None:
+    """Rank the group's live learnwares (restricted to ``allowed`` ids: a set, or an
+    :class:`~lwdock.search.idsets.Ids` that keeps or leaves out its ids) against ``user``; None
+    when no learnware is left to rank. Every stage runs per shard of the group
+    (:mod:`lwdock.search.shards`) and is merged exactly: the result does not depend on the shards."""
     with bulk.one_blas_thread():
         mapped = map_user(group, user)
-        picks = _picks(group, allowed)
-        considered = int(sum(p.positions.size for p in picks))
+        units = _picks(group, allowed)
+        considered = int(sum(p.positions.size for unit in units for p in unit))
         if considered == 0:
             return None
-        picks, prefiltered, approx = _prefilter(group, mapped, picks, considered, opts)
-        scored = _exact(group, mapped, picks)
-        spread = relative_spread(approx if approx is not None else scored.mmd2)
-        by_mmd = smallest(scored.mmd2, opts.pool)
-        match = match_score(scored.cross, mapped.self_product, scored.selfs)
-        by_match = smallest(-match, opts.k)
-        keep = by_mmd.tolist() + [j for j in by_match.tolist() if j not in set(by_mmd.tolist())]
-        keep = sorted(keep, key=lambda j: (scored.mmd2[j], j))
-        return StatResult(_candidates(group, mapped, scored, np.array(keep, dtype=np.int64)), considered,
-                          prefiltered, spread)
+        units, prefiltered, approx = _prefilter(group, mapped, units, considered, opts)
+        answers = shards.run(lambda unit: _exact_best(group, mapped, unit, opts, keep_all=approx is None), units)
+        best = _Scored(*(np.concatenate(col) for col in zip(*(_columns(a.best) for a in answers))))
+        spread = relative_spread(approx if approx is not None else np.concatenate([a.mmd2 for a in answers]))
+        keep = shards.merge(best.mmd2, match_score(best.cross, mapped.self_product, best.selfs), opts.pool, opts.k)
+        return StatResult(_candidates(group, mapped, best, keep), considered, prefiltered, spread)
+
+
+def _columns(s: _Scored) -> tuple[np.ndarray, ...]:
+    return s.segment, s.position, s.mmd2, s.selfs, s.cross
 
 
 def relative_spread(mmd2: np.ndarray) -> float | None:
@@ -154,37 +172,56 @@ def _candidates(group: Group, user: MappedUser, scored: _Scored, keep: np.ndarra
                       scored.cross[keep], q10, Z, B, offs, group.backend, user)
 
 
-def _picks(group: Group, allowed: set[str] | None) -> list[_Pick]:
-    allowed_arr = np.array(sorted(a.encode() for a in allowed), dtype=bytes) if allowed is not None else None
-    picks = []
-    for si, seg in enumerate(group.segments):
-        mask = seg.live if allowed_arr is None else seg.live & np.isin(seg.ids, allowed_arr)
-        pos = np.nonzero(mask)[0]
-        if pos.size:
-            picks.append(_Pick(si, pos, pos.size == seg.ids.size))
-    return picks
+def _picks(group: Group, allowed: set[str] | Ids | None) -> list[list[_Pick]]:
+    """Per shard, the live (and allowed) rows of each of its segments."""
+    ids = Ids.of(allowed) if isinstance(allowed, (set, frozenset, list)) else allowed
+    units = []
+    for shard in group.shards:
+        picks = []
+        for si in shard:
+            seg = group.segments[si]
+            mask = seg.live if ids is None else idsets.mask(seg.live, group.id_index(si), ids)
+            pos = np.nonzero(mask)[0]
+            if pos.size:
+                picks.append(_Pick(si, pos, pos.size == seg.ids.size))
+        if picks:
+            units.append(picks)
+    return units
 
 
-def _prefilter(group: Group, user: MappedUser, picks: list[_Pick], n: int, opts: RankOptions
-               ) -> tuple[list[_Pick], bool, np.ndarray | None]:
+def _prefilter(group: Group, user: MappedUser, units: list[list[_Pick]], n: int, opts: RankOptions
+               ) -> tuple[list[list[_Pick]], bool, np.ndarray | None]:
     budget = group.backend.budget
     count = min(n, int(opts.rerank)) if opts.rerank else budget.count(opts.k, opts.pool, n)
     if not budget.applies(opts.prefilter, n) or count >= n:
-        return picks, False, None
+        return units, False, None
     us = group.backend.user_sketch(user.z, user.beta)
-    approx = np.concatenate([_approx(group, p, us) for p in picks])
-    keep = np.sort(np.argpartition(approx, count - 1)[:count])  # store order, so ties break as without it
-    bounds = np.cumsum([0] + [p.positions.size for p in picks])
-    kept = [_Pick(p.segment, p.positions[keep[(keep >= lo) & (keep < hi)] - lo], False)
-            for p, lo, hi in zip(picks, bounds[:-1], bounds[1:])]
-    return [p for p in kept if p.positions.size], True, approx + user.self_product
+    approx = shards.run(lambda unit: np.concatenate([_approx(group, p, us) for p in unit]), units)
+    chosen = shards.select(approx, count)  # exactly the group's `count` smallest, whatever the shards
+    kept = [_restrict(unit, keep) for unit, keep in zip(units, chosen)]
+    return [u for u in kept if u], True, np.concatenate(approx) + user.self_product
+
+
+def _restrict(unit: list[_Pick], keep: np.ndarray) -> list[_Pick]:
+    """A shard's picks reduced to ``keep`` (positions into its concatenated candidates)."""
+    bounds = np.cumsum([0] + [p.positions.size for p in unit])
+    out = [_Pick(p.segment, p.positions[keep[(keep >= lo) & (keep < hi)] - lo], False)
+           for p, lo, hi in zip(unit, bounds[:-1], bounds[1:])]
+    return [p for p in out if p.positions.size]
 
 
 def _approx(group: Group, p: _Pick, us: np.ndarray) -> np.ndarray:
+    """Approximate MMD^2 of the picked learnwares of one segment. The sketches are read through
+    their memory map, at any size (1 KB per learnware: 1 GB at 1,000,000, within a cold search's
+    memory; a copy through ``pread`` cost more than the product itself), in blocks."""
     seg = group.segments[p.segment]
-    if p.whole or 4 * p.positions.size > seg.ids.size:  # one pass over the mapped sketches beats a gather
-        return group.backend.approx(seg.self_, seg.sketch, us)[p.positions]
-    return group.backend.approx(seg.self_[p.positions], seg.sketch[p.positions], us)
+    if not (p.whole or 4 * p.positions.size > seg.ids.size):  # a gather beats a pass over every sketch
+        return group.backend.approx(seg.self_[p.positions], seg.sketch[p.positions], us)
+    n = seg.ids.size
+    rows = max(1, SKETCH_BLOCK // max(1, seg.sketch.shape[1]))
+    out = np.concatenate([group.backend.approx(seg.self_[s : s + rows], seg.sketch[s : s + rows], us)
+                          for s in range(0, n, rows)]) if n > rows else group.backend.approx(seg.self_, seg.sketch, us)
+    return out if p.whole else out[p.positions]
 
 
 def _gather(seg: Segment, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -196,29 +233,48 @@ def _gather(seg: Segment, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     return seg.z[rows], seg.beta[rows], new_off
 
 
-def _exact(group: Group, user: MappedUser, picks: list[_Pick]) -> _Scored:
+def _cross(group: Group, user: MappedUser, p: _Pick) -> np.ndarray:
+    """``<u, R>`` of the picked learnwares of one segment: from its mapped arrays when the segment
+    is small, else gathered in bounded chunks with ``pread`` (a large segment is never mapped whole)."""
+    seg = group.segments[p.segment]
+    if seg.ids.size <= MAPPED_ROWS:
+        z, beta, off = (seg.z, seg.beta, seg.offsets) if p.whole else _gather(seg, p.positions)
+        return group.backend.cross(z, beta, off, user.z, user.beta)
+    files = group.files[p.segment]
+    zf, bf = files["z"], files["beta"]
+    per = max(1, CHUNK_BYTES // max(1, zf.row_bytes))  # rows of points per chunk
+    starts, lens = seg.offsets[p.positions], np.diff(seg.offsets)[p.positions]
+    zbuf = np.empty((min(per, int(lens.sum())) + int(lens.max()), *zf.shape[1:]), dtype=zf.dtype)
+    bbuf = np.empty(zbuf.shape[0], dtype=bf.dtype)
+    out = np.empty(p.positions.size)
+    ends = np.cumsum(lens)
+    a = 0
+    while a < p.positions.size:
+        b = max(a + 1, int(np.searchsorted(ends, (ends[a - 1] if a else 0) + per, side="right")))
+        z = zf.gather(starts[a:b], lens[a:b], zbuf)
+        beta = bf.gather(starts[a:b], lens[a:b], bbuf)
+        out[a:b] = group.backend.cross(z, beta, np.concatenate([[0], np.cumsum(lens[a:b])]), user.z, user.beta)
+        a = b
+    return out
+
+
+def _exact_best(group: Group, user: MappedUser, unit: list[_Pick], opts: RankOptions, keep_all: bool) -> _Answer:
+    """One shard's exact pass and its best candidates (every MMD^2 too when ``keep_all``)."""
     uu = user.self_product
     parts = []
-    for p in picks:
+    for p in unit:
         seg = group.segments[p.segment]
-        z, beta, off = (seg.z, seg.beta, seg.offsets) if p.whole else _gather(seg, p.positions)
-        cross = group.backend.cross(z, beta, off, user.z, user.beta)
+        cross = _cross(group, user, p)
         selfs = seg.self_[p.positions]
         parts.append((np.full(p.positions.size, p.segment), p.positions, np.maximum(selfs - 2.0 * cross + uu, 0.0),
                       selfs, cross))
-    return _Scored(*(np.concatenate(col) for col in zip(*parts)))
+    scored = _Scored(*(np.concatenate(col) for col in zip(*parts)))
+    best = shards.local_best(scored.mmd2, match_score(scored.cross, uu, scored.selfs), opts.pool, opts.k)
+    return _Answer(scored.take(best), scored.mmd2 if keep_all else None)
 
 
 def _ident(group: Group, scored: _Scored, j: int) -> str:
     return str(group.segments[int(scored.segment[j])].ids[int(scored.position[j])].decode())
 
 
-def smallest(d: np.ndarray, count: int) -> np.ndarray:
-    """Positions of the ``count`` smallest finite values, ascending (ties: lower position first)."""
-    finite = np.nonzero(np.isfinite(d))[0]
-    if count < finite.size:
-        part = np.argpartition(d[finite], count - 1)[:count]
-        # keep every value equal to the cut so ties resolve by position, as a stable sort would
-        cut = d[finite][part].max()
-        finite = finite[d[finite] <= cut]
-    return finite[np.argsort(d[finite], kind="stable")][:count]
+smallest = shards.smallest  # noqa: E305 - kept importable from here
