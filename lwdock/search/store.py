@@ -112,11 +112,18 @@ class Group:
 
     def kernel_info(self) -> dict[str, Any]:
         """The group's search kernel, as ``lwdock info`` and search results show it."""
-        base = {"space": self.key, "kind": self.profile.kind, "learnwares": len(self.live_ids()),
+        base = {"space": self.key, "kind": self.profile.kind, "learnwares": sum(int(s.live.sum()) for s in self.segments),
                 "degenerate_specs": len(self.meta.get("degenerate", []))}
         if self.kernel is None:
             return {**base, "kernel": {"name": "nngp", "depth": NNGP_DEPTH}}
         return {**base, "kernel": self.kernel.describe()}
+
+
+# Groups this process opened, by (store, group, manifest entry): segments are immutable and named
+# once, so an unchanged entry names the same files, and a warm process (an open Dock) keeps their
+# ids, key index and mapped arrays between searches instead of reading them again
+KEEP_OPENED = 4
+_OPENED: dict[tuple[str, str, str, tuple[int, int] | None], Group] = {}
 
 
 def _open_files(path: Path) -> dict[str, NpyFile]:
@@ -139,8 +146,12 @@ class SegmentStore:
         self._groups: dict[str, Group] = {}
 
     def _read_manifest(self) -> dict[str, Any]:
+        self._stamp: tuple[int, int] | None = None  # the manifest file's identity (replaced on every write)
         try:
-            data = json.loads((self.directory / MANIFEST).read_text())
+            raw = (self.directory / MANIFEST).read_bytes()
+            st = (self.directory / MANIFEST).stat()
+            self._stamp = (st.st_ino, st.st_mtime_ns)
+            data = json.loads(raw)
         except FileNotFoundError:
             return _empty_manifest()
         except (OSError, ValueError) as exc:
@@ -161,12 +172,17 @@ class SegmentStore:
     def keys(self) -> list[str]:
         return list(self.manifest["groups"])
 
-    def group(self, key: str) -> Group | None:
-        """The group of ``key`` with every segment opened (memory-mapped); None when there is none."""
+    def group(self, key: str, shared: bool = True) -> Group | None:
+        """The group of ``key`` with every segment opened (memory-mapped); None when there is none.
+        ``shared=False``: read its files again even if this process opened them (doctor's check)."""
         meta = self.manifest["groups"].get(key)
         if meta is None:
             return None
-        if key not in self._groups:
+        if key not in self._groups or not shared:
+            sig = (str(self.directory.resolve()), key, json.dumps(meta, sort_keys=True), self._stamp)
+            if shared and self._stamp is not None and sig in _OPENED:  # the same manifest: the same files, opened
+                self._groups[key] = _OPENED[sig]
+                return _OPENED[sig]
             profile = Profile.from_dict(meta["profile"])
             gdir = self.directory / group_dir(profile)
             segs = [Segment.load(gdir / name) for name in meta["segments"]]
@@ -179,6 +195,9 @@ class SegmentStore:
                      for name, s in zip(meta["segments"], segs)]
             self._groups[key] = Group(key, profile, backend_for(profile, kernel), segs, removed, kernel, meta,
                                       shard_io.indices(meta), files)
+            while len(_OPENED) >= KEEP_OPENED:
+                _OPENED.pop(next(iter(_OPENED)))
+            _OPENED[sig] = self._groups[key]
         return self._groups[key]
 
     def unreadable(self) -> set[tuple[str, str]]:
@@ -349,6 +368,7 @@ class SegmentStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         write_atomic(self.directory / MANIFEST, json.dumps(manifest, indent=1).encode())
         self.manifest = manifest
+        self._stamp = None  # groups opened from this written manifest are not shared
         self._groups.clear()
         collect_garbage(self.directory, manifest)
 
@@ -451,7 +471,7 @@ def check(store: SegmentStore) -> list[str]:
     problems = []
     for key in store.keys():
         try:
-            g = store.group(key)
+            g = store.group(key, shared=False)
         except (OSError, ValueError, KeyError) as exc:
             problems.append(f"search store group {key}: unreadable ({exc})")
             continue
