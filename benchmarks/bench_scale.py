@@ -64,7 +64,7 @@ OLD_LIST = ("import sys; from lwdock.store.dock import Dock; from lwdock.search.
             "q = SemanticQuery.from_filters(task='regression', scenario='health');"
             "print(len(Dock.open(sys.argv[1]).list(q, status='usable')[:20]))")
 OLD_SEARCH = ("import sys; from lwdock.store.dock import Dock; from lwdock.search.api import search;"
-              "print(search(Dock.open(sys.argv[1]), sys.argv[2]).ids[0])")
+              "print(search(Dock.open(sys.argv[1]), sys.argv[2], rerank='mmd').ids[0])")
 
 
 def semantics(seed: int = 0) -> list[dict]:

@@ -44,13 +44,17 @@ class Ids:
 def restriction(rows: Any, kept: Any) -> set[str] | Ids:
     """What the semantic filter kept of ``rows`` (a row source), described the cheaper way: the ids
     of the rows it left out when they are fewer (array selections: the summary), else the kept ids."""
-    if isinstance(kept, np.ndarray):
-        every = np.asarray(rows.start())
-        left_out = np.setdiff1d(every, kept, assume_unique=True)
-        if left_out.size < kept.size:
-            return Ids.of(rows.ids(left_out), keep=False)
-        return Ids.of(rows.ids(kept))
-    return set(rows.ids(kept))
+    if not isinstance(kept, np.ndarray):
+        return set(rows.ids(kept))
+    every = np.asarray(rows.start(), dtype=np.int64)
+    inside = np.zeros(int(max(every.max(initial=-1), kept.max(initial=-1))) + 1, dtype=bool)
+    inside[kept] = True
+    left_out = every[~inside[every]]
+    keep = left_out.size >= kept.size
+    sel = kept if keep else left_out
+    id_array = getattr(rows, "id_array", None)
+    ids = id_array(sel) if callable(id_array) else np.array([i.encode() for i in rows.ids(sel)], dtype=bytes)
+    return Ids(np.unique(ids), keep)
 
 
 def keys(ids: np.ndarray) -> np.ndarray:
