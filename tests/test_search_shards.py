@@ -4,6 +4,8 @@ generation, tombstone and compaction rules."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +16,8 @@ from lwdock.search.engine import RankOptions, rank
 from lwdock.search.user import as_user_spec
 from lwdock.spec.rkme_table import RKMETableSpec
 
+# Dask workers as threads (the same actor calls, no process start-up); LWDOCK_TEST_DASK_PROCESSES=1: processes
+PROCESSES = os.environ.get("LWDOCK_TEST_DASK_PROCESSES") == "1"
 PROPS = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 N, K, D = 3000, 6, 4
 
@@ -219,3 +223,51 @@ def test_id_masks_equal_isin(stored, query, keep, seed):
     finally:
         idsets.keys = original
     assert set((q - ["a"]).ids.tolist()) == (set(q.ids.tolist()) - {b"a"} if keep else set(q.ids.tolist()) | {b"a"})
+
+
+def test_restriction_names_the_smaller_side():
+    """The semantic filter's kept rows become the ids left out when those are fewer, else the kept
+    ids; row sources without arrays give a set (as before)."""
+
+    class Rows:
+        ids_ = np.array([f"id{i}".encode() for i in range(10)], dtype=bytes)
+
+        def start(self):  # type: ignore[no-untyped-def]
+            return np.arange(10)
+
+        def ids(self, sel):  # type: ignore[no-untyped-def]
+            return [self.ids_[int(i)].decode() for i in sel]
+
+    class ArrayRows(Rows):
+        def id_array(self, sel):  # type: ignore[no-untyped-def]
+            return self.ids_[np.asarray(sel)]
+
+    for rows in (Rows(), ArrayRows()):
+        most = idsets.restriction(rows, np.array([0, 1, 2, 3, 5, 6, 7, 8]))
+        assert not most.keep and most.ids.tolist() == [b"id4", b"id9"]
+        few = idsets.restriction(rows, np.array([2, 7]))
+        assert few.keep and few.ids.tolist() == [b"id2", b"id7"]
+    assert idsets.restriction(Rows(), [1, 3]) == {"id1", "id3"}
+
+
+def test_dask_actors_rank_as_the_local_threads(tmp_path):
+    """Shards owned by Dask actors on a local cluster give the in-process ranking, and actors that
+    opened an older manifest reopen before they answer."""
+    distributed = pytest.importorskip("dask.distributed")
+    from lwdock.search.dask_shards import DaskShards
+
+    centres, z, beta, ids = market(3)
+    st_ = store.bulk_load_chunks(tmp_path, chunked(ids, z, beta, 500), "float64", shard_rows=1000)
+    group = st_.group(st_.keys()[0])
+    user = users(centres, np.random.default_rng(3))[1]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=PROCESSES, dashboard_address=None,
+                                  silence_logs=40) as cluster, distributed.Client(cluster) as client:
+        runner = DaskShards(client, str(tmp_path), group.key, len(group.shards))
+        for opts in (RankOptions(k=10, prefilter=False), RankOptions(k=10, prefilter=True, rerank=100)):
+            same(rank(group, user, None, opts, runner=runner), rank(group, user, None, opts))
+        store.SegmentStore(tmp_path).apply([], ids[:5], 1)  # a new manifest: the actors must reopen
+        now = store.SegmentStore(tmp_path)
+        g2 = now.group(now.keys()[0])
+        got = rank(g2, user, None, RankOptions(k=10, prefilter=False), runner=runner)
+        same(got, rank(g2, user, None, RankOptions(k=10, prefilter=False)))
+        assert not set(got.candidates.ids) & set(ids[:5])

@@ -15,6 +15,7 @@ Every reported MMD^2 is exact; the pre-filter can only change which learnwares a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -131,23 +132,54 @@ def map_user(group: Group, user: UserSpec) -> MappedUser:
     return MappedUser(z, user.beta, uu)
 
 
-def rank(group: Group, user: UserSpec, allowed: set[str] | Ids | None, opts: RankOptions) -> StatResult | None:
+def rank(group: Group, user: UserSpec, allowed: set[str] | Ids | None, opts: RankOptions,
+         runner: ShardRunner | None = None) -> StatResult | None:
     """Rank the group's live learnwares (restricted to ``allowed`` ids: a set, or an
     :class:`~lwdock.search.idsets.Ids` that keeps or leaves out its ids) against ``user``; None
     when no learnware is left to rank. Every stage runs per shard of the group
-    (:mod:`lwdock.search.shards`) and is merged exactly: the result does not depend on the shards."""
+    (:mod:`lwdock.search.shards`) and is merged exactly: the result does not depend on the shards.
+    ``runner``: where the shards' rounds run (default: this process's threads; :mod:`lwdock.search.dask_shards`)."""
+    runner = runner or LocalShards()
     with bulk.one_blas_thread():
         mapped = map_user(group, user)
         units = _picks(group, allowed)
-        considered = int(sum(p.positions.size for unit in units for p in unit))
+        considered = int(sum(p.positions.size for _, unit in units for p in unit))
         if considered == 0:
             return None
-        units, prefiltered, approx = _prefilter(group, mapped, units, considered, opts)
-        answers = shards.run(lambda unit: _exact_best(group, mapped, unit, opts, keep_all=approx is None), units)
+        units, prefiltered, approx = _prefilter(group, mapped, units, considered, opts, runner)
+        answers = runner.exact(group, units, mapped, opts, approx is None)
         best = _Scored(*(np.concatenate(col) for col in zip(*(_columns(a.best) for a in answers))))
         spread = relative_spread(approx if approx is not None else np.concatenate([a.mmd2 for a in answers]))
         keep = shards.merge(best.mmd2, match_score(best.cross, mapped.self_product, best.selfs), opts.pool, opts.k)
         return StatResult(_candidates(group, mapped, best, keep), considered, prefiltered, spread)
+
+
+Unit = tuple[int, list[_Pick]]  # (shard index, the picks of its segments)
+
+
+class ShardRunner(Protocol):
+    """Runs a round of a query on every shard's unit and returns the answers in unit order."""
+
+    def approx(self, group: Group, units: list[Unit], us: np.ndarray) -> list[np.ndarray]: ...
+
+    def exact(self, group: Group, units: list[Unit], user: MappedUser, opts: RankOptions,
+              keep_all: bool) -> list[_Answer]: ...
+
+
+class LocalShards:
+    """The rounds on this process's threads (:func:`lwdock.search.shards.run`)."""
+
+    def approx(self, group: Group, units: list[Unit], us: np.ndarray) -> list[np.ndarray]:
+        return shards.run(lambda unit: shard_approx(group, unit[1], us), units)
+
+    def exact(self, group: Group, units: list[Unit], user: MappedUser, opts: RankOptions,
+              keep_all: bool) -> list[_Answer]:
+        return shards.run(lambda unit: shard_exact(group, user, unit[1], opts, keep_all), units)
+
+
+def shard_approx(group: Group, unit: list[_Pick], us: np.ndarray) -> np.ndarray:
+    """Round 1 on one shard: the approximate MMD^2 of its picked learnwares, in pick order."""
+    return np.concatenate([_approx(group, p, us) for p in unit])
 
 
 def _columns(s: _Scored) -> tuple[np.ndarray, ...]:
@@ -172,11 +204,11 @@ def _candidates(group: Group, user: MappedUser, scored: _Scored, keep: np.ndarra
                       scored.cross[keep], q10, Z, B, offs, group.backend, user)
 
 
-def _picks(group: Group, allowed: set[str] | Ids | None) -> list[list[_Pick]]:
+def _picks(group: Group, allowed: set[str] | Ids | None) -> list[Unit]:
     """Per shard, the live (and allowed) rows of each of its segments."""
     ids = Ids.of(allowed) if isinstance(allowed, (set, frozenset, list)) else allowed
     units = []
-    for shard in group.shards:
+    for index, shard in enumerate(group.shards):
         picks = []
         for si in shard:
             seg = group.segments[si]
@@ -185,21 +217,21 @@ def _picks(group: Group, allowed: set[str] | Ids | None) -> list[list[_Pick]]:
             if pos.size:
                 picks.append(_Pick(si, pos, pos.size == seg.ids.size))
         if picks:
-            units.append(picks)
+            units.append((index, picks))
     return units
 
 
-def _prefilter(group: Group, user: MappedUser, units: list[list[_Pick]], n: int, opts: RankOptions
-               ) -> tuple[list[list[_Pick]], bool, np.ndarray | None]:
+def _prefilter(group: Group, user: MappedUser, units: list[Unit], n: int, opts: RankOptions, runner: ShardRunner
+               ) -> tuple[list[Unit], bool, np.ndarray | None]:
     budget = group.backend.budget
     count = min(n, int(opts.rerank)) if opts.rerank else budget.count(opts.k, opts.pool, n)
     if not budget.applies(opts.prefilter, n) or count >= n:
         return units, False, None
     us = group.backend.user_sketch(user.z, user.beta)
-    approx = shards.run(lambda unit: np.concatenate([_approx(group, p, us) for p in unit]), units)
+    approx = runner.approx(group, units, us)
     chosen = shards.select(approx, count)  # exactly the group's `count` smallest, whatever the shards
-    kept = [_restrict(unit, keep) for unit, keep in zip(units, chosen)]
-    return [u for u in kept if u], True, np.concatenate(approx) + user.self_product
+    kept = [(index, _restrict(unit, keep)) for (index, unit), keep in zip(units, chosen)]
+    return [u for u in kept if u[1]], True, np.concatenate(approx) + user.self_product
 
 
 def _restrict(unit: list[_Pick], keep: np.ndarray) -> list[_Pick]:
@@ -258,8 +290,8 @@ def _cross(group: Group, user: MappedUser, p: _Pick) -> np.ndarray:
     return out
 
 
-def _exact_best(group: Group, user: MappedUser, unit: list[_Pick], opts: RankOptions, keep_all: bool) -> _Answer:
-    """One shard's exact pass and its best candidates (every MMD^2 too when ``keep_all``)."""
+def shard_exact(group: Group, user: MappedUser, unit: list[_Pick], opts: RankOptions, keep_all: bool) -> _Answer:
+    """Round 2 on one shard: its exact pass and its best candidates (every MMD^2 too when ``keep_all``)."""
     uu = user.self_product
     parts = []
     for p in unit:
