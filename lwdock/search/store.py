@@ -46,7 +46,7 @@ from ..spec.registry import TABLE
 from . import segments as seg_io
 from . import shards as shard_io
 from .backends import Backend, backend_for, prepare
-from .blocks import MAPPED_ROWS, NpyFile
+from .blocks import NpyFile
 from .idsets import SortedIds
 from .kernel import Pooled, RBFKernel, needs_rebuild, normalised_weights
 from .segments import Segment, group_dir, stack
@@ -127,7 +127,7 @@ _OPENED: dict[tuple[str, str, str, tuple[int, int] | None], Group] = {}
 
 
 def _open_files(path: Path) -> dict[str, NpyFile]:
-    """A large segment's points, which searches read in chunks (opened now, under the dock lock)."""
+    """A segment's points, which searches gather in chunks with pread (opened now, under the dock lock)."""
     return {name: NpyFile.open(path / f"{name}.npy") for name in ("z", "beta")}
 
 
@@ -191,8 +191,7 @@ class SegmentStore:
             for s in segs:
                 s.live = ~np.isin(s.ids, rm) if rm.size else np.ones(s.ids.size, bool)
             kernel = _load_kernel(gdir, meta) if profile.kernel == "rbf" else None
-            files = [_open_files(gdir / name) if s.ids.size > MAPPED_ROWS else {}
-                     for name, s in zip(meta["segments"], segs)]
+            files = [_open_files(gdir / name) for name in meta["segments"]]
             self._groups[key] = Group(key, profile, backend_for(profile, kernel), segs, removed, kernel, meta,
                                       shard_io.indices(meta), files)
             while len(_OPENED) >= KEEP_OPENED:
