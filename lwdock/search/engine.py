@@ -207,13 +207,14 @@ def _candidates(group: Group, user: MappedUser, scored: _Scored, keep: np.ndarra
 def _picks(group: Group, allowed: set[str] | Ids | None) -> list[Unit]:
     """Per shard, the live (and allowed) rows of each of its segments."""
     ids = Ids.of(allowed) if isinstance(allowed, (set, frozenset, list)) else allowed
+    lives = [s.live for s in group.segments]
+    masks = lives if ids is None else idsets.masks(lives, group.id_index(), ids)
     units = []
     for index, shard in enumerate(group.shards):
         picks = []
         for si in shard:
             seg = group.segments[si]
-            mask = seg.live if ids is None else idsets.mask(seg.live, group.id_index(si), ids)
-            pos = np.nonzero(mask)[0]
+            pos = np.nonzero(masks[si])[0]
             if pos.size:
                 picks.append(_Pick(si, pos, pos.size == seg.ids.size))
         if picks:

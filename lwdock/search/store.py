@@ -95,17 +95,17 @@ class Group:
     shards: list[list[int]] = field(default_factory=list)  # positions into ``segments`` (lwdock.search.shards)
     files: list[dict[str, NpyFile]] = field(default_factory=list)  # large segments' z, beta, sketch, opened for pread
 
-    _id_index: dict[int, SortedIds] = field(default_factory=dict, repr=False)
+    _id_index: SortedIds | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.shards and self.segments:
             self.shards = [list(range(len(self.segments)))]
 
-    def id_index(self, segment: int) -> SortedIds:
-        """Segment ``segment``'s ids by key (built on first use, kept while the group is open)."""
-        if segment not in self._id_index:
-            self._id_index[segment] = SortedIds.build(self.segments[segment].ids)
-        return self._id_index[segment]
+    def id_index(self) -> SortedIds:
+        """Every segment's ids by key (built on first use, kept while the group is open)."""
+        if self._id_index is None:
+            self._id_index = SortedIds.build([s.ids for s in self.segments])
+        return self._id_index
 
     def live_ids(self) -> list[str]:
         return [i.decode() for s in self.segments for i in s.ids[s.live]]
