@@ -262,10 +262,17 @@ def remeasure(path: Path, n: int, name: str) -> None:
         dock = Dock.open(path)
         rows.append({"N": n, "case": "warm API `search(spec, rerank=\"mmd\")` (K=100, d=32, mixture)",
                      "seconds": warm(lambda: search(dock, str(spec), rerank="mmd")), "peak_mb": peak_rss_mb()})
+        st = store.SegmentStore(dock.layout.search)
+        group = st.group(st.keys()[0])
+        truth, took = top10(group, user, RankOptions(k=10, prefilter=False))
+        rows.append({"N": n, "case": "exact pass (every learnware, 1 user)", "seconds": took, "peak_mb": peak_rss_mb()})
+        got, took = top10(group, user, RankOptions(k=10))
+        rows.append({"N": n, "case": "engine with the default pre-filter (1 user)", "seconds": took,
+                     "recall": len(set(got) & set(truth)) / 10, "peak_mb": peak_rss_mb()})
     for r in rows:
         print(json.dumps(r), flush=True)
     report(name, f"Scale: statistical search at N = {n:,}, measured again on the same dock", rows,
-           ["N", "case", "seconds", "peak_mb", "top_ok"],
+           ["N", "case", "seconds", "peak_mb", "top_ok", "recall"],
            f"The dock of an earlier `bench_scale.py` run (kept by hard links), measured again after a code change; "
            f"load average {os.getloadavg()}.")
 
