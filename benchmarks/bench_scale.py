@@ -2,18 +2,22 @@
 
 Each dock holds N table learnwares with varied semantics (task, library, license, scenarios,
 names; 30% with an alias), loaded through the documented bulk-load path
-(:func:`lwdock.store.bulk.bulk_load`: TinyDB index + the summary, one session). Where the
-synthetic market fits this machine (``--search-sizes``; K = 100 points, d = 32: 1.28 GB of
-float32 points per 100,000), its search store is bulk-loaded too (bench_search's market) and
-statistical search is measured; at 1,000,000 that would be 12.8 GB of points on a shared 24 GB
-machine, so only `list` and semantic search run there.
+(:func:`lwdock.store.bulk.bulk_load`: TinyDB index + the summary, one session). At the sizes in
+``--search-sizes`` the dock gets a search store of K = 100 points, d = 32 per learnware
+(bench_search's market, generated 50,000 learnwares at a time and written segment by segment,
+:func:`lwdock.search.store.bulk_load_chunks`, so 1,000,000 learnwares = 12.8 GB of points never
+sit in memory) and statistical search is measured: a cold ``lwdock search --spec`` process, a
+warm API ``search``, and recall@10 of the pre-filter (default and other re-rank budgets) against
+an exact pass, over 5 users drawn from one learnware and 5 from a 50/50 mix of two.
 
 "old" rows are today's path before the summary, in the same run: `Dock.list` and search over the
 records of every TinyDB entry (the store's Dock, which has no summary).
 Cold figures are whole processes (`/usr/bin/time -v`: wall, peak RSS), median of 3.
 
 Run alone: ``python benchmarks/bench_scale.py [--sizes 1000,100000,1000000] [--search-sizes 1000,100000]
-[--name scale]`` (``make bench`` runs the defaults: all three sizes, about 20-30 minutes on 2 cores).
+[--name scale] [--tmp DIR]`` (``make bench`` runs the defaults: all three sizes, about 20-30 minutes
+on 2 cores). Statistical search at a million: ``--sizes 100000,1000000 --search-sizes
+100000,1000000 --name scale_1m --tmp DIR`` (~15 GB in DIR, about 45 minutes).
 """
 
 from __future__ import annotations
@@ -237,6 +241,42 @@ def statistical(path: Path, n: int, user: dict, work: Path, dock, row, old: bool
     return out
 
 
+def the_user(n: int, ids: list[str]) -> dict:
+    """The user main() searches with at size n (from learnware n // 3), and the spec files' gamma."""
+    centres = centres_of(n)
+    gamma = median_gamma(next(market_chunks(n, centres=centres))[1])
+    return {**user_for(centres, n // 3, 7, gamma), "id": ids[n // 3]}
+
+
+def remeasure(path: Path, n: int, name: str) -> None:
+    """Cold and warm statistical search again on a dock an earlier run built (after a code change)."""
+    ids = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(n)]
+    user = the_user(n, ids)
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="lwdock-scale-") as tmp:
+        spec = write_spec(Path(tmp) / "user.json", user)
+        wall, rss, out = cold([LWDOCK, "--dock", str(path), "search", "--spec", str(spec), "--rerank", "mmd", "--json"])
+        res = json.loads(out)
+        rows.append({"N": n, "case": "cold `lwdock search --spec --rerank mmd`", "seconds": wall, "peak_mb": rss,
+                     "top_ok": res["singles"][0]["id"] == user["id"]})
+        dock = Dock.open(path)
+        rows.append({"N": n, "case": "warm API `search(spec, rerank=\"mmd\")` (K=100, d=32, mixture)",
+                     "seconds": warm(lambda: search(dock, str(spec), rerank="mmd")), "peak_mb": peak_rss_mb()})
+        st = store.SegmentStore(dock.layout.search)
+        group = st.group(st.keys()[0])
+        truth, took = top10(group, user, RankOptions(k=10, prefilter=False))
+        rows.append({"N": n, "case": "exact pass (every learnware, 1 user)", "seconds": took, "peak_mb": peak_rss_mb()})
+        got, took = top10(group, user, RankOptions(k=10))
+        rows.append({"N": n, "case": "engine with the default pre-filter (1 user)", "seconds": took,
+                     "recall": len(set(got) & set(truth)) / 10, "peak_mb": peak_rss_mb()})
+    for r in rows:
+        print(json.dumps(r), flush=True)
+    report(name, f"Scale: statistical search at N = {n:,}, measured again on the same dock", rows,
+           ["N", "case", "seconds", "peak_mb", "top_ok", "recall"],
+           f"The dock of an earlier `bench_scale.py` run (kept by hard links), measured again after a code change; "
+           f"load average {os.getloadavg()}.")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,100000,1000000")
@@ -244,7 +284,12 @@ def main() -> None:
     ap.add_argument("--old-up-to", type=int, default=100_000, help="measure the old path up to this size")
     ap.add_argument("--name", default="scale", help="results file name (benchmarks/results/<name>.json)")
     ap.add_argument("--tmp", default=None, help="where the docks are built (1,000,000 needs ~15 GB)")
+    ap.add_argument("--reuse-dock", default=None, help="measure statistical search again on this dock (built by an "
+                    "earlier run with the first of --sizes learnwares; kept e.g. by `cp -al`), nothing else")
     args = ap.parse_args()
+    if args.reuse_dock:
+        remeasure(Path(args.reuse_dock), int(args.sizes.split(",")[0]), args.name)
+        return
     sizes = [int(s) for s in args.sizes.split(",") if s]
     search_sizes = {int(s) for s in args.search_sizes.split(",") if s}
     rows, builds = [], []

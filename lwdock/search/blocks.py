@@ -23,7 +23,7 @@ import numpy as np
 
 BLOCK_BYTES = 16 << 20  # one block of rows: 16 MiB
 # segments of more learnwares than this are searched through these reads, never mapped whole
-MAPPED_ROWS = 50_000
+MAPPED_ROWS = 20_000
 
 
 @dataclass

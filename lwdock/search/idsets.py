@@ -77,48 +77,62 @@ def keys(ids: np.ndarray) -> np.ndarray:
 
 @dataclass
 class SortedIds:
-    """One segment's ids, searchable by key."""
+    """A group's ids over all its segments, searchable by key: one sorted array of 64-bit keys
+    (built once per opened group), so a restriction costs one binary search of its ids, not one
+    per segment."""
 
-    ids: np.ndarray
-    order: np.ndarray
+    segments: list[np.ndarray]  # each segment's ids
+    seg_of: np.ndarray  # per sorted key: its segment
+    pos_of: np.ndarray  # per sorted key: its row in the segment
     sorted_keys: np.ndarray
+    collisions: bool  # two stored ids share a key: answer by np.isin instead
 
     @classmethod
-    def build(cls, ids: np.ndarray) -> SortedIds:
-        k = keys(ids)
-        order = np.argsort(k, kind="stable")
-        return cls(ids, order, k[order])
+    def build(cls, segments: list[np.ndarray]) -> SortedIds:
+        width = max((s.dtype.itemsize for s in segments), default=1)
+        k = np.concatenate([keys(_width(s, width)) for s in segments]) if segments else np.zeros(0, np.uint64)
+        seg_of = np.repeat(np.arange(len(segments)), [s.size for s in segments])
+        pos_of = np.concatenate([np.arange(s.size) for s in segments]) if segments else np.zeros(0, np.int64)
+        order = np.argsort(k)  # equal keys make `collisions` true, so their order never matters
+        sk = k[order]
+        return cls(list(segments), seg_of[order], pos_of[order], sk, bool(np.any(sk[1:] == sk[:-1])))
 
-    def positions(self, query: np.ndarray) -> np.ndarray:
-        """Positions (into the segment) of the ``query`` ids it holds."""
-        if query.size == 0 or self.ids.size == 0:
-            return np.zeros(0, dtype=np.int64)
-        if query.dtype.itemsize > self.ids.dtype.itemsize:  # ids longer than any stored one are not stored
-            query = query[np.char.str_len(query) <= self.ids.dtype.itemsize]
-        k = keys(query.astype(self.ids.dtype))
+    def positions(self, query: np.ndarray) -> list[np.ndarray]:
+        """Per segment, the positions of the ``query`` ids it holds (ascending)."""
+        empty = [np.zeros(0, dtype=np.int64) for _ in self.segments]
+        if query.size == 0 or self.sorted_keys.size == 0:
+            return empty
+        width = max(s.dtype.itemsize for s in self.segments)
+        if query.dtype.itemsize > width:  # ids longer than any stored one are not stored
+            query = query[np.char.str_len(query) <= width]
+        if self.collisions:
+            return [np.nonzero(np.isin(s, query))[0] for s in self.segments]
+        k = keys(_width(query, width))
         at = np.minimum(np.searchsorted(self.sorted_keys, k), self.sorted_keys.size - 1)
         hit = self.sorted_keys[at] == k
-        pos = self.order[at[hit]]
-        same = self.ids[pos] == query[hit]
-        if not same.all() or _duplicate_keys(self.sorted_keys, k[hit]):  # a key collision: the exact way
-            return np.nonzero(np.isin(self.ids, query))[0]
-        return np.sort(pos)
+        seg, pos, q = self.seg_of[at[hit]], self.pos_of[at[hit]], query[hit]
+        out = []
+        for i, ids in enumerate(self.segments):
+            mine = seg == i
+            p = pos[mine]
+            out.append(np.sort(p[ids[p] == q[mine]]))  # the bytes, not only the key
+        return out
 
 
-def _duplicate_keys(sorted_keys: np.ndarray, wanted: np.ndarray) -> bool:
-    """Whether any wanted key appears more than once among the stored keys."""
-    lo = np.searchsorted(sorted_keys, wanted, side="left")
-    hi = np.searchsorted(sorted_keys, wanted, side="right")
-    return bool(np.any(hi - lo > 1))
+def _width(ids: np.ndarray, width: int) -> np.ndarray:
+    return ids if ids.dtype.itemsize == width else ids.astype(f"S{width}")
 
 
-def mask(live: np.ndarray, index: SortedIds, allowed: Ids) -> np.ndarray:
-    """The segment's rows a search may rank: live and (not) among ``allowed``."""
-    pos = index.positions(allowed.ids)
-    if allowed.keep:
-        out = np.zeros_like(live)
-        out[pos] = True
-        return out & live
-    out = live.copy()
-    out[pos] = False
+def masks(lives: list[np.ndarray], index: SortedIds, allowed: Ids) -> list[np.ndarray]:
+    """Per segment, the rows a search may rank: live and (not) among ``allowed``."""
+    out = []
+    for live, pos in zip(lives, index.positions(allowed.ids)):
+        if allowed.keep:
+            m = np.zeros_like(live)
+            m[pos] = True
+            out.append(m & live)
+        else:
+            m = live.copy()
+            m[pos] = False
+            out.append(m)
     return out

@@ -46,7 +46,7 @@ from ..spec.registry import TABLE
 from . import segments as seg_io
 from . import shards as shard_io
 from .backends import Backend, backend_for, prepare
-from .blocks import MAPPED_ROWS, NpyFile
+from .blocks import NpyFile
 from .idsets import SortedIds
 from .kernel import Pooled, RBFKernel, needs_rebuild, normalised_weights
 from .segments import Segment, group_dir, stack
@@ -95,17 +95,17 @@ class Group:
     shards: list[list[int]] = field(default_factory=list)  # positions into ``segments`` (lwdock.search.shards)
     files: list[dict[str, NpyFile]] = field(default_factory=list)  # large segments' z, beta, sketch, opened for pread
 
-    _id_index: dict[int, SortedIds] = field(default_factory=dict, repr=False)
+    _id_index: SortedIds | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.shards and self.segments:
             self.shards = [list(range(len(self.segments)))]
 
-    def id_index(self, segment: int) -> SortedIds:
-        """Segment ``segment``'s ids by key (built on first use, kept while the group is open)."""
-        if segment not in self._id_index:
-            self._id_index[segment] = SortedIds.build(self.segments[segment].ids)
-        return self._id_index[segment]
+    def id_index(self) -> SortedIds:
+        """Every segment's ids by key (built on first use, kept while the group is open)."""
+        if self._id_index is None:
+            self._id_index = SortedIds.build([s.ids for s in self.segments])
+        return self._id_index
 
     def live_ids(self) -> list[str]:
         return [i.decode() for s in self.segments for i in s.ids[s.live]]
@@ -127,7 +127,7 @@ _OPENED: dict[tuple[str, str, str, tuple[int, int] | None], Group] = {}
 
 
 def _open_files(path: Path) -> dict[str, NpyFile]:
-    """A large segment's points, which searches read in chunks (opened now, under the dock lock)."""
+    """A segment's points, which searches gather in chunks with pread (opened now, under the dock lock)."""
     return {name: NpyFile.open(path / f"{name}.npy") for name in ("z", "beta")}
 
 
@@ -191,8 +191,7 @@ class SegmentStore:
             for s in segs:
                 s.live = ~np.isin(s.ids, rm) if rm.size else np.ones(s.ids.size, bool)
             kernel = _load_kernel(gdir, meta) if profile.kernel == "rbf" else None
-            files = [_open_files(gdir / name) if s.ids.size > MAPPED_ROWS else {}
-                     for name, s in zip(meta["segments"], segs)]
+            files = [_open_files(gdir / name) for name in meta["segments"]]
             self._groups[key] = Group(key, profile, backend_for(profile, kernel), segs, removed, kernel, meta,
                                       shard_io.indices(meta), files)
             while len(_OPENED) >= KEEP_OPENED:
