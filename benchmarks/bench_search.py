@@ -46,15 +46,33 @@ REF_MAX = 100_000  # the reference runs (one user above 1,000) at every size up 
 
 
 # -- the market --------------------------------------------------------------------------------
+MARKET_CHUNK = 50_000  # learnwares generated at a time (1.28 GB of float64 normals per 100,000)
+
+
+def centres_of(n: int, seed: int = 0) -> np.ndarray:
+    """The learnwares' centres c_i ~ N(0, I) (n x D float64: 256 MB at 1,000,000)."""
+    return np.random.default_rng(seed).normal(0.0, SPREAD, size=(n, D))
+
+
+def market_chunks(n: int, seed: int = 0, chunk: int = MARKET_CHUNK, centres: np.ndarray | None = None):
+    """The market ``chunk`` learnwares at a time: ``(first, z float32, beta, offsets)`` per chunk, each
+    from its own seeded generator, so every call gives the same chunks and a million learnwares never
+    need 12.8 GB of memory at once."""
+    centres = centres_of(n, seed) if centres is None else centres
+    for index, s in enumerate(range(0, n, chunk)):
+        e = min(n, s + chunk)
+        rng = np.random.default_rng([seed, index])
+        z = (centres[s:e, None, :] + rng.normal(size=(e - s, K, D))).reshape(-1, D).astype(np.float32)
+        beta = rng.dirichlet(np.full(K, 5.0), size=e - s).ravel()
+        yield s, z, beta, np.arange(e - s + 1, dtype=np.int64) * K
+
+
 def market(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0.0, SPREAD, size=(n, D))
-    z = np.empty((n * K, D), dtype=np.float32)
-    step = 10_000
-    for s in range(0, n, step):
-        e = min(n, s + step)
-        z[s * K : e * K] = (centres[s:e, None, :] + rng.normal(size=(e - s, K, D))).reshape(-1, D)
-    beta = rng.dirichlet(np.full(K, 5.0), size=n).ravel()
+    """The whole market in memory (sizes up to ~100,000): the chunks of :func:`market_chunks`, stacked."""
+    centres = centres_of(n, seed)
+    parts = list(market_chunks(n, seed, centres=centres))
+    z = np.concatenate([p[1] for p in parts])
+    beta = np.concatenate([p[2] for p in parts])
     return centres, z, beta, np.arange(n + 1, dtype=np.int64) * K
 
 

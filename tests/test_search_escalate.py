@@ -64,7 +64,8 @@ def test_the_first_pass_is_small_when_sketches_separate_and_widens_when_not(mark
     finally:
         escalate.more_needed = real
     if spread == 1.0:
-        assert passes == [RBFBackend.budget.count(10, 20, 1_500) + escalate.SAMPLE]  # one pass: 100 + a sample of 32
+        first = RBFBackend.budget.count(10, 20, 1_500) + escalate.SAMPLE  # 100 + a sample of 32
+        assert passes[0] == first and len(passes) <= 2 and passes[-1] <= 2 * first  # at most a small widening
     else:
         assert len(passes) >= 2 and passes[-1] > 4 * passes[0]
 

@@ -24,7 +24,7 @@ from ..hetero import query as hetero
 from ..records import SEMANTIC_ONLY, USABLE, Entry
 from ..spec.data import named_columns
 from ..spec.embedders import DEFAULT_EMBEDDER
-from . import bulk, explain, identify, mixture
+from . import bulk, explain, identify, idsets, mixture
 from .cache import ensure_current
 from .engine import POOL, Candidates, RankOptions, StatResult, rank
 from .result import HeteroSingle, MixtureHit, SearchResult, Single
@@ -217,13 +217,13 @@ def _run(dock: DockView, semantic: SemanticQuery, user: UserSpec | None, options
     return result
 
 
-def _allowed(rows: Any, kept: Any, kind: str) -> set[str] | None:
+def _allowed(rows: Any, kept: Any, kind: str) -> set[str] | idsets.Ids | None:
     """The ids ranking may consider; None (no restriction, no id set to build) when the semantic
     filter kept every learnware of the user's spec type that the store holds."""
     every = rows.keep_status(rows.start(), {USABLE, SEMANTIC_ONLY, ""})
     if rows.count_kind(kept, kind) == rows.count_kind(every, kind):
         return None
-    return set(rows.ids(kept))
+    return idsets.restriction(rows, kept)  # a large dock: the few left out, not a set of every kept id
 
 
 def _full_entries(dock: DockView, ids: list[str]) -> dict[str, Entry]:

@@ -16,9 +16,10 @@ storage everything is float64.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,27 @@ PART_ROWS = 25_000
 
 _POOL: ThreadPoolExecutor | None = None
 _CONTROLLER: ThreadpoolController | None = None
+_LOCAL = threading.local()
+THREADS = 2
+
+
+def default_threads() -> int:
+    """Threads one pass splits into: :data:`THREADS`, or what :func:`threads` set for this thread."""
+    return int(getattr(_LOCAL, "threads", THREADS))
+
+
+@contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Passes started by this thread use ``n`` threads (a shard's worker: the shards are the split)."""
+    old = getattr(_LOCAL, "threads", None)
+    _LOCAL.threads = n
+    try:
+        yield
+    finally:
+        if old is None:
+            del _LOCAL.threads
+        else:
+            _LOCAL.threads = old
 
 
 def one_blas_thread() -> AbstractContextManager[Any]:
@@ -97,9 +119,10 @@ def cross_products(
     uz: np.ndarray,
     ubeta: np.ndarray,
     gamma: float,
-    threads: int = 2,
+    threads: int | None = None,
 ) -> np.ndarray:
-    """<user, R_i> for every stacked learnware i; returns (N,) float64.
+    """<user, R_i> for every stacked learnware i; returns (N,) float64 (``threads``: default
+    :func:`default_threads`).
 
     Arithmetic follows the storage dtype of ``z``: float32 storage computes the kernel values
     and their sum over the user's points in float32, then weights and per-learnware sums in
@@ -116,7 +139,7 @@ def cross_products(
     rows = max(64, BLOCK_ELEMENTS // max(1, U.shape[1]))
     values = np.empty(total, dtype=dt)
     # threads only for passes of at least 2 x 25k rows: below that their start-up costs more than they save
-    parts = max(1, min(threads, total // PART_ROWS))
+    parts = max(1, min(default_threads() if threads is None else threads, total // PART_ROWS))
     with one_blas_thread():
         if parts > 1:
             # numpy releases the GIL in BLAS and ufuncs, so the parts run in parallel
@@ -158,8 +181,16 @@ def self_products(z: np.ndarray, beta: np.ndarray, offsets: np.ndarray, gamma: f
             d = rbf(zb, zb, gamma)  # (B, K, K): one batched matrix product
             out[sel] = np.einsum("bk,bkl,bl->b", bb, d, bb)
             if quantile is not None:
-                qs[sel] = _own_quantiles(d ** quantile[0], bb, quantile[1])
+                qs[sel] = _own_quantiles(_power(d, quantile[0]), bb, quantile[1])
     return out if quantile is None else (out, qs)
+
+
+def _power(d: np.ndarray, p: float) -> np.ndarray:
+    """``d ** p``; the power 4 by two squarings (pow() was most of a million-learnware build)."""
+    if p == 4.0:
+        d2 = d * d
+        return np.multiply(d2, d2, out=d2)
+    return d**p
 
 
 def _own_quantiles(K: np.ndarray, bb: np.ndarray, q: float) -> np.ndarray:

@@ -24,7 +24,7 @@ from ..progress import track
 from ..records import Entry
 from ..spec import quality
 from ..spec.specfile import load_spec
-from .store import MANIFEST, Item, SegmentStore, check, item_from_spec
+from .store import Item, SegmentStore, check, item_from_spec
 from .view import DockView, as_entries, searchable_kinds, setting, spec_file
 
 logger = logging.getLogger("lwdock")
@@ -40,29 +40,6 @@ def cache_dir(dock: DockView) -> Path:
 
 def open_store(dock: DockView) -> SegmentStore:
     return SegmentStore(cache_dir(dock), setting(dock, "search_cache_dtype", None))
-
-
-_READ_VIEWS: dict[Path, tuple[tuple[int, int, int], SegmentStore]] = {}
-
-
-def read_view(dock: DockView) -> SegmentStore:
-    """The store for searching, reused by the next search while its manifest is the same file:
-    every writer replaces the manifest (a new file) and segment files never change once written,
-    so an unchanged manifest means every opened array is still the store's. A warm search then
-    maps and parses nothing. Writers open their own (:func:`open_store`)."""
-    directory = cache_dir(dock)
-    try:
-        st = (directory / MANIFEST).stat()
-    except OSError:
-        return open_store(dock)
-    signature = (st.st_ino, st.st_mtime_ns, st.st_size)
-    hit = _READ_VIEWS.get(directory)
-    if hit is not None and hit[0] == signature:
-        return hit[1]
-    store = open_store(dock)
-    _READ_VIEWS.clear()  # one dock's view at a time: a process rarely searches several
-    _READ_VIEWS[directory] = (signature, store)
-    return store
 
 
 def wanted(entries: Iterable[Entry]) -> dict[tuple[str, str], Entry]:
@@ -217,7 +194,7 @@ def ensure_current(dock: DockView, entries: list[Entry] | Callable[[], list[Entr
     The store follows every change (:func:`on_change`) and records its generation, so at the
     index's generation it is current: comparing the id sets on every search would read the whole
     index (O(N) per search). ``doctor`` compares them (:func:`problems`)."""
-    store = read_view(dock)
+    store = open_store(dock)
     try:
         generation = dock.generation()
         if store.generation == generation:

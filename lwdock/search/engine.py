@@ -15,17 +15,22 @@ Every reported MMD^2 is exact; the pre-filter can only change which learnwares a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from ..errors import InputDataError
-from . import bulk, escalate, mixture
+from . import bulk, escalate, idsets, mixture, shards
+from .blocks import MAPPED_ROWS
+from .idsets import Ids
 from .scores import match_score
-from .segments import Segment, stack
+from .segments import stack
 from .store import Group
 from .user import UserSpec
 
 POOL = 20  # candidates kept by MMD^2 for coverage, verification and the mixture
+CHUNK_BYTES = 64 << 20  # points gathered per chunk of the exact pass over a large segment
+SKETCH_BLOCK = 1 << 24  # sketch values per block of the pre-filter's product (64 MB of float32)
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,18 @@ class _Scored:
     selfs: np.ndarray
     cross: np.ndarray
 
+    def take(self, keep: np.ndarray) -> _Scored:
+        return _Scored(self.segment[keep], self.position[keep], self.mmd2[keep], self.selfs[keep], self.cross[keep])
+
+
+@dataclass
+class _Answer:
+    """One shard's answer to the exact pass: its best candidates, and every MMD^2 it computed
+    (for the spread; only when the pre-filter did not run)."""
+
+    best: _Scored
+    mmd2: np.ndarray | None
+
 
 def map_user(group: Group, user: UserSpec) -> MappedUser:
     z = group.backend.map(user.z)
@@ -115,24 +132,57 @@ def map_user(group: Group, user: UserSpec) -> MappedUser:
     return MappedUser(z, user.beta, uu)
 
 
-def rank(group: Group, user: UserSpec, allowed: set[str] | None, opts: RankOptions) -> StatResult | None:
-    """Rank the group's live learnwares (restricted to ``allowed`` ids) against ``user``; None
-    when no learnware is left to rank."""
+def rank(group: Group, user: UserSpec, allowed: set[str] | Ids | None, opts: RankOptions,
+         runner: ShardRunner | None = None) -> StatResult | None:
+    """Rank the group's live learnwares (restricted to ``allowed`` ids: a set, or an
+    :class:`~lwdock.search.idsets.Ids` that keeps or leaves out its ids) against ``user``; None
+    when no learnware is left to rank. Every stage runs per shard of the group
+    (:mod:`lwdock.search.shards`) and is merged exactly: the result does not depend on the shards.
+    ``runner``: where the shards' rounds run (default: this process's threads; :mod:`lwdock.search.dask_shards`)."""
+    runner = runner or LocalShards()
     with bulk.one_blas_thread():
         mapped = map_user(group, user)
-        picks = _picks(group, allowed)
-        considered = int(sum(p.positions.size for p in picks))
+        units = _picks(group, allowed)
+        considered = int(sum(p.positions.size for _, unit in units for p in unit))
         if considered == 0:
             return None
-        picks, prefiltered, approx, scored = _prefiltered_exact(group, mapped, picks, considered, opts)
-        spread = relative_spread(approx if approx is not None else scored.mmd2)
-        by_mmd = smallest(scored.mmd2, opts.pool)
-        match = match_score(scored.cross, mapped.self_product, scored.selfs)
-        by_match = smallest(-match, opts.k)
-        keep = by_mmd.tolist() + [j for j in by_match.tolist() if j not in set(by_mmd.tolist())]
-        keep = sorted(keep, key=lambda j: (scored.mmd2[j], j))
-        return StatResult(_candidates(group, mapped, scored, np.array(keep, dtype=np.int64)), considered,
-                          prefiltered, spread)
+        prefiltered, approx, answers = _exact_pass(group, mapped, units, considered, opts, runner)
+        best = _Scored(*(np.concatenate(col) for col in zip(*(_columns(a.best) for a in answers))))
+        spread = relative_spread(approx if approx is not None else np.concatenate([a.mmd2 for a in answers]))
+        keep = shards.merge(best.mmd2, match_score(best.cross, mapped.self_product, best.selfs), opts.pool, opts.k)
+        return StatResult(_candidates(group, mapped, best, keep), considered, prefiltered, spread)
+
+
+Unit = tuple[int, list[_Pick]]  # (shard index, the picks of its segments)
+
+
+class ShardRunner(Protocol):
+    """Runs a round of a query on every shard's unit and returns the answers in unit order."""
+
+    def approx(self, group: Group, units: list[Unit], us: np.ndarray) -> list[np.ndarray]: ...
+
+    def exact(self, group: Group, units: list[Unit], user: MappedUser, opts: RankOptions,
+              keep_all: bool) -> list[_Answer]: ...
+
+
+class LocalShards:
+    """The rounds on this process's threads (:func:`lwdock.search.shards.run`)."""
+
+    def approx(self, group: Group, units: list[Unit], us: np.ndarray) -> list[np.ndarray]:
+        return shards.run(lambda unit: shard_approx(group, unit[1], us), units)
+
+    def exact(self, group: Group, units: list[Unit], user: MappedUser, opts: RankOptions,
+              keep_all: bool) -> list[_Answer]:
+        return shards.run(lambda unit: shard_exact(group, user, unit[1], opts, keep_all), units)
+
+
+def shard_approx(group: Group, unit: list[_Pick], us: np.ndarray) -> np.ndarray:
+    """Round 1 on one shard: the approximate MMD^2 of its picked learnwares, in pick order."""
+    return np.concatenate([_approx(group, p, us) for p in unit])
+
+
+def _columns(s: _Scored) -> tuple[np.ndarray, ...]:
+    return s.segment, s.position, s.mmd2, s.selfs, s.cross
 
 
 def relative_spread(mmd2: np.ndarray) -> float | None:
@@ -153,57 +203,63 @@ def _candidates(group: Group, user: MappedUser, scored: _Scored, keep: np.ndarra
                       scored.cross[keep], q10, Z, B, offs, group.backend, user)
 
 
-def _picks(group: Group, allowed: set[str] | None) -> list[_Pick]:
-    allowed_arr = np.array(sorted(a.encode() for a in allowed), dtype=bytes) if allowed is not None else None
-    picks = []
-    for si, seg in enumerate(group.segments):
-        mask = seg.live if allowed_arr is None else seg.live & _members(seg.ids, allowed_arr)
-        pos = np.nonzero(mask)[0]
-        if pos.size:
-            picks.append(_Pick(si, pos, pos.size == seg.ids.size))
-    return picks
+def _picks(group: Group, allowed: set[str] | Ids | None) -> list[Unit]:
+    """Per shard, the live (and allowed) rows of each of its segments."""
+    ids = Ids.of(allowed) if isinstance(allowed, (set, frozenset, list)) else allowed
+    lives = [s.live for s in group.segments]
+    masks = lives if ids is None else idsets.masks(lives, group.id_index(), ids)
+    units = []
+    for index, shard in enumerate(group.shards):
+        picks = []
+        for si in shard:
+            seg = group.segments[si]
+            pos = np.nonzero(masks[si])[0]
+            if pos.size:
+                picks.append(_Pick(si, pos, pos.size == seg.ids.size))
+        if picks:
+            units.append((index, picks))
+    return units
 
 
-def _members(ids: np.ndarray, sorted_allowed: np.ndarray) -> np.ndarray:
-    """``np.isin(ids, sorted_allowed)`` by binary search: isin on byte strings goes through
-    np.unique, whose first call imports numpy's string module (~30 ms of a cold search)."""
-    if sorted_allowed.size == 0:
-        return np.zeros(ids.shape, dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_allowed, ids), sorted_allowed.size - 1)
-    return sorted_allowed[at] == ids
-
-
-def _prefiltered_exact(group: Group, user: MappedUser, picks: list[_Pick], n: int, opts: RankOptions
-                       ) -> tuple[list[_Pick], bool, np.ndarray | None, _Scored]:
-    """The exact pass, over every candidate or (pre-filter) over those the sketches rank best,
-    widened until :func:`lwdock.search.escalate.more_needed` says nothing left out can matter (a fixed
-    ``opts.rerank`` budget is taken as given: benchmarks and tests measure it)."""
+def _exact_pass(group: Group, user: MappedUser, units: list[Unit], n: int, opts: RankOptions,
+                runner: ShardRunner) -> tuple[bool, np.ndarray | None, list[_Answer]]:
+    """The exact pass over every candidate, or (pre-filter) over those the sketches rank best.
+    With the backend's budget the pass is widened until :func:`lwdock.search.escalate.more_needed`
+    finds nothing left out that can matter; a fixed ``opts.rerank`` is taken as given (benchmarks,
+    tests measure it). Returns whether the pre-filter ran, its approximate MMD^2 (group order)
+    and the shards' answers."""
     budget = group.backend.budget
     count = min(n, int(opts.rerank)) if opts.rerank else budget.count(opts.k, opts.pool, n)
     if not budget.applies(opts.prefilter, n) or count >= n:
-        return picks, False, None, _exact(group, user, picks)
+        return False, None, runner.exact(group, units, user, opts, True)
     us = group.backend.user_sketch(user.z, user.beta)
-    approx = np.concatenate([_approx(group, p, us) for p in picks]) + user.self_product
+    parts = runner.approx(group, units, us)
+    approx = np.concatenate(parts) + user.self_product
+    if opts.rerank:
+        chosen = shards.select(parts, count)  # exactly the group's `count` smallest, whatever the shards
+        return True, approx, runner.exact(group, _kept(units, chosen), user, opts, False)
+    bounds = np.cumsum([0] + [p.size for p in parts])
     while True:
-        sel = escalate.select(approx, count) if not opts.rerank else _fixed(approx, count)
-        kept = _restrict(picks, sel.keep)
-        scored = _exact(group, user, kept)
-        more = 0 if opts.rerank else escalate.more_needed(approx, sel, scored.mmd2, max(opts.k, opts.pool))
+        sel = escalate.select(approx, count)  # the best `count` of the whole group and a sample of the rest
+        chosen = [sel.keep[(sel.keep >= lo) & (sel.keep < hi)] - lo for lo, hi in zip(bounds[:-1], bounds[1:])]
+        answers = runner.exact(group, _kept(units, chosen), user, opts, True)
+        exact = np.concatenate([a.mmd2 for a in answers])  # shard by shard, position order: sel.keep's order
+        more = escalate.more_needed(approx, sel, exact, max(opts.k, opts.pool))
         if more == 0:
-            return kept, True, approx, scored
+            return True, approx, answers
         count = escalate.next_count(count, more, n)
 
 
-def _fixed(approx: np.ndarray, count: int) -> escalate.Selection:
-    keep = np.sort(np.argpartition(approx, count - 1)[:count])  # store order, so ties break as without it
-    return escalate.Selection(keep, keep[:0], float("inf"))
+def _kept(units: list[Unit], chosen: list[np.ndarray]) -> list[Unit]:
+    kept = [(index, _restrict(unit, keep)) for (index, unit), keep in zip(units, chosen)]
+    return [u for u in kept if u[1]]
 
 
-def _restrict(picks: list[_Pick], keep: np.ndarray) -> list[_Pick]:
-    """The picks narrowed to ``keep`` (sorted positions into the concatenated picks)."""
-    bounds = np.cumsum([0] + [p.positions.size for p in picks])
+def _restrict(unit: list[_Pick], keep: np.ndarray) -> list[_Pick]:
+    """A shard's picks reduced to ``keep`` (positions into its concatenated candidates)."""
+    bounds = np.cumsum([0] + [p.positions.size for p in unit])
     out = []
-    for p, lo, hi in zip(picks, bounds[:-1], bounds[1:]):
+    for p, lo, hi in zip(unit, bounds[:-1], bounds[1:]):
         mine = keep[(keep >= lo) & (keep < hi)] - lo
         if mine.size == p.positions.size:
             out.append(p)  # all of it (a widened pass): the segment's arrays as they are, no gather
@@ -213,44 +269,62 @@ def _restrict(picks: list[_Pick], keep: np.ndarray) -> list[_Pick]:
 
 
 def _approx(group: Group, p: _Pick, us: np.ndarray) -> np.ndarray:
+    """Approximate MMD^2 of the picked learnwares of one segment. The sketches are read through
+    their memory map, at any size (1 KB per learnware: 1 GB at 1,000,000, within a cold search's
+    memory; a copy through ``pread`` cost more than the product itself), in blocks."""
     seg = group.segments[p.segment]
-    if p.whole or 4 * p.positions.size > seg.ids.size:  # one pass over the mapped sketches beats a gather
-        return group.backend.approx(seg.self_, seg.sketch, us)[p.positions]
-    return group.backend.approx(seg.self_[p.positions], seg.sketch[p.positions], us)
+    if not (p.whole or 4 * p.positions.size > seg.ids.size):  # a gather beats a pass over every sketch
+        return group.backend.approx(seg.self_[p.positions], seg.sketch[p.positions], us)
+    n = seg.ids.size
+    rows = max(1, SKETCH_BLOCK // max(1, seg.sketch.shape[1]))
+    out = np.concatenate([group.backend.approx(seg.self_[s : s + rows], seg.sketch[s : s + rows], us)
+                          for s in range(0, n, rows)]) if n > rows else group.backend.approx(seg.self_, seg.sketch, us)
+    return out if p.whole else out[p.positions]
 
 
-def _gather(seg: Segment, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of the selected learnwares of one segment, stacked, with new offsets."""
-    off = seg.offsets
-    starts, lens = off[sel], off[sel + 1] - off[sel]
-    new_off = np.concatenate([[0], np.cumsum(lens)])
-    rows = np.repeat(starts - new_off[:-1], lens) + np.arange(int(new_off[-1]))
-    return seg.z[rows], seg.beta[rows], new_off
+def _cross(group: Group, user: MappedUser, p: _Pick) -> np.ndarray:
+    """``<u, R>`` of the picked learnwares of one segment: from its mapped arrays when the segment
+    is small, else gathered in bounded chunks with ``pread`` (a large segment is never mapped whole)."""
+    seg = group.segments[p.segment]
+    if p.whole and seg.ids.size <= MAPPED_ROWS:
+        return group.backend.cross(seg.z, seg.beta, seg.offsets, user.z, user.beta)
+    # a gather never goes through the map: a fault can map a whole large folio of the page cache
+    # (measured: 1,200 learnwares gathered from a 50,000-learnware map made 595 MB resident)
+    files = group.files[p.segment]
+    zf, bf = files["z"], files["beta"]
+    per = max(1, CHUNK_BYTES // max(1, zf.row_bytes))  # rows of points per chunk
+    starts, lens = seg.offsets[p.positions], np.diff(seg.offsets)[p.positions]
+    zbuf = np.empty((min(per, int(lens.sum())) + int(lens.max()), *zf.shape[1:]), dtype=zf.dtype)
+    bbuf = np.empty(zbuf.shape[0], dtype=bf.dtype)
+    out = np.empty(p.positions.size)
+    ends = np.cumsum(lens)
+    a = 0
+    while a < p.positions.size:
+        b = max(a + 1, int(np.searchsorted(ends, (ends[a - 1] if a else 0) + per, side="right")))
+        z = zf.gather(starts[a:b], lens[a:b], zbuf)
+        beta = bf.gather(starts[a:b], lens[a:b], bbuf)
+        out[a:b] = group.backend.cross(z, beta, np.concatenate([[0], np.cumsum(lens[a:b])]), user.z, user.beta)
+        a = b
+    return out
 
 
-def _exact(group: Group, user: MappedUser, picks: list[_Pick]) -> _Scored:
+def shard_exact(group: Group, user: MappedUser, unit: list[_Pick], opts: RankOptions, keep_all: bool) -> _Answer:
+    """Round 2 on one shard: its exact pass and its best candidates (every MMD^2 too when ``keep_all``)."""
     uu = user.self_product
     parts = []
-    for p in picks:
+    for p in unit:
         seg = group.segments[p.segment]
-        z, beta, off = (seg.z, seg.beta, seg.offsets) if p.whole else _gather(seg, p.positions)
-        cross = group.backend.cross(z, beta, off, user.z, user.beta)
+        cross = _cross(group, user, p)
         selfs = seg.self_[p.positions]
         parts.append((np.full(p.positions.size, p.segment), p.positions, np.maximum(selfs - 2.0 * cross + uu, 0.0),
                       selfs, cross))
-    return _Scored(*(np.concatenate(col) for col in zip(*parts)))
+    scored = _Scored(*(np.concatenate(col) for col in zip(*parts)))
+    best = shards.local_best(scored.mmd2, match_score(scored.cross, uu, scored.selfs), opts.pool, opts.k)
+    return _Answer(scored.take(best), scored.mmd2 if keep_all else None)
 
 
 def _ident(group: Group, scored: _Scored, j: int) -> str:
     return str(group.segments[int(scored.segment[j])].ids[int(scored.position[j])].decode())
 
 
-def smallest(d: np.ndarray, count: int) -> np.ndarray:
-    """Positions of the ``count`` smallest finite values, ascending (ties: lower position first)."""
-    finite = np.nonzero(np.isfinite(d))[0]
-    if count < finite.size:
-        part = np.argpartition(d[finite], count - 1)[:count]
-        # keep every value equal to the cut so ties resolve by position, as a stable sort would
-        cut = d[finite][part].max()
-        finite = finite[d[finite] <= cut]
-    return finite[np.argsort(d[finite], kind="stable")][:count]
+smallest = shards.smallest  # noqa: E305 - kept importable from here

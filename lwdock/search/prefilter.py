@@ -22,7 +22,7 @@ import numpy as np
 
 from .bulk import one_blas_thread, pool
 
-DEFAULT_FREQUENCIES = 512
+DEFAULT_FREQUENCIES = 128  # 1 KB of float32 per learnware (docs/scaling.md: recall by frequencies)
 
 
 @dataclass(frozen=True)
@@ -33,14 +33,19 @@ class Budget:
     floor: int  # never re-rank fewer (unless there are fewer)
     per_result: int  # re-rank at least this many per requested result
     fraction: float  # and at least this share of the candidates
+    most: int | None = None  # but the share at most this many (the floors above still apply)
 
     def applies(self, forced: bool | None, n: int) -> bool:
         return n > self.auto_above if forced is None else bool(forced)
 
     def count(self, k: int, pool: int, n: int) -> int:
-        """``min(n, max(floor, per_result k, pool, ceil(fraction n)))``: the ``pool`` candidates
-        the later stages use (coverage, verification, the mixture) always come from exact values."""
-        return min(n, max(self.floor, self.per_result * int(k), int(pool), math.ceil(self.fraction * n)))
+        """``min(n, max(floor, per_result k, pool, min(ceil(fraction n), most)))``: the ``pool``
+        candidates the later stages use (coverage, verification, the mixture) always come from
+        exact values."""
+        share = math.ceil(self.fraction * n)
+        if self.most is not None:
+            share = min(share, self.most)
+        return min(n, max(self.floor, self.per_result * int(k), int(pool), share))
 
 
 def frequencies(dim: int, gamma: float, m: int = DEFAULT_FREQUENCIES, seed: int = 0) -> np.ndarray:

@@ -32,7 +32,7 @@ import copy
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,14 +44,18 @@ from ..errors import InputDataError
 from ..spec.quality import DEGENERATE
 from ..spec.registry import TABLE
 from . import segments as seg_io
+from . import shards as shard_io
 from .backends import Backend, backend_for, prepare
+from .blocks import NpyFile
+from .idsets import SortedIds
 from .kernel import Pooled, RBFKernel, needs_rebuild, normalised_weights
 from .segments import Segment, group_dir, stack
 from .space import NNGP_DEPTH, Profile, profile_of
 
 logger = logging.getLogger("lwdock")
 
-FORMAT = 3  # 1: table-only groups; 2: groups keyed by space + the spec's own kernel. Older: read as empty, rebuilt
+FORMAT = 4  # 1: table-only groups; 2: groups keyed by space + the spec's own kernel; 3: 512-frequency sketches;
+# 4: 128-frequency sketches and shards. Older: read as empty, rebuilt
 MAX_SEGMENTS = 8
 DEFAULT_DTYPE = "float32"
 MANIFEST = "manifest.json"
@@ -88,17 +92,43 @@ class Group:
     removed: set[str]
     kernel: RBFKernel | None  # None for kernels without parameters (NNGP)
     meta: dict[str, Any] = field(default_factory=dict)
+    shards: list[list[int]] = field(default_factory=list)  # positions into ``segments`` (lwdock.search.shards)
+    files: list[dict[str, NpyFile]] = field(default_factory=list)  # large segments' z, beta, sketch, opened for pread
+
+    _id_index: SortedIds | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.shards and self.segments:
+            self.shards = [list(range(len(self.segments)))]
+
+    def id_index(self) -> SortedIds:
+        """Every segment's ids by key (built on first use, kept while the group is open)."""
+        if self._id_index is None:
+            self._id_index = SortedIds.build([s.ids for s in self.segments])
+        return self._id_index
 
     def live_ids(self) -> list[str]:
         return [i.decode() for s in self.segments for i in s.ids[s.live]]
 
     def kernel_info(self) -> dict[str, Any]:
         """The group's search kernel, as ``lwdock info`` and search results show it."""
-        base = {"space": self.key, "kind": self.profile.kind, "learnwares": len(self.live_ids()),
+        base = {"space": self.key, "kind": self.profile.kind, "learnwares": sum(int(s.live.sum()) for s in self.segments),
                 "degenerate_specs": len(self.meta.get("degenerate", []))}
         if self.kernel is None:
             return {**base, "kernel": {"name": "nngp", "depth": NNGP_DEPTH}}
         return {**base, "kernel": self.kernel.describe()}
+
+
+# Groups this process opened, by (store, group, manifest entry): segments are immutable and named
+# once, so an unchanged entry names the same files, and a warm process (an open Dock) keeps their
+# ids, key index and mapped arrays between searches instead of reading them again
+KEEP_OPENED = 4
+_OPENED: dict[tuple[str, str, str, tuple[int, int] | None], Group] = {}
+
+
+def _open_files(path: Path) -> dict[str, NpyFile]:
+    """A segment's points, which searches gather in chunks with pread (opened now, under the dock lock)."""
+    return {name: NpyFile.open(path / f"{name}.npy") for name in ("z", "beta")}
 
 
 def _empty_manifest(dtype: str | None = None) -> dict[str, Any]:
@@ -116,8 +146,12 @@ class SegmentStore:
         self._groups: dict[str, Group] = {}
 
     def _read_manifest(self) -> dict[str, Any]:
+        self._stamp: tuple[int, int] | None = None  # the manifest file's identity (replaced on every write)
         try:
-            data = json.loads((self.directory / MANIFEST).read_text())
+            raw = (self.directory / MANIFEST).read_bytes()
+            st = (self.directory / MANIFEST).stat()
+            self._stamp = (st.st_ino, st.st_mtime_ns)
+            data = json.loads(raw)
         except FileNotFoundError:
             return _empty_manifest()
         except (OSError, ValueError) as exc:
@@ -138,12 +172,17 @@ class SegmentStore:
     def keys(self) -> list[str]:
         return list(self.manifest["groups"])
 
-    def group(self, key: str) -> Group | None:
-        """The group of ``key`` with every segment opened (memory-mapped); None when there is none."""
+    def group(self, key: str, shared: bool = True) -> Group | None:
+        """The group of ``key`` with every segment opened (memory-mapped); None when there is none.
+        ``shared=False``: read its files again even if this process opened them (doctor's check)."""
         meta = self.manifest["groups"].get(key)
         if meta is None:
             return None
-        if key not in self._groups:
+        if key not in self._groups or not shared:
+            sig = (str(self.directory.resolve()), key, json.dumps(meta, sort_keys=True), self._stamp)
+            if shared and self._stamp is not None and sig in _OPENED:  # the same manifest: the same files, opened
+                self._groups[key] = _OPENED[sig]
+                return _OPENED[sig]
             profile = Profile.from_dict(meta["profile"])
             gdir = self.directory / group_dir(profile)
             segs = [Segment.load(gdir / name) for name in meta["segments"]]
@@ -152,7 +191,12 @@ class SegmentStore:
             for s in segs:
                 s.live = ~np.isin(s.ids, rm) if rm.size else np.ones(s.ids.size, bool)
             kernel = _load_kernel(gdir, meta) if profile.kernel == "rbf" else None
-            self._groups[key] = Group(key, profile, backend_for(profile, kernel), segs, removed, kernel, meta)
+            files = [_open_files(gdir / name) for name in meta["segments"]]
+            self._groups[key] = Group(key, profile, backend_for(profile, kernel), segs, removed, kernel, meta,
+                                      shard_io.indices(meta), files)
+            while len(_OPENED) >= KEEP_OPENED:
+                _OPENED.pop(next(iter(_OPENED)))
+            _OPENED[sig] = self._groups[key]
         return self._groups[key]
 
     def unreadable(self) -> set[tuple[str, str]]:
@@ -234,10 +278,13 @@ class SegmentStore:
         z, beta, offsets = stack([i.z for i in items], [i.beta for i in items])
         seg_io.write_built(gdir / name, [i.id for i in items], old.backend, z, beta, offsets,
                            old.backend.storage_dtype(manifest["dtype"]))
+        sizes = {n: s.ids.size for n, s in zip(meta["segments"], old.segments)}
+        meta["shards"] = _place(shard_io.layout(meta), sizes, name, len(items))
         meta["segments"].append(name)
         new_ids = {i.id for i in items}
-        if new_ids & {x.decode() for s in old.segments for x in s.ids}:
-            meta["_force_compact"] = True  # re-added after a remove: compaction keeps the newest copy only
+        again = new_ids & {x.decode() for s in old.segments for x in s.ids}
+        if again:  # re-added after a remove: compaction keeps the newest copy only
+            meta["_force_compact"] = sorted(again)
         meta["removed"] = sorted(set(meta.get("removed", [])) - new_ids)
         meta["degenerate"] = _degenerate(meta, items)
 
@@ -260,37 +307,85 @@ class SegmentStore:
             _write_state(gdir, manifest, meta, pooled, kernel)
         else:
             meta["kernel"] = {"name": "nngp", "depth": NNGP_DEPTH}
-        name = _next_name(manifest, "seg")
         backend = backend_for(profile, kernel)
-        seg_io.write_built(gdir / name, ids, backend, z, beta, offsets, backend.storage_dtype(manifest["dtype"]))
-        meta["segments"] = [name]
+        meta["segments"] = []
+        for a in range(0, len(ids), shard_io.SHARD_ROWS):  # one segment per shard
+            b = min(len(ids), a + shard_io.SHARD_ROWS)
+            name = _next_name(manifest, "seg")
+            lo, hi = int(offsets[a]), int(offsets[b])
+            seg_io.write_built(gdir / name, ids[a:b], backend, z[lo:hi], beta[lo:hi], offsets[a : b + 1] - lo,
+                               backend.storage_dtype(manifest["dtype"]))
+            meta["segments"].append(name)
+        meta["shards"] = [[n] for n in meta["segments"]]
         meta["degenerate"] = _degenerate(meta, items)
         manifest["groups"][key] = meta
 
     def _maybe_compact(self, manifest: dict[str, Any], key: str, meta: dict[str, Any]) -> None:
-        force = meta.pop("_force_compact", False)
+        """Compact each shard that has more than :data:`MAX_SEGMENTS` segments, a quarter of its rows
+        removed, or an older copy of a re-added learnware, into one segment (the others untouched)."""
+        again = set(meta.pop("_force_compact", []) or [])
+        layout = shard_io.layout(meta)
         removed = set(meta.get("removed", []))
-        if not force and len(meta["segments"]) <= MAX_SEGMENTS and not removed:
+        if not again and not removed and all(len(s) <= MAX_SEGMENTS for s in layout):
             return
         gdir = self.directory / group_dir(Profile.from_dict(meta["profile"]))
-        segs = [Segment.load(gdir / n) for n in meta["segments"]]
-        if not force and len(meta["segments"]) <= MAX_SEGMENTS and len(removed) * 4 < sum(s.ids.size for s in segs):
+        order = list(meta["segments"])
+        segs = {n: Segment.load(gdir / n) for n in order}
+        rm = _bytes(removed)
+        newest = None
+        if again:  # the newest copy of every id over the whole group, in age order
+            picks = seg_io.newest_live([segs[n] for n in order], removed)
+            newest = {(order[si], i) for si, i in picks}
+        replaced: dict[str, str | None] = {}
+        for shard in layout:
+            rows = sum(segs[n].ids.size for n in shard)
+            local = [segs[n] for n in shard]
+            if newest is not None:  # rows replaced by a newer copy (or removed) must go now
+                picks = [(si, i) for si, n in enumerate(shard) for i in range(segs[n].ids.size) if (n, i) in newest]
+                stale = len(picks) < rows
+            else:
+                picks, stale = [], False
+            dead = sum(int(np.isin(segs[n].ids, rm).sum()) for n in shard) if rm.size else 0
+            if not stale and len(shard) <= MAX_SEGMENTS and dead * 4 < rows:
+                continue
+            if newest is None:
+                picks = seg_io.newest_live(local, removed)
+            name = _next_name(manifest, "seg") if picks else None
+            if name is not None:
+                seg_io.write_picks(gdir / name, local, picks)
+            replaced.update({n: None for n in shard})
+            replaced[shard[0]] = name
+        if not replaced:
             return
-        picks = seg_io.newest_live(segs, removed)
-        meta["removed"] = []
-        if not picks:
-            meta["segments"] = []
-            return
-        name = _next_name(manifest, "seg")
-        seg_io.write_picks(gdir / name, segs, picks)
-        meta["segments"] = [name]
+        meta["segments"] = [replaced.get(n, n) for n in order if replaced.get(n, n) is not None]
+        meta["shards"] = [s for s in ([replaced.get(n, n) for n in shard if replaced.get(n, n) is not None]
+                                      for shard in layout) if s]
+        kept = [segs[n] for n in order if n not in replaced]
+        meta["removed"] = sorted({x.decode() for s in kept for x in s.ids[np.isin(s.ids, rm)]}) if rm.size else []
 
     def _commit(self, manifest: dict[str, Any]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         write_atomic(self.directory / MANIFEST, json.dumps(manifest, indent=1).encode())
         self.manifest = manifest
+        self._stamp = None  # groups opened from this written manifest are not shared
         self._groups.clear()
         collect_garbage(self.directory, manifest)
+
+
+def _bytes(ids: Iterable[str]) -> np.ndarray:
+    return np.array(sorted(i.encode() for i in ids), dtype=bytes) if ids else np.zeros(0, dtype=bytes)
+
+
+def _place(layout: list[list[str]], sizes: dict[str, int], name: str, n: int) -> list[list[str]]:
+    """The shards after appending segment ``name`` of ``n`` learnwares: into the smallest shard
+    while it holds fewer than :data:`~lwdock.search.shards.SHARD_ROWS`, else as a new shard."""
+    out = [list(s) for s in layout]
+    totals = [sum(sizes.get(x, 0) for x in s) for s in out]
+    if out and min(totals) + n <= max(shard_io.SHARD_ROWS, n) and min(totals) < shard_io.SHARD_ROWS:
+        out[int(np.argmin(totals))].append(name)
+    else:
+        out.append([name])
+    return out
 
 
 def _next_name(manifest: dict[str, Any], prefix: str) -> str:
@@ -375,7 +470,7 @@ def check(store: SegmentStore) -> list[str]:
     problems = []
     for key in store.keys():
         try:
-            g = store.group(key)
+            g = store.group(key, shared=False)
         except (OSError, ValueError, KeyError) as exc:
             problems.append(f"search store group {key}: unreadable ({exc})")
             continue
@@ -387,30 +482,74 @@ def check(store: SegmentStore) -> list[str]:
     return problems
 
 
+Chunk = tuple[list[str], np.ndarray, np.ndarray, np.ndarray]  # ids, raw z, beta, offsets of some learnwares
+
+
 def bulk_load(
     directory: str | os.PathLike[str], ids: list[str], z: np.ndarray, beta: np.ndarray, offsets: np.ndarray,
     dtype: str = DEFAULT_DTYPE, generation: int | None = 0, chunk: int = 10_000,
 ) -> SegmentStore:
-    """A store with one table group written from stacked raw arrays in one segment, without a dock
-    (benchmarks and migrations: no spec files are read). The kernel is chosen as for a dock."""
-    profile = Profile(TABLE, (("dim", int(z.shape[1])),))
+    """A store with one table group written from stacked raw arrays, without a dock (benchmarks
+    and migrations: no spec files are read). The kernel is chosen as for a dock; groups larger
+    than :data:`~lwdock.search.shards.SHARD_ROWS` are written as several shards."""
     offsets = np.asarray(offsets, dtype=np.int64)
-    pooled = Pooled.start(z, beta, offsets)
-    w = normalised_weights(beta, offsets)
-    keys = np.full(w.size, -np.inf)
-    pos = w > 0  # one seeded generator for the whole load (A-Res keys, as per-id seeds would give)
-    keys[pos] = np.log(np.maximum(np.random.default_rng(0).random(int(pos.sum())), 1e-300)) / w[pos]
-    pooled.add(ids, z, beta, offsets, keys=keys)
+
+    def chunks() -> Iterable[Chunk]:
+        step = shard_io.SHARD_ROWS
+        for a in range(0, len(ids), step):
+            b = min(len(ids), a + step)
+            lo, hi = int(offsets[a]), int(offsets[b])
+            yield ids[a:b], z[lo:hi], beta[lo:hi], offsets[a : b + 1] - lo
+
+    return bulk_load_chunks(directory, chunks, dtype, generation, chunk=chunk)
+
+
+def bulk_load_chunks(
+    directory: str | os.PathLike[str], chunks: Callable[[], Iterable[Chunk]], dtype: str = DEFAULT_DTYPE,
+    generation: int | None = 0, chunk: int = 10_000, shard_rows: int | None = None,
+) -> SegmentStore:
+    """:func:`bulk_load` from chunks of learnwares that need not fit in memory together.
+
+    ``chunks()`` is called twice and must give the same chunks both times: once to choose the
+    kernel (running statistics, as a dock counts its submits), once to write one segment per
+    chunk (``chunk``: learnwares mapped at a time inside it). Segments fill shards of up to
+    ``shard_rows`` learnwares (default :data:`~lwdock.search.shards.SHARD_ROWS`) in order."""
+    shard_rows = shard_rows or shard_io.SHARD_ROWS
+    pooled: Pooled | None = None
+    rng = np.random.default_rng(0)  # one seeded generator for the whole load (A-Res keys, as per-id seeds would give)
+    dim = 0
+    for ids, z, beta, offsets in chunks():
+        offsets = np.asarray(offsets, dtype=np.int64)
+        if pooled is None:
+            pooled = Pooled.start(z, beta, offsets)
+            dim = int(z.shape[1])
+        w = normalised_weights(beta, offsets)
+        keys = np.full(w.size, -np.inf)
+        pos = w > 0
+        keys[pos] = np.log(np.maximum(rng.random(int(pos.sum())), 1e-300)) / w[pos]
+        pooled.add(ids, z, beta, offsets, keys=keys)
+    if pooled is None:
+        raise InputDataError("bulk load of no learnwares")
     kernel = pooled.kernel()
+    profile = Profile(TABLE, (("dim", dim),))
     store = SegmentStore(directory, dtype)
     gdir = store.directory / group_dir(profile)
     gdir.mkdir(parents=True, exist_ok=True)
     manifest = _empty_manifest(dtype)
-    meta: dict[str, Any] = {"profile": profile.to_dict(), "segments": [], "removed": [], "degenerate": []}
+    meta: dict[str, Any] = {"profile": profile.to_dict(), "segments": [], "removed": [], "degenerate": [],
+                            "shards": []}
     _write_state(gdir, manifest, meta, pooled, kernel)
-    name = _next_name(manifest, "seg")
-    seg_io.write_built(gdir / name, ids, backend_for(profile, kernel), z, beta, offsets, dtype, chunk=chunk)
-    meta["segments"] = [name]
+    backend = backend_for(profile, kernel)
+    filled = shard_rows
+    for ids, z, beta, offsets in chunks():
+        name = _next_name(manifest, "seg")
+        seg_io.write_built(gdir / name, list(ids), backend, z, beta, offsets, dtype, chunk=chunk)
+        meta["segments"].append(name)
+        if filled + len(ids) > shard_rows:
+            meta["shards"].append([])
+            filled = 0
+        meta["shards"][-1].append(name)
+        filled += len(ids)
     manifest["groups"][profile.key] = meta
     manifest["generation"] = generation
     store._commit(manifest)

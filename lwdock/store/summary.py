@@ -587,6 +587,13 @@ class SummaryView:
             return self._arr("ids")[pos].astype("U64").tolist() if pos.size else []
         return [self.id_of(int(p)) for p in pos]
 
+    def id_array(self, sel: np.ndarray) -> np.ndarray:
+        """The ids of the rows of ``sel`` as a bytes array (vectorised: no str per row)."""
+        sel = np.asarray(sel, dtype=np.int64)
+        base = np.asarray(self._arr("ids"))[sel[sel < self.n_base]] if self.n_base else np.zeros(0, dtype=bytes)
+        extra = [self.delta[int(p) - self.n_base]["id"].encode() for p in sel[sel >= self.n_base]]
+        return np.concatenate([base, np.array(extra, dtype=bytes)]) if extra else base
+
     def entries_by_id(self, ids: Iterable[str]) -> dict[str, Entry]:
         wanted = list(dict.fromkeys(ids))
         pos = self._positions_of_ids(wanted)
