@@ -8,7 +8,7 @@ mix of two, 4 from a centre of no learnware. Per user: the default search (pre-f
 ``search_cache(store, user)``) against the exact pass (``prefilter=False``), same run,
 interleaved; recall@10 of the default against the exact top 10, and the median time of each.
 
-Run: ``python benchmarks/bench_prefilter.py [--sizes 1000,10000]`` (results/prefilter.{json,md}).
+Run: ``python benchmarks/bench_prefilter.py [--sizes 3000,10000]`` (results/prefilter.{json,md}).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def users(centres: np.ndarray, spread: float, gamma: float) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="1000,10000")
+    ap.add_argument("--sizes", default="3000,10000")
     args = ap.parse_args()
     rows = []
     passes: list[int] = []

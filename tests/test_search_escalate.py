@@ -30,7 +30,7 @@ def _user(centre: np.ndarray, seed: int) -> dict:
 
 @pytest.fixture(scope="module", params=[1.0, 0.05], ids=["separated", "near-identical"])
 def market(request, tmp_path_factory):
-    n = 1_500  # above the table backend's threshold: the pre-filter runs by default
+    n = 2_500  # above the table backend's threshold: the pre-filter runs by default
     centres, z, beta, off = _market(n, request.param, seed=3)
     s = store.bulk_load(tmp_path_factory.mktemp("esc"), [f"lw{i:05d}" for i in range(n)], z, beta, off)
     return request.param, centres, s
@@ -64,7 +64,7 @@ def test_the_first_pass_is_small_when_sketches_separate_and_widens_when_not(mark
     finally:
         escalate.more_needed = real
     if spread == 1.0:
-        first = RBFBackend.budget.count(10, 20, 1_500) + escalate.SAMPLE  # 100 + a sample of 32
+        first = RBFBackend.budget.count(10, 20, 2_500) + escalate.SAMPLE  # 100 + a sample of 32
         assert passes[0] == first and len(passes) <= 2 and passes[-1] <= 2 * first  # at most a small widening
     else:
         assert len(passes) >= 2 and passes[-1] > 4 * passes[0]
