@@ -121,9 +121,10 @@ def test_prefilter_recall_at_10(tmp_path_factory, seed):
     assert approx.counts["prefiltered"] and not exact.counts["prefiltered"]
     assert len(set(exact.ids) & set(approx.ids)) >= 9
     truth = {x.id: x.mmd2 for x in exact.singles}
-    # re-ranked values are the exact MMD^2, not the random-feature estimate (equal up to the order of
-    # the float sums: the exact path and the re-rank block the same products differently)
-    assert all(x.mmd2 == pytest.approx(truth[x.id], rel=1e-9, abs=1e-12) for x in approx.singles if x.id in truth)
+    # re-ranked values are the exact MMD^2, not the random-feature estimate: equal up to float32
+    # rounding (the store's default dtype; the exact path and the re-rank put the same rows at other
+    # places of a GEMM block: seed 357 differs by 2e-6 relative, before issue 18's changes too)
+    assert all(x.mmd2 == pytest.approx(truth[x.id], rel=1e-5, abs=1e-9) for x in approx.singles if x.id in truth)
 
 
 # -- the store's bookkeeping --------------------------------------------------------------------
