@@ -43,7 +43,7 @@ class RBFBackend:
     """``k(a, b) = exp(-gamma |a - b|^2)`` on points already mapped into the group kernel's units
     (:meth:`RBFKernel.map`: live columns divided by their scale)."""
 
-    budget = Budget(auto_above=2_000, floor=100, per_result=10, fraction=0.005, most=2_000)
+    budget = Budget(auto_above=20_000, floor=1_000, per_result=50, fraction=0.02, most=2_000)
     prune = 0.0  # keep every point: the table path is exact to float64 rounding with float64 storage
 
     def __init__(self, profile: Profile, kernel: RBFKernel) -> None:

@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import InputDataError
-from . import bulk, escalate, idsets, mixture, shards
+from . import bulk, idsets, mixture, shards
 from .blocks import MAPPED_ROWS
 from .idsets import Ids
 from .scores import match_score
@@ -146,7 +146,8 @@ def rank(group: Group, user: UserSpec, allowed: set[str] | Ids | None, opts: Ran
         considered = int(sum(p.positions.size for _, unit in units for p in unit))
         if considered == 0:
             return None
-        prefiltered, approx, answers = _exact_pass(group, mapped, units, considered, opts, runner)
+        units, prefiltered, approx = _prefilter(group, mapped, units, considered, opts, runner)
+        answers = runner.exact(group, units, mapped, opts, approx is None)
         best = _Scored(*(np.concatenate(col) for col in zip(*(_columns(a.best) for a in answers))))
         spread = relative_spread(approx if approx is not None else np.concatenate([a.mmd2 for a in answers]))
         keep = shards.merge(best.mmd2, match_score(best.cross, mapped.self_product, best.selfs), opts.pool, opts.k)
@@ -221,51 +222,25 @@ def _picks(group: Group, allowed: set[str] | Ids | None) -> list[Unit]:
     return units
 
 
-def _exact_pass(group: Group, user: MappedUser, units: list[Unit], n: int, opts: RankOptions,
-                runner: ShardRunner) -> tuple[bool, np.ndarray | None, list[_Answer]]:
-    """The exact pass over every candidate, or (pre-filter) over those the sketches rank best.
-    With the backend's budget the pass is widened until :func:`lwdock.search.escalate.more_needed`
-    finds nothing left out that can matter; a fixed ``opts.rerank`` is taken as given (benchmarks,
-    tests measure it). Returns whether the pre-filter ran, its approximate MMD^2 (group order)
-    and the shards' answers."""
+def _prefilter(group: Group, user: MappedUser, units: list[Unit], n: int, opts: RankOptions, runner: ShardRunner
+               ) -> tuple[list[Unit], bool, np.ndarray | None]:
     budget = group.backend.budget
     count = min(n, int(opts.rerank)) if opts.rerank else budget.count(opts.k, opts.pool, n)
     if not budget.applies(opts.prefilter, n) or count >= n:
-        return False, None, runner.exact(group, units, user, opts, True)
+        return units, False, None
     us = group.backend.user_sketch(user.z, user.beta)
-    parts = runner.approx(group, units, us)
-    approx = np.concatenate(parts) + user.self_product
-    if opts.rerank:
-        chosen = shards.select(parts, count)  # exactly the group's `count` smallest, whatever the shards
-        return True, approx, runner.exact(group, _kept(units, chosen), user, opts, False)
-    bounds = np.cumsum([0] + [p.size for p in parts])
-    while True:
-        sel = escalate.select(approx, count)  # the best `count` of the whole group and a sample of the rest
-        chosen = [sel.keep[(sel.keep >= lo) & (sel.keep < hi)] - lo for lo, hi in zip(bounds[:-1], bounds[1:])]
-        answers = runner.exact(group, _kept(units, chosen), user, opts, True)
-        exact = np.concatenate([a.mmd2 for a in answers])  # shard by shard, position order: sel.keep's order
-        more = escalate.more_needed(approx, sel, exact, max(opts.k, opts.pool))
-        if more == 0:
-            return True, approx, answers
-        count = escalate.next_count(count, more, n)
-
-
-def _kept(units: list[Unit], chosen: list[np.ndarray]) -> list[Unit]:
+    approx = runner.approx(group, units, us)
+    chosen = shards.select(approx, count)  # exactly the group's `count` smallest, whatever the shards
     kept = [(index, _restrict(unit, keep)) for (index, unit), keep in zip(units, chosen)]
-    return [u for u in kept if u[1]]
+    return [u for u in kept if u[1]], True, np.concatenate(approx) + user.self_product
 
 
 def _restrict(unit: list[_Pick], keep: np.ndarray) -> list[_Pick]:
     """A shard's picks reduced to ``keep`` (positions into its concatenated candidates)."""
     bounds = np.cumsum([0] + [p.positions.size for p in unit])
-    out = []
-    for p, lo, hi in zip(unit, bounds[:-1], bounds[1:]):
-        mine = keep[(keep >= lo) & (keep < hi)] - lo
-        if mine.size == p.positions.size:
-            out.append(p)  # all of it (a widened pass): the segment's arrays as they are, no gather
-        elif mine.size:
-            out.append(_Pick(p.segment, p.positions[mine], False))
-    return out
+    out = [_Pick(p.segment, p.positions[keep[(keep >= lo) & (keep < hi)] - lo], False)
+           for p, lo, hi in zip(unit, bounds[:-1], bounds[1:])]
+    return [p for p in out if p.positions.size]
 
 
 def _approx(group: Group, p: _Pick, us: np.ndarray) -> np.ndarray:

@@ -1,0 +1,61 @@
+"""The search's small exact pieces: the mixture pool's Gram matrix in one pass and the exact
+simplex QP for a few variables, against their straightforward versions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lwdock.search import bulk
+from lwdock.search.backends import RBFBackend
+
+K, D = 40, 8
+
+
+def _market(n: int, spread: float, seed: int):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0.0, spread, size=(n, D))
+    z = (centres[:, None, :] + rng.normal(size=(n, K, D))).reshape(-1, D).astype(np.float32)
+    beta = rng.dirichlet(np.full(K, 5.0), size=n).ravel()
+    return centres, z, beta, np.arange(n + 1, dtype=np.int64) * K
+
+
+def test_gram_rows_use_the_rankings_arithmetic():
+    _, z, beta, off = _market(12, 1.0, seed=5)
+    gamma = 0.05
+    from lwdock.search.kernel import RBFKernel
+
+    kernel = RBFKernel(np.ones(D, bool), np.ones(D), np.zeros(D), gamma, 12)
+    backend = RBFBackend(None, kernel)  # type: ignore[arg-type]
+    for i in (0, 5, 11):
+        fast = backend.gram_row(z, beta, off, i)
+        slow = bulk.gram_row(z.astype(np.float64), beta, off, i, gamma)  # float64, the straightforward way
+        assert np.allclose(fast, slow, rtol=2e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_exact_small_qp_matches_cvxopt(seed):
+    from lwdock.search import mixture
+    from lwdock.spec.qp import solve_simplex_qp
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 11))
+    F = rng.normal(size=(n, int(rng.integers(1, n + 2))))  # rank-deficient when it has fewer columns than n
+    K = F @ F.T
+    if seed % 5 == 0:
+        K[:, 1], K[1, :] = K[:, 0], K[0, :]  # two identical learnwares
+    c = rng.normal(size=n) + K.mean(axis=1)
+    w, obj = mixture.exact_qp(K, c)
+    w_ref, obj_ref = solve_simplex_qp(K, c)
+    assert np.all(w >= 0) and abs(w.sum() - 1) < 1e-12
+    assert obj <= obj_ref + 1e-9 * max(1.0, abs(obj_ref))  # never worse than the interior point
+    assert obj >= obj_ref - 1e-6 * max(1.0, abs(obj_ref))  # and cvxopt is accurate to its tolerance
+
+
+def test_gram_matrix_in_one_pass_equals_its_rows():
+    _, z, beta, off = _market(9, 1.0, seed=6)
+    for Z in (z, z.astype(np.float64)):
+        M = bulk.gram_matrix(Z, beta, off, 0.07)
+        rows = np.array([bulk.gram_row(z.astype(np.float64), beta, off, i, 0.07) for i in range(9)])
+        assert np.allclose(M, rows, rtol=2e-6 if Z.dtype == np.float32 else 1e-12, atol=1e-12)
+        assert np.array_equal(M, M.T)
