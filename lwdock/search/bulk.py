@@ -222,7 +222,8 @@ def gram_matrix(Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, gamma: float)
 
 
 def gram_row(Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, i: int, gamma: float) -> np.ndarray:
-    """<R_i, R_b> for every b of a few stacked learnwares (float64): one row of their Gram matrix."""
+    """<R_i, R_b> for every b of a few stacked learnwares, all in float64: the straightforward row
+    that the tests hold :func:`gram_matrix` and the backends' float32 rows against."""
     s, e = int(offsets[i]), int(offsets[i + 1])
     k = rbf(Z[s:e], Z, gamma)
     return np.add.reduceat(np.asarray(B[s:e], dtype=np.float64) @ k * B, np.asarray(offsets[:-1], dtype=np.int64))

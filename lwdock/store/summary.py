@@ -581,18 +581,18 @@ class SummaryView:
         return [self.brief(int(p)) for p in sel]
 
     def ids(self, sel: Iterable[int]) -> list[str]:
-        pos = np.asarray(sel if isinstance(sel, np.ndarray) else list(sel), dtype=np.int64)
-        in_base = pos < self.n_base
-        if in_base.all():  # one vectorised decode (search asks for every kept id)
-            return self._arr("ids")[pos].astype("U64").tolist() if pos.size else []
-        return [self.id_of(int(p)) for p in pos]
+        return self.id_array(np.asarray(sel if isinstance(sel, np.ndarray) else list(sel))).astype("U64").tolist()
 
     def id_array(self, sel: np.ndarray) -> np.ndarray:
-        """The ids of the rows of ``sel`` as a bytes array (vectorised: no str per row)."""
+        """The ids of the rows of ``sel``, in its order, as a bytes array (vectorised: no str per row)."""
         sel = np.asarray(sel, dtype=np.int64)
-        base = np.asarray(self._arr("ids"))[sel[sel < self.n_base]] if self.n_base else np.zeros(0, dtype=bytes)
-        extra = [self.delta[int(p) - self.n_base]["id"].encode() for p in sel[sel >= self.n_base]]
-        return np.concatenate([base, np.array(extra, dtype=bytes)]) if extra else base
+        out = np.empty(sel.size, dtype="S64")
+        in_base = sel < self.n_base
+        if in_base.any():
+            out[in_base] = self._arr("ids")[sel[in_base]]
+        if not in_base.all():
+            out[~in_base] = [self.delta[int(p) - self.n_base]["id"].encode() for p in sel[~in_base]]
+        return out
 
     def entries_by_id(self, ids: Iterable[str]) -> dict[str, Entry]:
         wanted = list(dict.fromkeys(ids))
