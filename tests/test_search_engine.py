@@ -128,6 +128,18 @@ def test_prefilter_recall_at_10(tmp_path_factory, seed):
 
 
 # -- the store's bookkeeping --------------------------------------------------------------------
+def apply_op(s: store.SegmentStore, specs: list, gen: int, add: bool, which: list[int], live: set[int]) -> None:
+    """One random step: store learnwares ``which`` (add) or remove them, as generation ``gen``;
+    ``live`` follows."""
+    which = sorted(set(which))
+    if add:
+        s.apply([store.item_from_spec(f"lw{i}", specs[i]) for i in which], [], gen)
+        live |= set(which)
+    else:
+        s.apply([], [f"lw{i}" for i in which], gen)
+        live -= set(which)
+
+
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(st.tuples(st.booleans(), st.lists(st.integers(0, 11), min_size=1, max_size=4)),
                     min_size=1, max_size=14))
@@ -136,14 +148,7 @@ def test_store_follows_random_adds_and_removes(tmp_path_factory, ops):
     directory = tmp_path_factory.mktemp("ops")
     live: set[int] = set()
     for gen, (add, which) in enumerate(ops):
-        which = sorted(set(which))
-        s = store.SegmentStore(directory, "float64")
-        if add:
-            s.apply([store.item_from_spec(f"lw{i}", specs[i]) for i in which], [], gen)
-            live |= set(which)
-        else:
-            s.apply([], [f"lw{i}" for i in which], gen)
-            live -= set(which)
+        apply_op(store.SegmentStore(directory, "float64"), specs, gen, add, which, live)
     s = store.SegmentStore(directory)
     assert s.live() == {("table", f"lw{i}") for i in live} and not store.check(s)
     g = s.group(s.keys()[0]) if s.keys() else None

@@ -15,6 +15,7 @@ from lwdock.search import blocks, engine, idsets, shards, store
 from lwdock.search.engine import RankOptions, rank
 from lwdock.search.user import as_user_spec
 from lwdock.spec.rkme_table import RKMETableSpec
+from test_search_engine import apply_op
 
 # Dask workers as threads (the same actor calls, no process start-up); LWDOCK_TEST_DASK_PROCESSES=1: processes
 PROCESSES = os.environ.get("LWDOCK_TEST_DASK_PROCESSES") == "1"
@@ -133,12 +134,7 @@ def _random_ops(directory, ops) -> None:  # type: ignore[no-untyped-def]
         which = sorted(set(which))
         s = store.SegmentStore(directory, "float64")
         before = {n for sh in shards.layout(s.manifest["groups"][s.keys()[0]]) for n in sh} if s.keys() else set()
-        if add:
-            s.apply([store.item_from_spec(f"lw{i}", specs[i]) for i in which], [], gen)
-            live |= set(which)
-        else:
-            s.apply([], [f"lw{i}" for i in which], gen)
-            live -= set(which)
+        apply_op(s, specs, gen, add, which, live)
         s = store.SegmentStore(directory)
         assert s.generation == gen
         if not s.keys():
