@@ -29,7 +29,6 @@ from .cache import ensure_current
 from .engine import POOL, Candidates, RankOptions, StatResult, rank
 from .result import HeteroSingle, MixtureHit, SearchResult, Single
 from .semantic import RecordSource, SemanticQuery, filter_rows
-from .segments import stack
 from .store import Group, SegmentStore
 from .user import UserSpec, as_user_spec, data_kind, user_spec_from_data
 from .verify import VerifyOptions, verify
@@ -355,8 +354,7 @@ def _sub_gram(c: Candidates, sub: list[int], whole: bool) -> mixture.Gram:
     """The Gram matrix of the mixture's pool alone, over the pool's points (the pool is 10 of the
     20-30 kept): all of it in one pass when the method reads all of it (``whole``), else a row
     when a candidate joins."""
-    pairs = [(c.Z[c.offsets[p]:c.offsets[p + 1]], c.B[c.offsets[p]:c.offsets[p + 1]]) for p in sub]
-    Z, B, off = stack([z for z, _ in pairs], [b for _, b in pairs])
+    Z, B, off = c.stacked(sub)
     if whole:
         M = c.backend.gram(Z, B, off)
         return mixture.Gram(c.selfs[sub], lambda i: M[i])

@@ -14,6 +14,7 @@ Every reported MMD^2 is exact; the pre-filter can only change which learnwares a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -80,11 +81,14 @@ class Candidates:
             self._gram = mixture.Gram(self.selfs, lambda i: self.backend.gram_row(self.Z, self.B, self.offsets, i))
         return self._gram
 
+    def stacked(self, which: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows of ``which`` candidates, stacked: points, weights, offsets."""
+        rows = [(self.Z[self.offsets[i]:self.offsets[i + 1]], self.B[self.offsets[i]:self.offsets[i + 1]]) for i in which]
+        return stack([r[0] for r in rows], [r[1] for r in rows])
+
     def density(self, points: np.ndarray, power: float, which: np.ndarray | None = None) -> np.ndarray:
         """(n_points, n) kernel densities ``f_i(x)`` of the candidates (or ``which`` of them), kernel^power."""
-        sel = np.arange(self.size) if which is None else np.asarray(which)
-        rows = [(self.Z[self.offsets[i]:self.offsets[i + 1]], self.B[self.offsets[i]:self.offsets[i + 1]]) for i in sel]
-        Z, B, off = stack([r[0] for r in rows], [r[1] for r in rows])
+        Z, B, off = self.stacked(np.arange(self.size) if which is None else np.asarray(which))
         return self.backend.densities(points, Z, B, off, power)
 
 
