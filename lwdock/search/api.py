@@ -343,7 +343,7 @@ def _fill(result: SearchResult, stat: StatResult, group: Group, by_id: dict[str,
     result.singles = singles
     result.signals = signals.to_dict()
     result.kernel = group.kernel_info()
-    result.counts.update(statistical_candidates=stat.considered, prefiltered=stat.prefiltered)
+    result.counts.update(statistical_candidates=stat.considered, prefiltered=stat.prefiltered, exact=stat.exact)
     if not singles and options.min_score is not None:
         result.explanation = f"no learnware scores at least {options.min_score:g}"
     with bulk.one_blas_thread():

@@ -43,13 +43,14 @@ class RBFBackend:
     """``k(a, b) = exp(-gamma |a - b|^2)`` on points already mapped into the group kernel's units
     (:meth:`RBFKernel.map`: live columns divided by their scale)."""
 
-    budget = Budget(auto_above=20_000, floor=1_000, per_result=50, fraction=0.02, most=2_000)
+    budget = Budget(auto_above=20_000, floor=1_000, per_result=50, fraction=0.02, most=2_000, bounded_from=250)
     prune = 0.0  # keep every point: the table path is exact to float64 rounding with float64 storage
 
-    def __init__(self, profile: Profile, kernel: RBFKernel) -> None:
+    def __init__(self, profile: Profile, kernel: RBFKernel, frequencies: int = prefilter.DEFAULT_FREQUENCIES) -> None:
         self.profile = profile
         self.kernel = kernel
         self.gamma = float(kernel.gamma)
+        self.n_frequencies = int(frequencies)  # the group's sketch width (its manifest entry says)
 
     @staticmethod
     def prepare(z: Any, beta: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -94,10 +95,10 @@ class RBFBackend:
     @property
     def frequencies(self) -> np.ndarray:
         """The group's random Fourier frequencies (seeded: the same kernel always gives the same ones)."""
-        key = (self.kernel.n_live, self.gamma)
+        key = (self.kernel.n_live, self.gamma, self.n_frequencies)
         if key not in _RFF:
             _RFF.clear()  # one group's worth at a time is what a process uses
-            _RFF[key] = prefilter.frequencies(self.kernel.n_live, self.gamma)
+            _RFF[key] = prefilter.frequencies(self.kernel.n_live, self.gamma, self.n_frequencies)
         return _RFF[key]
 
     def sketches(self, z: np.ndarray, beta: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -110,8 +111,13 @@ class RBFBackend:
         # exact self products, sketched cross term only: less noise than |s_u - s_R|^2
         return selfs - 2.0 * (np.asarray(sketches) @ us)
 
+    def approx_bounded(self, sketches: np.ndarray, sq: np.ndarray, us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The sketched ``<u, R>`` and its standard error (the bounded pre-filter's; ``sq``:
+        :func:`lwdock.search.prefilter.squares` of the sketches)."""
+        return prefilter.cross_estimate(sketches, sq, us)
 
-_RFF: dict[tuple[int, float], np.ndarray] = {}
+
+_RFF: dict[tuple[int, float, int], np.ndarray] = {}
 
 
 _FEATURES: dict[tuple[int, int, int], nngp.RandomFeatures] = {}
@@ -213,10 +219,12 @@ def prepare(profile: Profile, z: Any, beta: Any) -> tuple[np.ndarray, np.ndarray
     return BACKENDS[profile.kernel].prepare(z, beta)
 
 
-def backend_for(profile: Profile, kernel: RBFKernel | None = None) -> Backend:
-    """The backend of a group: RBF needs the group's kernel, NNGP has no parameter to choose."""
+def backend_for(profile: Profile, kernel: RBFKernel | None = None,
+                frequencies: int = prefilter.DEFAULT_FREQUENCIES) -> Backend:
+    """The backend of a group: RBF needs the group's kernel (and its sketch width), NNGP has no
+    parameter to choose."""
     if profile.kernel == "rbf":
         if kernel is None:
             raise ValueError("an RBF group needs its kernel")
-        return RBFBackend(profile, kernel)
+        return RBFBackend(profile, kernel, frequencies)
     return NNGPBackend(profile)

@@ -48,9 +48,9 @@ class ShardActor:
     def signature(self) -> str:
         return _signature(self.group)
 
-    def approx(self, unit: list[Any], us: np.ndarray) -> np.ndarray:
+    def approx(self, unit: list[Any], us: np.ndarray, bounded: bool = False) -> np.ndarray:
         assert self.group is not None
-        return engine.shard_approx(self.group, unit, us)
+        return engine.shard_approx(self.group, unit, us, bounded)
 
     def exact(self, unit: list[Any], user: engine.MappedUser, opts: engine.RankOptions, keep_all: bool) -> Any:
         assert self.group is not None
@@ -71,9 +71,9 @@ class DaskShards:
             if sig.result() != want:
                 raise RuntimeError("a shard actor opened a different store generation than the coordinator")
 
-    def approx(self, group: Group, units: list[engine.Unit], us: np.ndarray) -> list[np.ndarray]:
+    def approx(self, group: Group, units: list[engine.Unit], us: np.ndarray, bounded: bool = False) -> list[np.ndarray]:
         self._sync(group)
-        return [f.result() for f in [self.actors[i].approx(unit, us) for i, unit in units]]
+        return [f.result() for f in [self.actors[i].approx(unit, us, bounded) for i, unit in units]]
 
     def exact(self, group: Group, units: list[engine.Unit], user: engine.MappedUser, opts: engine.RankOptions,
               keep_all: bool) -> list[Any]:

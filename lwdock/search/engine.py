@@ -24,6 +24,7 @@ from ..errors import InputDataError
 from . import bulk, idsets, mixture, shards
 from .blocks import MAPPED_ROWS
 from .idsets import Ids
+from .prefilter import BOUND_SIGMAS
 from .scores import match_score
 from .segments import stack
 from .store import Group
@@ -98,6 +99,7 @@ class StatResult:
     considered: int
     prefiltered: bool
     spread: float | None  # (median - min) / median of MMD^2 over every considered learnware
+    exact: int = 0  # learnwares whose MMD^2 the exact pass computed
 
 
 @dataclass
@@ -147,15 +149,25 @@ def rank(group: Group, user: UserSpec, allowed: set[str] | Ids | None, opts: Ran
     with bulk.one_blas_thread():
         mapped = map_user(group, user)
         units = _picks(group, allowed)
-        considered = int(sum(p.positions.size for _, unit in units for p in unit))
+        considered = _count(units)
         if considered == 0:
             return None
-        units, prefiltered, approx = _prefilter(group, mapped, units, considered, opts, runner)
-        answers = runner.exact(group, units, mapped, opts, approx is None)
+        plan = _prefilter(group, mapped, units, considered, opts, runner)
+        answers = runner.exact(group, plan.units, mapped, opts, plan.approx is None)
+        exact = _count(plan.units)
+        if plan.bounds is not None:  # round 3: whatever the first exact answers cannot rule out
+            wider = plan.bounds.widen(answers, mapped.self_product, opts)
+            answers = answers + (runner.exact(group, wider, mapped, opts, False) if wider else [])
+            exact += _count(wider)
+        approx, prefiltered = plan.approx, plan.approx is not None
         best = _Scored(*(np.concatenate(col) for col in zip(*(_columns(a.best) for a in answers))))
         spread = relative_spread(approx if approx is not None else np.concatenate([a.mmd2 for a in answers]))
         keep = shards.merge(best.mmd2, match_score(best.cross, mapped.self_product, best.selfs), opts.pool, opts.k)
-        return StatResult(_candidates(group, mapped, best, keep), considered, prefiltered, spread)
+        return StatResult(_candidates(group, mapped, best, keep), considered, prefiltered, spread, exact)
+
+
+def _count(units: list[Unit]) -> int:
+    return int(sum(p.positions.size for _, unit in units for p in unit))
 
 
 Unit = tuple[int, list[_Pick]]  # (shard index, the picks of its segments)
@@ -164,7 +176,7 @@ Unit = tuple[int, list[_Pick]]  # (shard index, the picks of its segments)
 class ShardRunner(Protocol):
     """Runs a round of a query on every shard's unit and returns the answers in unit order."""
 
-    def approx(self, group: Group, units: list[Unit], us: np.ndarray) -> list[np.ndarray]: ...
+    def approx(self, group: Group, units: list[Unit], us: np.ndarray, bounded: bool = False) -> list[np.ndarray]: ...
 
     def exact(self, group: Group, units: list[Unit], user: MappedUser, opts: RankOptions,
               keep_all: bool) -> list[_Answer]: ...
@@ -173,16 +185,19 @@ class ShardRunner(Protocol):
 class LocalShards:
     """The rounds on this process's threads (:func:`lwdock.search.shards.run`)."""
 
-    def approx(self, group: Group, units: list[Unit], us: np.ndarray) -> list[np.ndarray]:
-        return shards.run(lambda unit: shard_approx(group, unit[1], us), units)
+    def approx(self, group: Group, units: list[Unit], us: np.ndarray, bounded: bool = False) -> list[np.ndarray]:
+        return shards.run(lambda unit: shard_approx(group, unit[1], us, bounded), units)
 
     def exact(self, group: Group, units: list[Unit], user: MappedUser, opts: RankOptions,
               keep_all: bool) -> list[_Answer]:
         return shards.run(lambda unit: shard_exact(group, user, unit[1], opts, keep_all), units)
 
 
-def shard_approx(group: Group, unit: list[_Pick], us: np.ndarray) -> np.ndarray:
-    """Round 1 on one shard: the approximate MMD^2 of its picked learnwares, in pick order."""
+def shard_approx(group: Group, unit: list[_Pick], us: np.ndarray, bounded: bool = False) -> np.ndarray:
+    """Round 1 on one shard: the approximate MMD^2 of its picked learnwares, in pick order
+    (``bounded``: a (3, n) array instead, their self products, sketched ``<u,R>`` and its standard error)."""
+    if bounded:
+        return np.concatenate([_approx_bounded(group, p, us) for p in unit], axis=1)
     return np.concatenate([_approx(group, p, us) for p in unit])
 
 
@@ -226,17 +241,71 @@ def _picks(group: Group, allowed: set[str] | Ids | None) -> list[Unit]:
     return units
 
 
-def _prefilter(group: Group, user: MappedUser, units: list[Unit], n: int, opts: RankOptions, runner: ShardRunner
-               ) -> tuple[list[Unit], bool, np.ndarray | None]:
+@dataclass
+class _Plan:
+    """What the exact pass computes first, and what the pre-filter left for it to know."""
+
+    units: list[Unit]
+    approx: np.ndarray | None = None  # every considered learnware's approximate MMD^2 (None: not pre-filtered)
+    bounds: _Bounds | None = None  # the bounded pre-filter's, for the round after the first exact answers
+
+
+@dataclass
+class _Bounds:
+    """Per unit, how good each candidate could be given its sketch error (BOUND_SIGMAS standard
+    errors), and which candidates the first exact round already computed."""
+
+    units: list[Unit]
+    lowest_mmd2: list[np.ndarray]
+    highest_match: list[np.ndarray]
+    first: list[np.ndarray]
+
+    def widen(self, answers: list[_Answer], uu: float, opts: RankOptions) -> list[Unit]:
+        """The candidates not yet computed that could still enter the best ``pool`` by MMD^2 or the
+        best ``k`` by match: those whose bound reaches the first round's exact ``pool``-th / ``k``-th."""
+        mmd2 = np.concatenate([a.best.mmd2 for a in answers])
+        match = match_score(np.concatenate([a.best.cross for a in answers]), uu,
+                            np.concatenate([a.best.selfs for a in answers]))
+        worst_mmd2 = np.sort(mmd2)[opts.pool - 1] if mmd2.size >= opts.pool else np.inf
+        worst_match = -np.sort(-match)[opts.k - 1] if match.size >= opts.k else -np.inf
+        out = []
+        for (index, unit), low, high, done in zip(self.units, self.lowest_mmd2, self.highest_match, self.first):
+            need = (low <= worst_mmd2) | (high >= worst_match)
+            need[done] = False
+            kept = _restrict(unit, np.nonzero(need)[0])
+            if kept:
+                out.append((index, kept))
+        return out
+
+
+def _prefilter(group: Group, user: MappedUser, units: list[Unit], n: int, opts: RankOptions,
+               runner: ShardRunner) -> _Plan:
     budget = group.backend.budget
+    if opts.rerank is None and budget.bounded(opts.prefilter, n, getattr(group.backend, "n_frequencies", 0)):
+        return _bounded(group, user, units, opts, runner)
     count = min(n, int(opts.rerank)) if opts.rerank else budget.count(opts.k, opts.pool, n)
     if not budget.applies(opts.prefilter, n) or count >= n:
-        return units, False, None
+        return _Plan(units)
     us = group.backend.user_sketch(user.z, user.beta)
     approx = runner.approx(group, units, us)
     chosen = shards.select(approx, count)  # exactly the group's `count` smallest, whatever the shards
     kept = [(index, _restrict(unit, keep)) for (index, unit), keep in zip(units, chosen)]
-    return [u for u in kept if u[1]], True, np.concatenate(approx) + user.self_product
+    return _Plan([u for u in kept if u[1]], np.concatenate(approx) + user.self_product)
+
+
+def _bounded(group: Group, user: MappedUser, units: list[Unit], opts: RankOptions, runner: ShardRunner) -> _Plan:
+    """The bounded pre-filter: the best ``2 max(pool, k)`` by sketch go to the exact pass first;
+    then every candidate whose sketch, BOUND_SIGMAS standard errors in its favour, could still beat
+    what that pass found (:meth:`_Bounds.widen`). Misses need a sketch error past that margin."""
+    uu = user.self_product
+    parts = runner.approx(group, units, group.backend.user_sketch(user.z, user.beta), bounded=True)
+    approx = [selfs - 2.0 * cross + uu for selfs, cross, _ in parts]
+    margin = [BOUND_SIGMAS * se for _, _, se in parts]
+    lowest = [a - 2.0 * m for a, m in zip(approx, margin)]
+    highest = [match_score(cross + m, uu, selfs) for (selfs, cross, _), m in zip(parts, margin)]
+    first = shards.select(approx, 2 * max(opts.pool, opts.k))
+    kept = [(index, _restrict(unit, keep)) for (index, unit), keep in zip(units, first)]
+    return _Plan([u for u in kept if u[1]], np.concatenate(approx), _Bounds(units, lowest, highest, first))
 
 
 def _restrict(unit: list[_Pick], keep: np.ndarray) -> list[_Pick]:
@@ -261,12 +330,30 @@ def _approx(group: Group, p: _Pick, us: np.ndarray) -> np.ndarray:
     return out if p.whole else out[p.positions]
 
 
+def _approx_bounded(group: Group, p: _Pick, us: np.ndarray) -> np.ndarray:
+    """(3, n): self products, sketched ``<u,R>`` and its standard error of one segment's picks
+    (the bounded pre-filter serves groups of at most ``Budget.auto_above``: no blocks needed)."""
+    seg = group.segments[p.segment]
+    sq = group.sketch_squares(p.segment)
+    if p.whole or 4 * p.positions.size > seg.ids.size:  # a gather beats a pass over every sketch
+        cross, se = group.backend.approx_bounded(seg.sketch, sq, us)
+        cross, se = (cross, se) if p.whole else (cross[p.positions], se[p.positions])
+    else:
+        cross, se = group.backend.approx_bounded(seg.sketch[p.positions], sq[p.positions], us)
+    return np.stack([seg.self_[p.positions], cross, se])
+
+
 def _cross(group: Group, user: MappedUser, p: _Pick) -> np.ndarray:
     """``<u, R>`` of the picked learnwares of one segment: from its mapped arrays when the segment
     is small, else gathered in bounded chunks with ``pread`` (a large segment is never mapped whole)."""
     seg = group.segments[p.segment]
     if p.whole and seg.ids.size <= MAPPED_ROWS:
         return group.backend.cross(seg.z, seg.beta, seg.offsets, user.z, user.beta)
+    if seg.ids.size <= MAPPED_ROWS:  # a small segment is mapped whole anyway: gather through the map
+        lens = np.diff(seg.offsets)[p.positions]
+        rows = np.repeat(seg.offsets[p.positions] - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
+        offsets = np.concatenate([[0], np.cumsum(lens)])
+        return group.backend.cross(seg.z[rows], seg.beta[rows], offsets, user.z, user.beta)
     # a gather never goes through the map: a fault can map a whole large folio of the page cache
     # (measured: 1,200 learnwares gathered from a 50,000-learnware map made 595 MB resident)
     files = group.files[p.segment]

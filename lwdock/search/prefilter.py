@@ -23,6 +23,8 @@ import numpy as np
 from .bulk import one_blas_thread, pool
 
 DEFAULT_FREQUENCIES = 128  # 1 KB of float32 per learnware (docs/scaling.md: recall by frequencies)
+WIDE_FREQUENCIES = 1024  # 8 KB per learnware, for groups the bounded pre-filter serves (Budget.bounded_up_to)
+BOUND_SIGMAS = 4.0  # the bounded pre-filter's margin, in standard errors of the sketched cross term
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,20 @@ class Budget:
     per_result: int  # re-rank at least this many per requested result
     fraction: float  # and at least this share of the candidates
     most: int | None = None  # but the share at most this many (the floors above still apply)
+    bounded_from: int | None = None  # prefilter=None from this many candidates up to auto_above: bounded
 
     def applies(self, forced: bool | None, n: int) -> bool:
         return n > self.auto_above if forced is None else bool(forced)
+
+    def bounded(self, forced: bool | None, n: int, frequencies: int) -> bool:
+        """The default below ``auto_above`` on groups with wide sketches: every candidate the
+        sketches cannot rule out is computed exactly (:func:`cross_estimate`)."""
+        return (forced is None and self.bounded_from is not None and self.bounded_from <= n <= self.auto_above
+                and frequencies >= WIDE_FREQUENCIES)
+
+    def frequencies(self, n: int) -> int:
+        """The sketch width of a group of ``n`` learnwares: wide where the bounded pre-filter runs."""
+        return WIDE_FREQUENCIES if self.bounded_from is not None and n <= self.auto_above else DEFAULT_FREQUENCIES
 
     def count(self, k: int, pool: int, n: int) -> int:
         """``min(n, max(floor, per_result k, pool, min(ceil(fraction n), most)))``: the ``pool``
@@ -103,6 +116,38 @@ def _sketch_range(z: np.ndarray, beta: np.ndarray, offsets: np.ndarray, W: np.nd
 
 def user_sketch(uz: np.ndarray, ubeta: np.ndarray, W: np.ndarray) -> np.ndarray:
     return (np.asarray(ubeta, dtype=np.float32) @ features(uz, W)).astype(np.float32)
+
+
+def squares(sketches: np.ndarray, rows: int = 256) -> np.ndarray:
+    """(N, 3m) ``[a^2, b^2, 2ab]`` of each sketch's cosine and sine halves ``a``, ``b``: with them
+    the spread of a sketched product is one more matrix-vector product (:func:`cross_estimate`)."""
+    S = np.asarray(sketches)
+    n, m = S.shape[0], S.shape[1] // 2
+    out = np.empty((n, 3 * m), dtype=np.float32)
+    for s in range(0, n, rows):  # blocks: no N x 2m temporaries
+        a, b = S[s : s + rows, :m], S[s : s + rows, m:]
+        np.multiply(a, a, out=out[s : s + rows, :m])
+        np.multiply(b, b, out=out[s : s + rows, m : 2 * m])
+        np.multiply(a, b, out=out[s : s + rows, 2 * m :])
+        out[s : s + rows, 2 * m :] *= 2.0
+    return out
+
+
+def cross_estimate(sketches: np.ndarray, sq: np.ndarray, us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sketched ``<u, R>`` of each learnware and its standard error (``sq``: :func:`squares`).
+
+    The estimate is the mean over the m frequencies of ``t_f = m (a_f a_uf + b_f b_uf)`` (``a``,
+    ``b``: the cosine and sine halves of the sketches), i.i.d. terms for one learnware, so their
+    spread estimates the error: ``se^2 = (mean t_f^2 - mean^2) / (m - 1)``, where
+    ``sum_f (a_f a_uf + b_f b_uf)^2 = [a^2, b^2, 2ab] . [a_u^2, b_u^2, a_u b_u]``. float32
+    products, the sketches' own precision (the variance is of the order of ``<u,R>^2`` or
+    larger, so the difference does not cancel)."""
+    u = np.asarray(us, dtype=np.float32)
+    m = u.size // 2
+    ua, ub = u[:m], u[m:]
+    est = (np.asarray(sketches) @ u).astype(np.float64)
+    total = (np.asarray(sq) @ np.concatenate([ua * ua, ub * ub, ua * ub])).astype(np.float64)
+    return est, np.sqrt(np.maximum(m * total - est * est, 0.0) / (m - 1))
 
 
 def candidates(approx: np.ndarray, count: int) -> np.ndarray:

@@ -45,10 +45,11 @@ from ..spec.quality import DEGENERATE
 from ..spec.registry import TABLE
 from . import segments as seg_io
 from . import shards as shard_io
-from .backends import Backend, backend_for, prepare
+from .backends import Backend, RBFBackend, backend_for, prepare
 from .blocks import NpyFile
 from .idsets import SortedIds
 from .kernel import Pooled, RBFKernel, needs_rebuild, normalised_weights
+from .prefilter import DEFAULT_FREQUENCIES, squares
 from .segments import Segment, group_dir, stack
 from .space import NNGP_DEPTH, Profile, profile_of
 
@@ -96,6 +97,7 @@ class Group:
     files: list[dict[str, NpyFile]] = field(default_factory=list)  # large segments' z, beta, sketch, opened for pread
 
     _id_index: SortedIds | None = field(default=None, repr=False)
+    _squares: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not self.shards and self.segments:
@@ -106,6 +108,13 @@ class Group:
         if self._id_index is None:
             self._id_index = SortedIds.build([s.ids for s in self.segments])
         return self._id_index
+
+    def sketch_squares(self, segment: int) -> np.ndarray:
+        """A segment's :func:`~lwdock.search.prefilter.squares` (the bounded pre-filter's; built on
+        first use, kept while the group is open: 12 KB per learnware of a wide-sketched group)."""
+        if segment not in self._squares:
+            self._squares[segment] = squares(self.segments[segment].sketch)
+        return self._squares[segment]
 
     def live_ids(self) -> list[str]:
         return [i.decode() for s in self.segments for i in s.ids[s.live]]
@@ -192,7 +201,7 @@ class SegmentStore:
                 s.live = ~np.isin(s.ids, rm) if rm.size else np.ones(s.ids.size, bool)
             kernel = _load_kernel(gdir, meta) if profile.kernel == "rbf" else None
             files = [_open_files(gdir / name) for name in meta["segments"]]
-            self._groups[key] = Group(key, profile, backend_for(profile, kernel), segs, removed, kernel, meta,
+            self._groups[key] = Group(key, profile, backend_for(profile, kernel, _frequencies(meta)), segs, removed, kernel, meta,
                                       shard_io.indices(meta), files)
             while len(_OPENED) >= KEEP_OPENED:
                 _OPENED.pop(next(iter(_OPENED)))
@@ -262,7 +271,8 @@ class SegmentStore:
                 pooled.remove(*gone[1:])
             if items:
                 pooled.add([i.id for i in items], *stack([i.z for i in items], [i.beta for i in items]))
-                if needs_rebuild(old.kernel, pooled.kernel(old.kernel.built_at_n), pooled.n):
+                if (needs_rebuild(old.kernel, pooled.kernel(old.kernel.built_at_n), pooled.n)
+                        or _frequencies(meta) > _width(pooled.n)):  # grown past its wide sketches: narrow them
                     keep = _newest_rows(old, old.removed | present | new_ids)
                     self._rewrite(manifest, key, old.profile, list(zip(keep[0], *_split(keep))), items)
                     return
@@ -305,9 +315,10 @@ class SegmentStore:
             pooled.add(ids, z, beta, offsets)
             kernel = pooled.kernel()
             _write_state(gdir, manifest, meta, pooled, kernel)
+            meta["frequencies"] = _width(len(ids))
         else:
             meta["kernel"] = {"name": "nngp", "depth": NNGP_DEPTH}
-        backend = backend_for(profile, kernel)
+        backend = backend_for(profile, kernel, _frequencies(meta))
         meta["segments"] = []
         for a in range(0, len(ids), shard_io.SHARD_ROWS):  # one segment per shard
             b = min(len(ids), a + shard_io.SHARD_ROWS)
@@ -394,6 +405,16 @@ def _next_name(manifest: dict[str, Any], prefix: str) -> str:
     return f"{prefix}-{n:06d}"
 
 
+def _frequencies(meta: dict[str, Any]) -> int:
+    """An RBF group's sketch width (groups written before widths varied: the narrow default)."""
+    return int(meta.get("frequencies", DEFAULT_FREQUENCIES))
+
+
+def _width(n: int) -> int:
+    """The sketch width a group of ``n`` table or text learnwares is written with."""
+    return RBFBackend.budget.frequencies(n)
+
+
 def _degenerate(meta: dict[str, Any], items: list[Item]) -> list[str]:
     ids = {i.id for i in items}
     return sorted((set(meta.get("degenerate", [])) - ids) | {i.id for i in items if i.quality == DEGENERATE})
@@ -476,8 +497,9 @@ def check(store: SegmentStore) -> list[str]:
             continue
         assert g is not None
         width = g.kernel.n_live if g.kernel is not None else None
+        sketch = 2 * _frequencies(g.meta) if g.kernel is not None else None
         for s in g.segments:
-            if not s.consistent(width):
+            if not s.consistent(width) or (sketch is not None and s.sketch.shape[1] != sketch):
                 problems.append(f"search store group {key}, segment {s.name}: inconsistent arrays")
     return problems
 
@@ -537,9 +559,9 @@ def bulk_load_chunks(
     gdir.mkdir(parents=True, exist_ok=True)
     manifest = _empty_manifest(dtype)
     meta: dict[str, Any] = {"profile": profile.to_dict(), "segments": [], "removed": [], "degenerate": [],
-                            "shards": []}
+                            "shards": [], "frequencies": _width(pooled.n)}
     _write_state(gdir, manifest, meta, pooled, kernel)
-    backend = backend_for(profile, kernel)
+    backend = backend_for(profile, kernel, meta["frequencies"])
     filled = shard_rows
     for ids, z, beta, offsets in chunks():
         name = _next_name(manifest, "seg")
