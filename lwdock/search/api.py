@@ -322,12 +322,11 @@ def _fill(result: SearchResult, stat: StatResult, group: Group, by_id: dict[str,
         signals = identify.assess(stat)
     order, scores = identify.unverified_order(c), dict(enumerate(c.match.tolist()))
     verified: set[int] = set()
+    ver = None
     if dock is not None and options.rerank == "verified":
         ver = verify(dock, c, options.pool, by_id, user, VerifyOptions(trusted=options.trusted))
-        signals.notes += ver.notes
         if ver.scores:
             order, scores, verified = ver.order, ver.scores, set(ver.scores)
-            signals.flags += ver.flags
             result.verification = ver.describe()
     degenerate = set(group.meta.get("degenerate", []))
     singles = []
@@ -341,13 +340,16 @@ def _fill(result: SearchResult, stat: StatResult, group: Group, by_id: dict[str,
                                match=float(c.match[p]), verified=p in verified,
                                spec_quality="degenerate-gamma" if lid in degenerate else None))
     result.singles = singles
-    result.signals = signals.to_dict()
     result.kernel = group.kernel_info()
     result.counts.update(statistical_candidates=stat.considered, prefiltered=stat.prefiltered, exact=stat.exact)
     if not singles and options.min_score is not None:
         result.explanation = f"no learnware scores at least {options.min_score:g}"
     with bulk.one_blas_thread():
         result.mixture = _mixture(c, order, options, by_id)
+    if ver is not None:
+        signals.notes += ver.notes
+        signals.flags += ver.flags if ver.scores else []
+    result.signals = signals.to_dict()
 
 
 def _sub_gram(c: Candidates, sub: list[int], whole: bool) -> mixture.Gram:

@@ -86,9 +86,13 @@ class RBFBackend:
         return bulk.gram_matrix(Z, B, offsets, self.gamma)
 
     def densities(self, points: np.ndarray, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray,
-                  power: float) -> np.ndarray:
-        """``f_i(x) = sum_j B_ij k(Z_ij, x)^power`` (gamma x power) at every point, for each stacked learnware."""
-        K = rbf(np.asarray(points, dtype=np.float64), np.asarray(Z, dtype=np.float64), self.gamma * power)
+                  power: float, coarse: bool = False) -> np.ndarray:
+        """``f_i(x) = sum_j B_ij k(Z_ij, x)^power`` (gamma x power) at every point, for each stacked
+        learnware; float64 kernel values, or float32 with ``coarse`` (:func:`bulk.kernel_matrix`)."""
+        if coarse:
+            K = bulk.kernel_matrix(points, Z, self.gamma * power)
+        else:
+            K = rbf(np.asarray(points, dtype=np.float64), np.asarray(Z, dtype=np.float64), self.gamma * power)
         return np.add.reduceat(K * np.asarray(B, dtype=np.float64)[None, :], np.asarray(offsets[:-1], np.int64), axis=1)
 
     # -- pre-filter -------------------------------------------------------------------------
@@ -180,8 +184,9 @@ class NNGPBackend:
         return np.array([self.gram_row(Z, B, offsets, i) for i in range(len(offsets) - 1)])
 
     def densities(self, points: np.ndarray, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray,
-                  power: float) -> np.ndarray:
-        """``f_i(x) = sum_j B_ij max(k(Z_ij, x), 0)^power`` at every point, for each stacked learnware."""
+                  power: float, coarse: bool = False) -> np.ndarray:
+        """``f_i(x) = sum_j B_ij max(k(Z_ij, x), 0)^power`` at every point, for each stacked learnware
+        (float32 kernel maps whatever ``coarse`` says)."""
         K = nngp.nngp_kernel(self._images(points), self._images(Z), depth=self.depth, n_threads=self.threads)
         K = np.maximum(np.asarray(K, dtype=np.float64), 0.0) ** power
         return np.add.reduceat(K * np.asarray(B, dtype=np.float64)[None, :], np.asarray(offsets[:-1], np.int64), axis=1)

@@ -33,9 +33,17 @@ BLOCK_ELEMENTS = 1 << 18
 # self_products / sketches: ~32 MiB of float64 per batch
 CHUNK_ELEMENTS = 1 << 22
 PART_ROWS = 25_000
+# float32 exponents are raised to this before exp: exp of -87.3 .. -103 is a subnormal float32 and
+# below it underflows, and numpy's float32 exp takes a slow path for both (measured 7-14x slower
+# per value), which far-apart points hit all the time. exp(-87) = 1.6e-38 stands in for anything
+# smaller: below float32 resolution of any sum that holds one kernel value above 1e-31.
+EXP_FLOOR_32 = np.float32(-87.0)
 
 _POOL: ThreadPoolExecutor | None = None
 _CONTROLLER: ThreadpoolController | None = None
+_LIMITER: Any = None
+_LIMIT_DEPTH = 0
+_LIMIT_GUARD = threading.Lock()
 _LOCAL = threading.local()
 THREADS = 2
 
@@ -61,11 +69,29 @@ def threads(n: int) -> Iterator[None]:
 
 def one_blas_thread() -> AbstractContextManager[Any]:
     """Context limiting BLAS to one thread: we split the work ourselves, and a multi-threaded
-    BLAS on small blocks collapses when another process holds a core (measured 15x slower)."""
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
+    BLAS on small blocks collapses when another process holds a core (measured 15x slower).
+    The limit is process-wide; nested or concurrent holders share it (the last one out restores
+    it), so only the outermost pays threadpoolctl's ~20 us per change."""
+    return _one_blas_thread()
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    global _CONTROLLER, _LIMITER, _LIMIT_DEPTH
+    with _LIMIT_GUARD:
+        if _LIMIT_DEPTH == 0:
+            if _CONTROLLER is None:
+                _CONTROLLER = ThreadpoolController()
+            _LIMITER = _CONTROLLER.limit(limits=1, user_api="blas")
+        _LIMIT_DEPTH += 1
+    try:
+        yield
+    finally:
+        with _LIMIT_GUARD:
+            _LIMIT_DEPTH -= 1
+            if _LIMIT_DEPTH == 0 and _LIMITER is not None:
+                _LIMITER.restore_original_limits()
+                _LIMITER = None
 
 
 def pool(threads: int) -> ThreadPoolExecutor:
@@ -108,6 +134,8 @@ def _rows_into(z: np.ndarray, U: np.ndarray, ub: np.ndarray, gamma: float, out: 
         a[:, d + 1] *= -gamma
         np.matmul(a, U, out=b)
         # no clamp at 0: a rounding-positive exponent gives exp <= 1 + 1e-6 (as in the reference)
+        if dt == np.float32:
+            np.maximum(b, EXP_FLOOR_32, out=b)  # see EXP_FLOOR_32
         np.exp(b, out=b)
         np.matmul(b, ub, out=out[s:e])
 
@@ -203,22 +231,46 @@ def _own_quantiles(K: np.ndarray, bb: np.ndarray, q: float) -> np.ndarray:
     return fs[np.arange(f.shape[0]), pos]
 
 
+def kernel_matrix(x: np.ndarray, z: np.ndarray, gamma: float) -> np.ndarray:
+    """``k(x_a, z_b)`` for every pair, (len(x), len(z)) float32: one augmented float32 product
+    and one exp (values within ~1e-6 of the largest kernel value; what underflows float32,
+    exponents below -87, is 0). For signals that compare densities with thresholds (coverage),
+    not for ratios of far-out densities."""
+    U, _ = _user_side(np.asarray(z), np.ones(len(z)), gamma, np.dtype(np.float32))
+    x = np.asarray(x, dtype=np.float64)
+    aug = np.empty((x.shape[0], x.shape[1] + 2), dtype=np.float32)
+    aug[:, :-2] = x
+    aug[:, -2] = 1.0
+    aug[:, -1] = -gamma * np.einsum("ij,ij->i", x, x)
+    with one_blas_thread():
+        E = aug @ U
+    np.maximum(E, EXP_FLOOR_32, out=E)  # see EXP_FLOOR_32
+    return np.exp(E, out=E)
+
+
 def gram_matrix(Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, gamma: float) -> np.ndarray:
     """``<R_a, R_b>`` for every pair of a few stacked learnwares, (n, n) float64, in the arithmetic
     of :func:`cross_products` (float32 storage: float32 kernel values summed over b's points in
-    float32, weights and per-learnware sums in float64): one pass over the points, every learnware
-    at once as the "user", its weights a column of a block-diagonal matrix."""
+    float32, weights and per-learnware sums in float64). The upper triangle only, mirrored: for
+    each a, a's points against the points of a..n-1 at once, their weights the columns of a
+    block-diagonal matrix."""
     offsets = np.asarray(offsets, dtype=np.int64)
     n, m = offsets.size - 1, int(offsets[-1])
     dt = np.dtype(np.float32) if np.asarray(Z[:0]).dtype == np.float32 else np.dtype(np.float64)
+    Z = np.asarray(Z)
     U, _ = _user_side(Z, np.ones(m), gamma, dt)
     W = np.zeros((m, n), dtype=dt)
     W[np.arange(m), np.repeat(np.arange(n), np.diff(offsets))] = np.asarray(B, dtype=dt)
-    values = np.empty((m, n), dtype=dt)
+    B64 = np.asarray(B, dtype=np.float64)
+    G = np.empty((n, n))
     with one_blas_thread():
-        _rows_into(np.asarray(Z), U, W, gamma, values, max(64, BLOCK_ELEMENTS // max(1, m)))
-    G = np.add.reduceat(values.astype(np.float64) * np.asarray(B, dtype=np.float64)[:, None], offsets[:-1], axis=0)
-    return 0.5 * (G + G.T)
+        for a in range(n):
+            lo, hi = int(offsets[a]), int(offsets[a + 1])
+            values = np.empty((hi - lo, n - a), dtype=dt)
+            _rows_into(Z[lo:hi], U[:, lo:], W[lo:, a:], gamma, values, max(64, BLOCK_ELEMENTS // max(1, m - lo)))
+            G[a, a:] = B64[lo:hi] @ values.astype(np.float64)
+    upper = np.triu(G)
+    return upper + np.triu(G, 1).T
 
 
 def gram_row(Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, i: int, gamma: float) -> np.ndarray:

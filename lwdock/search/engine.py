@@ -33,6 +33,7 @@ from .user import UserSpec
 POOL = 20  # candidates kept by MMD^2 for coverage, verification and the mixture
 CHUNK_BYTES = 64 << 20  # points gathered per chunk of the exact pass over a large segment
 SKETCH_BLOCK = 1 << 24  # sketch values per block of the pre-filter's product (64 MB of float32)
+FIRST_ROUND = 2  # the bounded pre-filter computes this many times max(pool, k) exactly first
 
 
 @dataclass(frozen=True)
@@ -87,10 +88,12 @@ class Candidates:
         rows = [(self.Z[self.offsets[i]:self.offsets[i + 1]], self.B[self.offsets[i]:self.offsets[i + 1]]) for i in which]
         return stack([r[0] for r in rows], [r[1] for r in rows])
 
-    def density(self, points: np.ndarray, power: float, which: np.ndarray | None = None) -> np.ndarray:
-        """(n_points, n) kernel densities ``f_i(x)`` of the candidates (or ``which`` of them), kernel^power."""
+    def density(self, points: np.ndarray, power: float, which: np.ndarray | None = None,
+                coarse: bool = False) -> np.ndarray:
+        """(n_points, n) kernel densities ``f_i(x)`` of the candidates (or ``which`` of them),
+        kernel^power (``coarse``: float32 kernel values, far-out densities 0)."""
         Z, B, off = self.stacked(np.arange(self.size) if which is None else np.asarray(which))
-        return self.backend.densities(points, Z, B, off, power)
+        return self.backend.densities(points, Z, B, off, power, coarse)
 
 
 @dataclass
@@ -303,7 +306,7 @@ def _bounded(group: Group, user: MappedUser, units: list[Unit], opts: RankOption
     margin = [BOUND_SIGMAS * se for _, _, se in parts]
     lowest = [a - 2.0 * m for a, m in zip(approx, margin)]
     highest = [match_score(cross + m, uu, selfs) for (selfs, cross, _), m in zip(parts, margin)]
-    first = shards.select(approx, 2 * max(opts.pool, opts.k))
+    first = shards.select(approx, int(FIRST_ROUND * max(opts.pool, opts.k)))
     kept = [(index, _restrict(unit, keep)) for (index, unit), keep in zip(units, first)]
     return _Plan([u for u in kept if u[1]], np.concatenate(approx), _Bounds(units, lowest, highest, first))
 

@@ -69,7 +69,9 @@ def coverage(c: Candidates, pool: int = COVERAGE_POOL) -> float | None:
     q = c.q10[top]
     if top.size == 0 or not np.all(np.isfinite(q)):
         return None
-    f = c.density(c.user.z, COVERAGE_POWER, which=top)  # (user points, candidates)
+    # (user points, candidates); float32 kernel values: each is compared with a learnware's own
+    # 10 % density level, so what float32 rounds or underflows to 0 counts as uncovered anyway
+    f = c.density(c.user.z, COVERAGE_POWER, which=top, coarse=True)
     covered = np.minimum(1.0, f / np.maximum(q, 1e-300)[None, :]).max(axis=1)
     w = np.clip(np.asarray(c.user.beta, dtype=np.float64), 0.0, None)
     w = w / w.sum() if w.sum() > 0 else np.full(w.size, 1.0 / w.size)

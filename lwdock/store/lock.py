@@ -28,12 +28,16 @@ _registry_guard = threading.Lock()
 
 
 def _file_lock(path: Path) -> FileLock:
-    key = str(path.resolve())
+    given = str(path)
     with _registry_guard:
-        lock = _registry.get(key)
+        lock = _registry.get(given)  # the path as given: resolving it costs more than a search's lock
         if lock is None:
-            lock = FileLock(key)  # reentrant within a process
-            _registry[key] = lock
+            key = str(path.resolve())
+            lock = _registry.get(key)
+            if lock is None:
+                lock = FileLock(key)  # reentrant within a process
+                _registry[key] = lock
+            _registry[given] = lock
         return lock
 
 
@@ -51,6 +55,14 @@ def _read_only(path: Path) -> bool:
 @contextmanager
 def locked(path: Path, timeout: float, what: str = "dock") -> Iterator[None]:
     """Hold the lock file ``path``; wait up to ``timeout`` seconds, saying so on stderr."""
+    held = _registry.get(str(path))
+    if held is not None and held.is_locked:  # this process holds it already: take it again
+        held.acquire()
+        try:
+            yield
+        finally:
+            held.release()
+        return
     if _read_only(path):
         # nobody can be writing a dock that nobody can write: reads need no lock, and writes fail
         # with a clear "read-only" error of their own (lwdock/cli/_errors.py)
