@@ -34,6 +34,7 @@ POOL = 20  # candidates kept by MMD^2 for coverage, verification and the mixture
 CHUNK_BYTES = 64 << 20  # points gathered per chunk of the exact pass over a large segment
 SKETCH_BLOCK = 1 << 24  # sketch values per block of the pre-filter's product (64 MB of float32)
 FIRST_ROUND = 2  # the bounded pre-filter computes this many times max(pool, k) exactly first
+WHOLE_PASS = 0.5  # and when its bounds leave more than this share, every candidate in one pass
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,10 @@ def rank(group: Group, user: UserSpec, allowed: set[str] | Ids | None, opts: Ran
         exact = _count(plan.units)
         if plan.bounds is not None:  # round 3: whatever the first exact answers cannot rule out
             wider = plan.bounds.widen(answers, mapped.self_product, opts)
-            answers = answers + (runner.exact(group, wider, mapped, opts, False) if wider else [])
-            exact += _count(wider)
+            if _count(wider) > WHOLE_PASS * considered:  # most of them: one pass, nothing gathered
+                answers, exact = runner.exact(group, units, mapped, opts, False), considered
+            elif wider:
+                answers, exact = answers + runner.exact(group, wider, mapped, opts, False), exact + _count(wider)
         approx, prefiltered = plan.approx, plan.approx is not None
         best = _Scored(*(np.concatenate(col) for col in zip(*(_columns(a.best) for a in answers))))
         spread = relative_spread(approx if approx is not None else np.concatenate([a.mmd2 for a in answers]))
