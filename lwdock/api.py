@@ -46,14 +46,15 @@ class Dock(_store.Dock):
         self.attach(summary_data(self))
         self.attach(hetero_index(self))
 
-    def rows(self) -> Any:
+    def rows(self, generation: int | None = None) -> Any:
         """The summary at the index's generation (call under the dock lock; caught up first):
-        the semantic filter's row source for ``list`` and ``search``."""
+        the semantic filter's row source for ``list`` and ``search``. ``generation``: the index's,
+        when the caller read it under the same hold of the lock."""
         if self.is_team:  # the filters run as SQL on the team index (lwdock.store.pgindex.PgRows)
             return self.backend.rows()
         from .store import summary
 
-        return summary.current(self)
+        return summary.current(self, generation)
 
     def list(  # type: ignore[override]  # adds keyword filters, a limit and brief rows to the store's list
         self,

@@ -23,17 +23,19 @@ from test_search_shards import chunked
 K, D = 8, 4
 
 
-def market(seed: int, n: int, spread: float):  # type: ignore[no-untyped-def]
-    """Learnwares around centres spread ``spread`` apart (1.0: separated, 0.05: nearly the same)."""
+def market(seed: int, n: int, spread: float, k: int = K, d: int = D):  # type: ignore[no-untyped-def]
+    """``n`` learnwares of ``k`` points around centres spread ``spread`` apart (1.0: separated,
+    0.01: nearly the same distribution)."""
     rng = np.random.default_rng(seed)
-    centres = rng.uniform(-6 * spread, 6 * spread, size=(n, D))
-    z = (centres[:, None, :] + rng.normal(size=(n, K, D))).reshape(-1, D)
-    beta = rng.dirichlet(np.full(K, 2.0), size=n).ravel()
+    centres = rng.uniform(-6 * spread, 6 * spread, size=(n, d))
+    z = (centres[:, None, :] + rng.normal(size=(n, k, d))).reshape(-1, d)
+    beta = rng.dirichlet(np.full(k, 2.0), size=n).ravel()
     return centres, z, beta, [f"x{i:05d}" for i in range(n)]
 
 
 def user_near(centres, rng, j: int):  # type: ignore[no-untyped-def]
-    return as_user_spec({"z": centres[j] + rng.normal(size=(30, D)), "beta": np.full(30, 1 / 30)})
+    d = centres.shape[1]
+    return as_user_spec({"z": centres[j] + rng.normal(size=(30, d)), "beta": np.full(30, 1 / 30)})
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -143,3 +145,51 @@ def test_engine_counts_what_it_computed(tmp_path):
         mp.setattr(engine, "shard_exact", counting)
         got = rank(g, user_near(centres, np.random.default_rng(2), 9), None, RankOptions(k=10))
     assert got.exact == sum(seen) and len(seen) in (1, 2) and seen[0] == 2 * 20
+
+
+# -- the fixed budget's expected misses (above auto_above) -----------------------------------------
+def test_expected_misses_counts_left_out_learnwares_near_the_cut():
+    rng = np.random.default_rng(0)
+    exact = np.sort(rng.uniform(0.1, 0.5, 200))
+    computed = exact + 0.02 + rng.normal(0, 0.01, 200)  # a common shift and a relative error of 0.01
+    kth = exact[9]
+    far = kth + 0.02 + 0.2 + np.zeros(1000)  # 20 spreads past the cut once the shift is taken off
+    assert prefilter.expected_misses(computed, exact, far, 10) < 1e-6
+    near = np.full(40, kth + 0.02)  # exactly at the cut: each beats it half the time
+    got = prefilter.expected_misses(computed, exact, near, 10)
+    assert got == pytest.approx(20.0, rel=0.1)  # the shift is itself estimated (to ~0.001 here)
+    assert prefilter.expected_misses(computed[:5], exact[:5], near, 3) is None  # too few to calibrate
+
+
+def test_fixed_budget_flags_markets_it_cannot_order(tmp_path, monkeypatch):
+    """Above auto_above (here 500, 60 re-ranked of 3,000): on separated learnwares the fixed budget
+    keeps the exact best 10 and says nothing; on near-identical ones (30 points in 8 dimensions,
+    centres 0.01 apart) it misses some, and the signals say so."""
+    from lwdock.search import identify
+
+    monkeypatch.setattr(RBFBackend, "budget", Budget(auto_above=500, floor=60, per_result=2, fraction=0.01, most=60))
+    seen = {}
+    for spread in (1.0, 0.01):
+        centres, z, beta, ids = market(4, 3000, spread, k=30, d=8)
+        s = store.bulk_load_chunks(tmp_path / str(spread), lambda: iter([(ids, z, beta, np.arange(3001) * 30)]),
+                                   "float32")
+        g = s.group(s.keys()[0])
+        assert g.backend.n_frequencies == prefilter.DEFAULT_FREQUENCIES
+        rng = np.random.default_rng(3)
+        for j in rng.integers(3000, size=6):
+            user = user_near(centres, rng, int(j))
+            fixed, exact = rank(g, user, None, RankOptions(k=10)), rank(g, user, None, RankOptions(k=10, prefilter=False))
+            best = lambda r: set(np.array(r.candidates.ids)[np.argsort(r.candidates.mmd2)[:10]])  # noqa: E731
+            flagged = "prefilter_uncertain" in identify.assess(fixed).flags
+            seen.setdefault(spread, []).append((len(best(fixed) & best(exact)) / 10, fixed.expected_misses, flagged))
+            assert exact.expected_misses is None and fixed.exact == 60
+    assert all(recall == 1.0 and misses < 0.5 and not flag for recall, misses, flag in seen[1.0]), seen
+    assert all(flag for _, _, flag in seen[0.01]) and np.mean([r for r, _, _ in seen[0.01]]) < 0.9, seen
+
+
+def test_normal_cdf_keeps_its_relative_accuracy_in_the_tail():
+    import math
+
+    z = np.linspace(-9.0, 6.0, 1501)
+    ref = np.array([0.5 * math.erfc(-v / math.sqrt(2.0)) for v in z])
+    assert np.max(np.abs(prefilter.normal_cdf(z) / ref - 1.0)) < 2e-7

@@ -171,17 +171,20 @@ class _Snapshot:
     hetero: hetero.Plan | None = None  # the user's table names its columns and the dock has named learnwares
 
 
-def _rows(dock: DockView) -> Any:
+def _rows(dock: DockView, generation: int) -> Any:
     """The dock's summary when it keeps one (:meth:`lwdock.Dock.rows`), else its entries as records."""
     rows = getattr(dock, "rows", None)
-    return rows() if callable(rows) else RecordSource(as_entries(dock.entries()))
+    return rows(generation) if callable(rows) else RecordSource(as_entries(dock.entries()))
 
 
 def _snapshot(dock: DockView, user: UserSpec | None, data: Any = None) -> _Snapshot:
     with dock.lock():
-        snap = _Snapshot(_rows(dock), dock.generation())
+        # read once: on a local dock nothing changes it while the lock is held (on a team dock the
+        # store then catches up to at least this generation, as before)
+        generation = dock.generation()
+        snap = _Snapshot(_rows(dock, generation), generation)
         if user is not None:
-            snap.store = ensure_current(dock, lambda: as_entries(dock.entries()), user.key)
+            snap.store = ensure_current(dock, lambda: as_entries(dock.entries()), user.key, generation)
             snap.group = snap.store.group(user.key)
             if data is not None and user.kind == "table":
                 snap.hetero = hetero.plan(dock, lambda: as_entries(dock.entries()), data)  # read only for named columns
@@ -237,10 +240,14 @@ def _candidate_entries(dock: DockView, rows: Any, stat: StatResult, options: Sea
     """What the later stages need of each candidate: full index entries for the verified re-rank
     (task, output, labels); otherwise the semantic source's rows (id, alias, name, status), which
     on a dock with a summary costs no index read at all."""
-    ids = list(stat.candidates.ids)
+    c = stat.candidates
     if options.rerank == "verified":
-        return _full_entries(dock, ids)
-    return rows.entries_by_id(ids)
+        return _full_entries(dock, list(c.ids))
+    if options.method != "qp":  # greedy and auto draw their pool by MMD^2 (_mixture)
+        return rows.entries_by_id(list(c.ids))
+    # unverified, the singles and the qp mixture's pool are the first of this order (_fill, _mixture)
+    shown = max(options.k, mixture.pool_size(options.method, options.max_mixture))
+    return rows.entries_by_id([c.ids[int(p)] for p in identify.unverified_order(c)[:shown]])
 
 
 def _statistical(result: SearchResult, dock: DockView, snap: _Snapshot, user: UserSpec, kept: Any,

@@ -184,19 +184,20 @@ def is_stale(dock: DockView) -> bool:
     return bool(problems(dock))
 
 
-def ensure_current(dock: DockView, entries: list[Entry] | Callable[[], list[Entry]], key: str | None = None
-                   ) -> SegmentStore:
+def ensure_current(dock: DockView, entries: list[Entry] | Callable[[], list[Entry]], key: str | None = None,
+                   generation: int | None = None) -> SegmentStore:
     """The store for the index (call under the dock lock); caught up first if it lags, rebuilt if
     its files are damaged. ``entries``: the index's entries, or a function that reads them, called
     only when the store must catch up. ``key``: the group the caller will read, opened here so a
-    damaged one is rebuilt.
+    damaged one is rebuilt. ``generation``: the index's, when the caller read it under the same
+    hold of the lock.
 
     The store follows every change (:func:`on_change`) and records its generation, so at the
     index's generation it is current: comparing the id sets on every search would read the whole
     index (O(N) per search). ``doctor`` compares them (:func:`problems`)."""
     store = open_store(dock)
     try:
-        generation = dock.generation()
+        generation = dock.generation() if generation is None else generation
         if store.generation == generation:
             if key is not None:
                 store.group(key)

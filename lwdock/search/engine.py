@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import InputDataError
-from . import bulk, idsets, mixture, shards
+from . import bulk, idsets, mixture, prefilter, shards
 from .blocks import MAPPED_ROWS
 from .idsets import Ids
 from .prefilter import BOUND_SIGMAS
@@ -104,6 +104,7 @@ class StatResult:
     prefiltered: bool
     spread: float | None  # (median - min) / median of MMD^2 over every considered learnware
     exact: int = 0  # learnwares whose MMD^2 the exact pass computed
+    expected_misses: float | None = None  # the fixed budget's: prefilter.expected_misses
 
 
 @dataclass
@@ -157,8 +158,12 @@ def rank(group: Group, user: UserSpec, allowed: set[str] | Ids | None, opts: Ran
         if considered == 0:
             return None
         plan = _prefilter(group, mapped, units, considered, opts, runner)
-        answers = runner.exact(group, plan.units, mapped, opts, plan.approx is None)
+        answers = runner.exact(group, plan.units, mapped, opts, plan.bounds is None)
         exact = _count(plan.units)
+        misses = None
+        if plan.computed is not None:  # the fixed budget: how much it may have left out
+            misses = prefilter.expected_misses(np.concatenate(plan.computed), np.concatenate([a.mmd2 for a in answers]),
+                                               plan.left_out, opts.k)
         if plan.bounds is not None:  # round 3: whatever the first exact answers cannot rule out
             wider = plan.bounds.widen(answers, mapped.self_product, opts)
             if _count(wider) > WHOLE_PASS * considered:  # most of them: one pass, nothing gathered
@@ -169,7 +174,7 @@ def rank(group: Group, user: UserSpec, allowed: set[str] | Ids | None, opts: Ran
         best = _Scored(*(np.concatenate(col) for col in zip(*(_columns(a.best) for a in answers))))
         spread = relative_spread(approx if approx is not None else np.concatenate([a.mmd2 for a in answers]))
         keep = shards.merge(best.mmd2, match_score(best.cross, mapped.self_product, best.selfs), opts.pool, opts.k)
-        return StatResult(_candidates(group, mapped, best, keep), considered, prefiltered, spread, exact)
+        return StatResult(_candidates(group, mapped, best, keep), considered, prefiltered, spread, exact, misses)
 
 
 def _count(units: list[Unit]) -> int:
@@ -254,6 +259,8 @@ class _Plan:
     units: list[Unit]
     approx: np.ndarray | None = None  # every considered learnware's approximate MMD^2 (None: not pre-filtered)
     bounds: _Bounds | None = None  # the bounded pre-filter's, for the round after the first exact answers
+    computed: list[np.ndarray] | None = None  # the fixed budget's: approximate MMD^2 of each unit's kept, in order
+    left_out: np.ndarray | None = None  # and of every candidate it left out
 
 
 @dataclass
@@ -293,10 +300,12 @@ def _prefilter(group: Group, user: MappedUser, units: list[Unit], n: int, opts: 
     if not budget.applies(opts.prefilter, n) or count >= n:
         return _Plan(units)
     us = group.backend.user_sketch(user.z, user.beta)
-    approx = runner.approx(group, units, us)
+    approx = [a + user.self_product for a in runner.approx(group, units, us)]
     chosen = shards.select(approx, count)  # exactly the group's `count` smallest, whatever the shards
-    kept = [(index, _restrict(unit, keep)) for (index, unit), keep in zip(units, chosen)]
-    return _Plan([u for u in kept if u[1]], np.concatenate(approx) + user.self_product)
+    kept = [(index, _restrict(unit, keep), a[keep]) for (index, unit), keep, a in zip(units, chosen, approx)]
+    left = [np.delete(a, keep) for a, keep in zip(approx, chosen)]
+    return _Plan([(i, u) for i, u, _ in kept if u], np.concatenate(approx),
+                 computed=[a for _, u, a in kept if u], left_out=np.concatenate(left))
 
 
 def _bounded(group: Group, user: MappedUser, units: list[Unit], opts: RankOptions, runner: ShardRunner) -> _Plan:

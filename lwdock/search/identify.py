@@ -22,6 +22,12 @@ thresholds measured on the paper-style scenarios with seen and unseen users):
   (0.01) the kernel cannot tell learnwares apart (``blind``; measured 0.0016 and 1e-10 for gamma 0.1
   on raw pixels and on features in the thousands, >= 0.12 for every user under the dock's kernel).
 
+* ``expected_misses`` (above 20,000 learnwares, where a fixed re-rank budget computes only some
+  exactly: :func:`lwdock.search.prefilter.expected_misses`): at or above :data:`PREFILTER_MISSES`
+  (0.5) the flag ``prefilter_uncertain`` and a note: the best 10 may lack learnwares the sketches
+  could not order (near-identical learnwares), ``--no-prefilter`` gives the exact ranking.
+  Informational: what was returned is exact and good.
+
 ``blind`` or ``no_match`` make the search *unable to discriminate*: the human output says so,
 ``--json`` has ``cannot_discriminate: true`` and ``--fail-if-empty`` exits 9. ``all_equal``
 (:mod:`lwdock.search.verify`: the verified scores of the top 5 within 0.02) is informational:
@@ -43,6 +49,7 @@ PARTLY_COVERED = 0.7
 NO_MATCH_IMAGE = 0.93
 NO_MATCH_RBF = 0.85  # and, with RBF kernels, a best match below this (seen users: >= 0.88)
 BLIND_SPREAD = 0.01
+PREFILTER_MISSES = 0.5
 CANNOT_DISCRIMINATE = ("blind", "no_match")
 
 
@@ -51,6 +58,7 @@ class Signals:
     coverage: float | None = None
     spread: float | None = None
     best_match: float | None = None
+    expected_misses: float | None = None
     flags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # one line each, for people (stderr) and --json
 
@@ -60,7 +68,8 @@ class Signals:
 
     def to_dict(self) -> dict[str, object]:
         return {"cannot_discriminate": self.cannot_discriminate, "flags": list(self.flags), "coverage": self.coverage,
-                "spread": self.spread, "best_match": self.best_match, "notes": list(self.notes)}
+                "spread": self.spread, "best_match": self.best_match, "expected_misses": self.expected_misses,
+                "notes": list(self.notes)}
 
 
 def coverage(c: Candidates, pool: int = COVERAGE_POOL) -> float | None:
@@ -81,7 +90,8 @@ def coverage(c: Candidates, pool: int = COVERAGE_POOL) -> float | None:
 def assess(stat: StatResult) -> Signals:
     """Coverage, spread and best match of one ranking, and the flags they raise."""
     c = stat.candidates
-    sig = Signals(coverage=coverage(c), spread=stat.spread, best_match=float(c.match.max()) if c.size else None)
+    sig = Signals(coverage=coverage(c), spread=stat.spread, best_match=float(c.match.max()) if c.size else None,
+                  expected_misses=stat.expected_misses)
     if sig.spread is not None and sig.spread < BLIND_SPREAD:
         sig.flags.append("blind")
         sig.notes.append(f"the search kernel cannot tell these learnwares apart (MMD^2 spread {sig.spread:.2g}); "
@@ -96,6 +106,10 @@ def assess(stat: StatResult) -> Signals:
     elif sig.best_match is not None and sig.best_match < NO_MATCH_IMAGE:
         sig.flags.append("no_match")
         sig.notes.append(f"no learnware saw data like yours (best match {sig.best_match:.2f})")
+    if sig.expected_misses is not None and sig.expected_misses >= PREFILTER_MISSES:
+        sig.flags.append("prefilter_uncertain")
+        sig.notes.append(f"the pre-filter computed {stat.exact:,} of {stat.considered:,} learnwares exactly and may have "
+                         f"left out about {sig.expected_misses:.1f} of the best; --no-prefilter gives the exact ranking")
     return sig
 
 

@@ -730,11 +730,12 @@ def on_change(dock: _DockLike, event: DockChanged) -> None:
         logger.warning("summary update failed (%s); the next list or search rebuilds it", exc)
 
 
-def current(dock: _DockLike) -> SummaryView:
+def current(dock: _DockLike, generation: int | None = None) -> SummaryView:
     """The summary of ``dock``'s index (call under the dock lock), rebuilt first when it is not
-    at the index's generation: a stale summary is never read."""
+    at the index's generation (``generation``: read by the caller under the same hold of the
+    lock, else read here): a stale summary is never read."""
     summary = open_summary(dock)
-    generation = dock.generation()
+    generation = dock.generation() if generation is None else generation
     if summary.generation != generation:
         if summary.generation is not None or summary.meta.get("base"):
             logger.warning("summary was out of date (generation %s, index %s); rebuilding it",
