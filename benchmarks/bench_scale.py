@@ -229,9 +229,11 @@ def statistical(path: Path, n: int, user: dict, work: Path, dock, row, old: bool
             rec[b].append(len(set(got) & set(truth)) / 10)
             times[b].append(took)
     out = []
-    count = group.backend.budget.count(10, 20, n)
+    budget = group.backend.budget
+    default = ("default (bounded)" if budget.bounded(None, n, getattr(group.backend, "n_frequencies", 0))
+               else f"default = {budget.count(10, 20, n)}")
     for b in rec:
-        out.append({"N": n, "case": f"recall@10 vs exact, re-rank {'default = ' + str(count) if b == 'default' else b}"
+        out.append({"N": n, "case": f"recall@10 vs exact, re-rank {default if b == 'default' else b}"
                     f" ({len(rec[b])} users)", "recall": float(np.mean(rec[b])), "min_recall": float(np.min(rec[b])),
                     "seconds": float(np.median(times[b]))})
         print(json.dumps(out[-1]), flush=True)

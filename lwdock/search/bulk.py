@@ -233,8 +233,8 @@ def _own_quantiles(K: np.ndarray, bb: np.ndarray, q: float) -> np.ndarray:
 
 def kernel_matrix(x: np.ndarray, z: np.ndarray, gamma: float) -> np.ndarray:
     """``k(x_a, z_b)`` for every pair, (len(x), len(z)) float32: one augmented float32 product
-    and one exp (values within ~1e-6 of the largest kernel value; what underflows float32,
-    exponents below -87, is 0). For signals that compare densities with thresholds (coverage),
+    and one exp (values within ~1e-6 of the largest kernel value; exponents below -87 count as
+    -87). For signals that compare densities with thresholds (coverage),
     not for ratios of far-out densities."""
     U, _ = _user_side(np.asarray(z), np.ones(len(z)), gamma, np.dtype(np.float32))
     x = np.asarray(x, dtype=np.float64)
@@ -248,6 +248,16 @@ def kernel_matrix(x: np.ndarray, z: np.ndarray, gamma: float) -> np.ndarray:
     return np.exp(E, out=E)
 
 
+def block_weights(B: np.ndarray, offsets: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
+    """(M, n): column i holds learnware i's weights on its own rows, zeros elsewhere, so that
+    ``values @ block_weights`` sums each learnware's weighted rows."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n, m = offsets.size - 1, int(offsets[-1])
+    W = np.zeros((m, n), dtype=dtype)
+    W[np.arange(m), np.repeat(np.arange(n), np.diff(offsets))] = np.asarray(B, dtype=dtype)
+    return W
+
+
 def gram_matrix(Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, gamma: float) -> np.ndarray:
     """``<R_a, R_b>`` for every pair of a few stacked learnwares, (n, n) float64, in the arithmetic
     of :func:`cross_products` (float32 storage: float32 kernel values summed over b's points in
@@ -259,8 +269,7 @@ def gram_matrix(Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, gamma: float)
     dt = np.dtype(np.float32) if np.asarray(Z[:0]).dtype == np.float32 else np.dtype(np.float64)
     Z = np.asarray(Z)
     U, _ = _user_side(Z, np.ones(m), gamma, dt)
-    W = np.zeros((m, n), dtype=dt)
-    W[np.arange(m), np.repeat(np.arange(n), np.diff(offsets))] = np.asarray(B, dtype=dt)
+    W = block_weights(B, offsets, dt)
     B64 = np.asarray(B, dtype=np.float64)
     G = np.empty((n, n))
     with one_blas_thread():

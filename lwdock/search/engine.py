@@ -69,10 +69,14 @@ class Candidates:
     backend: object
     user: MappedUser
     _gram: mixture.Gram | None = field(default=None, repr=False)
+    _match: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def match(self) -> np.ndarray:
-        return match_score(self.cross, self.user.self_product, self.selfs)
+        """``match`` of each candidate (computed once: the later stages read it per candidate)."""
+        if self._match is None:
+            self._match = match_score(self.cross, self.user.self_product, self.selfs)
+        return self._match
 
     @property
     def size(self) -> int:
