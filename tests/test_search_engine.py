@@ -257,3 +257,20 @@ def test_result_record_round_trips_its_json_and_reads_older_files():
                       for s in d["singles"]]
     back = SearchResult.from_dict(old)
     assert back.ids == res.ids and back.singles[0].score == 0.93 and not back.cannot_discriminate
+
+
+def test_newest_copies_by_the_key_index_equal_the_full_pass(tmp_path):
+    """The rows a remove uncounts, found by the group's key index, are the ones the pass over every
+    stored id finds (same ids, order, points and weights), re-added learnwares included."""
+    specs = market(RKMETableSpec, 3, 10, 4, 2, gamma=0.5)
+    s = store.SegmentStore(tmp_path, "float64")
+    live: set[int] = set()
+    for gen, (add, which) in enumerate([(True, [0, 1, 2, 3]), (True, [4, 5]), (False, [1]), (True, [1, 6]), (True, [7])]):
+        apply_op(s, specs, gen, add, which, live)
+    g = store.SegmentStore(tmp_path).group(s.keys()[0])
+    every = {x.decode() for seg in g.segments for x in seg.ids}
+    for leaving in ({"lw1"}, {"lw0", "lw1", "lw7"}, {"lw5"}):
+        fast, slow = store._newest_copies(g, leaving), store._newest_rows(g, every - leaving)
+        assert fast[0] == slow[0]
+        for a, b in zip(fast[1:], slow[1:]):
+            assert np.array_equal(a, b)

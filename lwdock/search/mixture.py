@@ -282,10 +282,12 @@ def qp(K: Any, c: np.ndarray, uu: float, max_mixture: int) -> Mixture | None:
     n = c.size
     if n < 2:
         return None
-    w, _ = _solve(K, c, list(range(n)), uu)
+    w, mmd2 = _solve(K, c, list(range(n)), uu)
     order = [int(j) for j in np.argsort(-w, kind="stable") if w[j] >= MIN_SHARE][:max_mixture]
     if len(order) < 2:
         return None
+    if len(order) == np.count_nonzero(w):  # every weight kept: the optimum over them is this one
+        return Mixture(order, w[order] / w[order].sum(), mmd2)
     weights, mmd2 = _solve(K, c, order, uu)
     return Mixture(order, weights, mmd2)
 
