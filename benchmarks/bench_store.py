@@ -1,4 +1,5 @@
-"""Store benchmarks: `lwdock --help` start-up, and submit latency into a 10,000-entry dock.
+"""Store benchmarks: `lwdock --help` start-up, submit latency into a 10,000-entry dock, and the
+search store's own write of one submit and one remove in a group of 300,000 learnwares.
 
 Run alone: python benchmarks/bench_store.py
 """
@@ -101,6 +102,41 @@ def bench_submit() -> list[dict]:
     return rows
 
 
+def bench_group_apply(n: int = 300_000, k: int = 4, d: int = 4, runs: int = 5) -> list[dict]:
+    """`SegmentStore.apply` of one added and of one removed learnware in a bulk-loaded group of ``n``
+    (a store opened afresh each time, as a submitting process does: the group's key index included)."""
+    import numpy as np
+
+    from lwdock.search import store
+
+    rng = np.random.default_rng(0)
+    ids = [f"{i:064x}" for i in range(n)]
+    z, beta = rng.normal(size=(n * k, d)), np.full(n * k, 1.0 / k)
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for a in range(0, n, 50_000):
+            b = min(n, a + 50_000)
+            yield ids[a:b], z[a * k : b * k], beta[a * k : b * k], np.arange(b - a + 1) * k
+
+    add_s, remove_s = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        st = store.bulk_load_chunks(tmp, chunks, "float32")
+        profile = st.group(st.keys()[0]).profile
+        for r in range(runs):
+            s = store.SegmentStore(tmp)
+            t0 = time.perf_counter()
+            s.apply([store.Item(f"{n + r:064x}", profile, rng.normal(size=(k, d)), np.full(k, 1.0 / k))], [], 2 * r + 1)
+            add_s.append(time.perf_counter() - t0)
+            s = store.SegmentStore(tmp)
+            t0 = time.perf_counter()
+            s.apply([], [ids[r]], 2 * r + 2)
+            remove_s.append(time.perf_counter() - t0)
+    return [{"case": f"search store: one submit into a group of {n:,}", "median_s": statistics.median(add_s),
+             "max_s": max(add_s)},
+            {"case": f"search store: one remove from a group of {n:,}", "median_s": statistics.median(remove_s),
+             "max_s": max(remove_s)}]
+
+
 def main() -> None:
     report("store_help", "Start-up: `lwdock --help`", bench_help(), ["case", "seconds", "vs_python", "goal", "note"],
            notes="Median wall time of 15 runs each, same machine, same run.")  # fmt: skip
@@ -109,6 +145,10 @@ def main() -> None:
            notes="The 10,000 existing entries are clones of a real entry written straight into the index. "
                  "Submit = hash, safe unpack, semantic + file + spec checks, blob/manifest/cache writes, "
                  "under the dock lock, one read and one atomic rewrite of the small meta file and of one of the 256 index shards.")  # fmt: skip
+    report("store_group_apply", "Search store: one submit / remove in a large group", bench_group_apply(),
+           ["case", "median_s", "max_s"],
+           notes="`SegmentStore.apply` alone (no index, no spec checks), table learnwares of K=4 points in d=4, a "
+                 "store object opened afresh per write; median and max of 5.")  # fmt: skip
 
 
 if __name__ == "__main__":
