@@ -43,9 +43,9 @@ def user_near(centres, rng, j: int):  # type: ignore[no-untyped-def]
        dtype=st.sampled_from(["float32", "float64"]))
 def test_bounded_ranking_equals_the_exact_pass(tmp_path_factory, seed, n, spread, dtype):
     centres, z, beta, ids = market(seed, n, spread)
-    s = store.bulk_load_chunks(tmp_path_factory.mktemp("b"), chunked(ids, z, beta, n), dtype)
+    s = store.bulk_load_chunks(tmp_path_factory.mktemp("b"), chunked(ids, z, beta, n // 3 + 1), dtype)
     g = s.group(s.keys()[0])
-    assert g.backend.n_frequencies == prefilter.WIDE_FREQUENCIES
+    assert g.backend.n_frequencies == prefilter.WIDE_FREQUENCIES and len(g.segments) == 3
     rng = np.random.default_rng(seed)
     allowed = {ids[i] for i in rng.choice(n, int(0.8 * n), replace=False)}
     for only in (None, allowed):

@@ -45,7 +45,8 @@ def search(
     ] = None,
     prefilter: Annotated[
         Optional[bool],
-        typer.Option("--prefilter/--no-prefilter", help="RFF pre-filter then exact re-rank (default: on for big docks).",
+        typer.Option("--prefilter/--no-prefilter", help="--prefilter: sketches, then a fixed exact re-rank budget; --no-prefilter: every "
+                     "learnware exact (default: bounded from 250, the budget above 20,000; docs/search.md).",
                      show_default=False),
     ] = None,
     include_unchecked: Annotated[
