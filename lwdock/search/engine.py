@@ -24,7 +24,7 @@ from ..errors import InputDataError
 from . import bulk, idsets, mixture, prefilter, shards
 from .blocks import MAPPED_ROWS
 from .idsets import Ids
-from .prefilter import BOUND_SIGMAS
+from .prefilter import BOUND_SIGMAS, POOL_SIGMAS
 from .scores import match_score
 from .segments import stack
 from .store import Group
@@ -269,25 +269,28 @@ class _Plan:
 
 @dataclass
 class _Bounds:
-    """Per unit, how good each candidate could be given its sketch error (BOUND_SIGMAS standard
-    errors), and which candidates the first exact round already computed."""
+    """Per unit, each candidate's approximate MMD^2, the standard error of its sketched cross term,
+    the most its match could be, and which candidates the first exact round already computed."""
 
     units: list[Unit]
-    lowest_mmd2: list[np.ndarray]
+    approx: list[np.ndarray]
+    se: list[np.ndarray]
     highest_match: list[np.ndarray]
     first: list[np.ndarray]
 
     def widen(self, answers: list[_Answer], uu: float, opts: RankOptions) -> list[Unit]:
-        """The candidates not yet computed that could still enter the best ``pool`` by MMD^2 or the
-        best ``k`` by match: those whose bound reaches the first round's exact ``pool``-th / ``k``-th."""
-        mmd2 = np.concatenate([a.best.mmd2 for a in answers])
+        """The candidates not yet computed that could still enter the best ``k`` by MMD^2 or by
+        match (BOUND_SIGMAS standard errors in their favour) or the rest of the best ``pool`` by
+        MMD^2 (POOL_SIGMAS): those whose bound reaches the first round's exact ``k``-th / ``pool``-th."""
+        mmd2 = np.sort(np.concatenate([a.best.mmd2 for a in answers]))
         match = match_score(np.concatenate([a.best.cross for a in answers]), uu,
                             np.concatenate([a.best.selfs for a in answers]))
-        worst_mmd2 = np.sort(mmd2)[opts.pool - 1] if mmd2.size >= opts.pool else np.inf
+        kth = mmd2[opts.k - 1] if mmd2.size >= opts.k else np.inf
+        pooled = mmd2[opts.pool - 1] if mmd2.size >= opts.pool else np.inf
         worst_match = -np.sort(-match)[opts.k - 1] if match.size >= opts.k else -np.inf
         out = []
-        for (index, unit), low, high, done in zip(self.units, self.lowest_mmd2, self.highest_match, self.first):
-            need = (low <= worst_mmd2) | (high >= worst_match)
+        for (index, unit), a, se, high, done in zip(self.units, self.approx, self.se, self.highest_match, self.first):
+            need = (a - 2.0 * BOUND_SIGMAS * se <= kth) | (a - 2.0 * POOL_SIGMAS * se <= pooled) | (high >= worst_match)
             need[done] = False
             kept = _restrict(unit, np.nonzero(need)[0])
             if kept:
@@ -319,12 +322,11 @@ def _bounded(group: Group, user: MappedUser, units: list[Unit], opts: RankOption
     uu = user.self_product
     parts = runner.approx(group, units, group.backend.user_sketch(user.z, user.beta), bounded=True)
     approx = [selfs - 2.0 * cross + uu for selfs, cross, _ in parts]
-    margin = [BOUND_SIGMAS * se for _, _, se in parts]
-    lowest = [a - 2.0 * m for a, m in zip(approx, margin)]
-    highest = [match_score(cross + m, uu, selfs) for (selfs, cross, _), m in zip(parts, margin)]
+    highest = [match_score(cross + BOUND_SIGMAS * se, uu, selfs) for selfs, cross, se in parts]
     first = shards.select(approx, int(FIRST_ROUND * max(opts.pool, opts.k)))
     kept = [(index, _restrict(unit, keep)) for (index, unit), keep in zip(units, first)]
-    return _Plan([u for u in kept if u[1]], np.concatenate(approx), _Bounds(units, lowest, highest, first))
+    return _Plan([u for u in kept if u[1]], np.concatenate(approx),
+                 _Bounds(units, approx, [p[2] for p in parts], highest, first))
 
 
 def _restrict(unit: list[_Pick], keep: np.ndarray) -> list[_Pick]:

@@ -24,7 +24,8 @@ from .bulk import one_blas_thread, pool
 
 DEFAULT_FREQUENCIES = 128  # 1 KB of float32 per learnware (docs/scaling.md: recall by frequencies)
 WIDE_FREQUENCIES = 1024  # 8 KB per learnware, for groups the bounded pre-filter serves (Budget.bounded_up_to)
-BOUND_SIGMAS = 4.0  # the bounded pre-filter's margin, in standard errors of the sketched cross term
+BOUND_SIGMAS = 4.0  # the bounded pre-filter's margin for the best k, in standard errors of the sketched cross term
+POOL_SIGMAS = 3.0  # and for the rest of the pool (coverage, verification, greedy's candidates)
 
 
 @dataclass(frozen=True)
