@@ -97,3 +97,7 @@ def test_gram_matrix_in_one_pass_equals_its_rows():
         rows = np.array([bulk.gram_row(z.astype(np.float64), beta, off, i, 0.07) for i in range(9)])
         assert np.allclose(M, rows, rtol=2e-6 if Z.dtype == np.float32 else 1e-12, atol=1e-12)
         assert np.array_equal(M, M.T)
+        known = np.array([rows[i, i] for i in range(9)])
+        given = bulk.gram_matrix(Z, beta, off, 0.07, diag=known)  # the off-diagonal pairs only
+        assert np.array_equal(np.diag(given), known)
+        assert np.allclose(given, rows, rtol=2e-6 if Z.dtype == np.float32 else 1e-12, atol=1e-12)

@@ -365,7 +365,7 @@ def _sub_gram(c: Candidates, sub: list[int], whole: bool) -> mixture.Gram:
     when a candidate joins."""
     Z, B, off = c.stacked(sub)
     if whole:
-        M = c.backend.gram(Z, B, off)
+        M = c.backend.gram(Z, B, off, c.selfs[sub])
         return mixture.Gram(c.selfs[sub], lambda i: M[i])
     return mixture.Gram(c.selfs[sub], lambda i: c.backend.gram_row(Z, B, off, i))
 

@@ -81,9 +81,10 @@ class RBFBackend:
         s, e = int(offsets[i]), int(offsets[i + 1])
         return self.cross(Z, B, offsets, Z[s:e], B[s:e])
 
-    def gram(self, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """The whole Gram matrix of a few stacked learnwares in one pass (the same arithmetic)."""
-        return bulk.gram_matrix(Z, B, offsets, self.gamma)
+    def gram(self, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, diag: np.ndarray | None = None) -> np.ndarray:
+        """The whole Gram matrix of a few stacked learnwares in one pass (the same arithmetic;
+        ``diag``: their known self products)."""
+        return bulk.gram_matrix(Z, B, offsets, self.gamma, diag)
 
     def densities(self, points: np.ndarray, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray,
                   power: float, coarse: bool = False) -> np.ndarray:
@@ -180,7 +181,7 @@ class NNGPBackend:
         s, e = int(offsets[i]), int(offsets[i + 1])
         return self.cross(Z, B, offsets, Z[s:e], B[s:e])
 
-    def gram(self, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    def gram(self, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, diag: np.ndarray | None = None) -> np.ndarray:
         return np.array([self.gram_row(Z, B, offsets, i) for i in range(len(offsets) - 1)])
 
     def densities(self, points: np.ndarray, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray,

@@ -258,12 +258,14 @@ def block_weights(B: np.ndarray, offsets: np.ndarray, dtype: Any = np.float32) -
     return W
 
 
-def gram_matrix(Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, gamma: float) -> np.ndarray:
+def gram_matrix(Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, gamma: float,
+                diag: np.ndarray | None = None) -> np.ndarray:
     """``<R_a, R_b>`` for every pair of a few stacked learnwares, (n, n) float64, in the arithmetic
     of :func:`cross_products` (float32 storage: float32 kernel values summed over b's points in
     float32, weights and per-learnware sums in float64). The upper triangle only, mirrored: for
-    each a, a's points against the points of a..n-1 at once, their weights the columns of a
-    block-diagonal matrix."""
+    each a, a's points against the points of the later learnwares at once, their weights the
+    columns of a block-diagonal matrix; the diagonal is ``diag`` when given (the stored self
+    products), else computed the same way."""
     offsets = np.asarray(offsets, dtype=np.int64)
     n, m = offsets.size - 1, int(offsets[-1])
     dt = np.dtype(np.float32) if np.asarray(Z[:0]).dtype == np.float32 else np.dtype(np.float64)
@@ -271,15 +273,19 @@ def gram_matrix(Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, gamma: float)
     U, _ = _user_side(Z, np.ones(m), gamma, dt)
     W = block_weights(B, offsets, dt)
     B64 = np.asarray(B, dtype=np.float64)
-    G = np.empty((n, n))
+    G = np.zeros((n, n))
+    first = 0 if diag is None else 1  # the first column of row a: a itself, or a + 1
     with one_blas_thread():
-        for a in range(n):
-            lo, hi = int(offsets[a]), int(offsets[a + 1])
-            values = np.empty((hi - lo, n - a), dtype=dt)
-            _rows_into(Z[lo:hi], U[:, lo:], W[lo:, a:], gamma, values, max(64, BLOCK_ELEMENTS // max(1, m - lo)))
-            G[a, a:] = B64[lo:hi] @ values.astype(np.float64)
-    upper = np.triu(G)
-    return upper + np.triu(G, 1).T
+        for a in range(n - first):
+            lo, hi, start = int(offsets[a]), int(offsets[a + 1]), int(offsets[a + first])
+            values = np.empty((hi - lo, n - a - first), dtype=dt)
+            _rows_into(Z[lo:hi], U[:, start:], W[start:, a + first :], gamma, values,
+                       max(64, BLOCK_ELEMENTS // max(1, m - start)))
+            G[a, a + first :] = B64[lo:hi] @ values.astype(np.float64)
+    G = np.triu(G) + np.triu(G, 1).T
+    if diag is not None:
+        G[np.diag_indices(n)] = diag
+    return G
 
 
 def gram_row(Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, i: int, gamma: float) -> np.ndarray:
