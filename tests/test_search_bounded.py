@@ -186,8 +186,8 @@ def test_fixed_budget_flags_markets_it_cannot_order(tmp_path, monkeypatch):
     seen = {}
     for spread in (1.0, 0.01):
         centres, z, beta, ids = market(4, 3000, spread, k=30, d=8)
-        s = store.bulk_load_chunks(tmp_path / str(spread), lambda: iter([(ids, z, beta, np.arange(3001) * 30)]),
-                                   "float32")
+        one = [(ids, z, beta, np.arange(3001) * 30)]
+        s = store.bulk_load_chunks(tmp_path / str(spread), lambda one=one: iter(one), "float32")
         g = s.group(s.keys()[0])
         assert g.backend.n_frequencies == prefilter.DEFAULT_FREQUENCIES
         rng = np.random.default_rng(3)
