@@ -403,14 +403,19 @@ def _next_name(manifest: dict[str, Any], prefix: str) -> str:
     return f"{prefix}-{n:06d}"
 
 
-def _stored_among(group: Group, ids: Iterable[str]) -> set[str]:
-    """Which of ``ids`` any segment of the group holds (live or tombstoned): a lookup in the group's
-    key index, not a set of every stored id (decoding 1,000,000 ids cost ~1 s per submit)."""
+def _copies_of(group: Group, ids: Iterable[str]) -> list[tuple[int, int]]:
+    """(segment, row) of every stored copy of ``ids`` (live or tombstoned), by the group's key
+    index: not a pass over every stored id (decoding 1,000,000 ids cost ~1 s per submit)."""
     wanted = sorted(set(ids))
     if not wanted:
-        return set()
+        return []
     found = group.id_index().positions(np.array([i.encode() for i in wanted], dtype=bytes))
-    return {seg.ids[p].decode() for seg, pos in zip(group.segments, found) for p in pos}
+    return [(si, int(p)) for si, pos in enumerate(found) for p in pos]
+
+
+def _stored_among(group: Group, ids: Iterable[str]) -> set[str]:
+    """Which of ``ids`` any segment of the group holds."""
+    return {group.segments[si].ids[p].decode() for si, p in _copies_of(group, ids)}
 
 
 def _frequencies(meta: dict[str, Any]) -> int:
@@ -429,26 +434,21 @@ def _degenerate(meta: dict[str, Any], items: list[Item]) -> list[str]:
 
 
 def _newest_rows(group: Group, exclude: set[str]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """(ids, raw z, beta, offsets) of the newest stored copy of every id not in ``exclude``
-    (``exclude`` = everything but the leaving ones: what to uncount; = the removed and replaced
-    ones: what to keep)."""
-    assert group.kernel is not None
-    picks = seg_io.newest_live(group.segments, exclude)
-    rows = [group.segments[si].rows(i) for si, i in picks]
-    ids = [group.segments[si].ids[i].decode() for si, i in picks]
-    if not rows:
-        return [], np.zeros((0, group.kernel.dim)), np.zeros(0), np.zeros(1, dtype=np.int64)
-    z, beta, offsets = stack([group.kernel.unmap(r[0]) for r in rows], [r[1] for r in rows])
-    return ids, z, beta, offsets
+    """(ids, raw z, beta, offsets) of the newest stored copy of every id not in ``exclude`` (the
+    removed and replaced ones: what a rewrite keeps)."""
+    return _raw_rows(group, seg_io.newest_live(group.segments, exclude))
 
 
 def _newest_copies(group: Group, ids: set[str]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_newest_rows` of ``ids`` only, found by the group's key index (no pass over every id),
-    in the order that gives: segments oldest first, rows last first."""
+    """:func:`_newest_rows` of ``ids`` only (what a remove uncounts), found by the group's key index,
+    in the order :func:`lwdock.search.segments.newest_live` gives: segments oldest first, rows last first."""
+    newest = {group.segments[si].ids[p]: (si, p) for si, p in _copies_of(group, ids)}  # later segments overwrite
+    return _raw_rows(group, sorted(newest.values(), key=lambda sp: (sp[0], -sp[1])))
+
+
+def _raw_rows(group: Group, picks: list[tuple[int, int]]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, raw z, beta, offsets) of the stored rows ``picks`` ((segment, row) pairs), stacked."""
     assert group.kernel is not None
-    found = group.id_index().positions(np.array([i.encode() for i in sorted(ids)], dtype=bytes))
-    newest = {group.segments[si].ids[p].decode(): (si, int(p)) for si, pos in enumerate(found) for p in pos}
-    picks = sorted(newest.values(), key=lambda sp: (sp[0], -sp[1]))  # later segments overwrote older copies
     if not picks:
         return [], np.zeros((0, group.kernel.dim)), np.zeros(0), np.zeros(1, dtype=np.int64)
     rows = [group.segments[si].rows(i) for si, i in picks]
