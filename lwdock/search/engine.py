@@ -356,7 +356,7 @@ def _approx_bounded(group: Group, p: _Pick, us: np.ndarray) -> np.ndarray:
     (the bounded pre-filter serves groups of at most ``Budget.auto_above``: no blocks needed)."""
     seg = group.segments[p.segment]
     sq = group.sketch_squares(p.segment)
-    if p.whole or 4 * p.positions.size > seg.ids.size:  # a gather beats a pass over every sketch
+    if p.whole or 4 * p.positions.size > seg.ids.size:  # one pass over every sketch beats a gather
         cross, se = group.backend.approx_bounded(seg.sketch, sq, us)
         cross, se = (cross, se) if p.whole else (cross[p.positions], se[p.positions])
     else:
@@ -371,10 +371,7 @@ def _cross(group: Group, user: MappedUser, p: _Pick) -> np.ndarray:
     if p.whole and seg.ids.size <= MAPPED_ROWS:
         return group.backend.cross(seg.z, seg.beta, seg.offsets, user.z, user.beta)
     if seg.ids.size <= MAPPED_ROWS:  # a small segment is mapped whole anyway: gather through the map
-        lens = np.diff(seg.offsets)[p.positions]
-        rows = np.repeat(seg.offsets[p.positions] - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
-        offsets = np.concatenate([[0], np.cumsum(lens)])
-        return group.backend.cross(seg.z[rows], seg.beta[rows], offsets, user.z, user.beta)
+        return group.backend.cross(*seg.gather(p.positions), user.z, user.beta)
     # a gather never goes through the map: a fault can map a whole large folio of the page cache
     # (measured: 1,200 learnwares gathered from a 50,000-learnware map made 595 MB resident)
     files = group.files[p.segment]

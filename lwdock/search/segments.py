@@ -52,6 +52,13 @@ class Segment:
         s, e = int(self.offsets[i]), int(self.offsets[i + 1])
         return np.asarray(self.z[s:e]), np.asarray(self.beta[s:e], dtype=np.float64)
 
+    def gather(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows of the learnwares at ``positions``, stacked (through the map), with new offsets."""
+        lens = np.diff(self.offsets)[positions]
+        offsets = np.concatenate([[0], np.cumsum(lens)])
+        rows = np.repeat(self.offsets[positions] - offsets[:-1], lens) + np.arange(int(offsets[-1]))
+        return self.z[rows], self.beta[rows], offsets
+
     def consistent(self, width: int | None) -> bool:
         n = self.ids.size
         return (self.offsets.shape == (n + 1,) and int(self.offsets[0]) == 0
