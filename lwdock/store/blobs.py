@@ -44,6 +44,9 @@ from .layout import Layout
 PART = 8 * 2**20  # multipart part size for big blobs (S3's minimum is 5 MiB)
 
 
+BLOB_MISSING = "its blob is missing"  # what verify() says when there is no blob (doctor repairs it)
+
+
 @dataclass(frozen=True)
 class StoredObject:
     """One object of the store, as ``doctor`` sees it."""
@@ -133,7 +136,7 @@ class LocalBlobs:
         """None when the stored blob is the learnware's zip, else what is wrong."""
         blob = self.layout.blob(lw_id)
         if not blob.is_file():
-            return "its blob is missing"
+            return BLOB_MISSING
         return None if sha256_file(blob) == lw_id else "its blob does not match its hash (modified on disk)"
 
     def hash_of(self, lw_id: str) -> str:
@@ -293,7 +296,7 @@ class RemoteBlobs:
         try:
             info = self.fs.info(self.key(lw_id))
         except FileNotFoundError:
-            return "its blob is missing"
+            return BLOB_MISSING
         if size and int(info["size"]) != size:
             return f"its blob has {info['size']} bytes, the index says {size}"
         local = self.layout.blob(lw_id)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import LwdockError, NotFoundError
 from ..format.ids import sha256_file
 from ..records import Entry
+from .blobs import BLOB_MISSING
 from .index import write_atomic
 from .._scratch import owner_alive as _owner_alive
 from .verify import OUTDATED
@@ -121,8 +122,7 @@ class _Doctor:
         for lw_id, entry in known.items():
             blob = lay.blob(lw_id)
             if not blob.is_file():  # its content is gone: the entry goes, as `remove` would (restore the blob to keep it)
-                self.fix(f"learnware {lw_id[:12]} is indexed but its blob is missing (repair: remove its entry)",
-                         lambda i=lw_id: self._drop(i))
+                self._drop_unbacked(lw_id)
                 continue
             if sha256_file(blob) != lw_id:
                 self.report.problems.append(f"blob of learnware {lw_id[:12]} does not match its hash (modified on disk)")
@@ -141,6 +141,10 @@ class _Doctor:
                 self.fix(f"unpacked files of {lw_id[:12]} were modified: the copy {state}",
                          lambda i=lw_id: self.dock.rebuild_unpacked(i))
 
+    def _drop_unbacked(self, lw_id: str) -> None:
+        self.fix(f"learnware {lw_id[:12]} is indexed but {BLOB_MISSING} (repair: remove its entry)",
+                 lambda: self._drop(lw_id))
+
     def _drop(self, lw_id: str) -> None:
         try:
             self.dock.remove(lw_id)  # index entry, alias, derived data (its events), manifest, unpacked copy
@@ -156,9 +160,8 @@ class _Doctor:
         store = self.dock.blobs
         for lw_id, entry in known.items():
             wrong = store.verify(lw_id, entry.size)
-            if wrong == "its blob is missing":  # as on a local dock: the entry goes (the hint promises a repair)
-                self.fix(f"learnware {lw_id[:12]} is indexed but its blob is missing (repair: remove its entry)",
-                         lambda i=lw_id: self._drop(i))
+            if wrong == BLOB_MISSING:  # as on a local dock: the entry goes (the hint promises a repair)
+                self._drop_unbacked(lw_id)
                 continue
             if wrong:
                 self.report.problems.append(f"learnware {lw_id[:12]} is indexed but {wrong}")
