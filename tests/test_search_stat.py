@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from test_search_fixtures import GAMMA, fit, learnware_specs, sample
@@ -156,6 +158,29 @@ def test_bad_user_specs_are_rejected():
     with pytest.raises(InputDataError, match="not a fitted RKME"):
         as_user_spec({"beta": [1.0]})
     assert as_user_spec({"z": [[0.0, 1.0]], "beta": [1.0]}).key == "table/2"  # no gamma needed
+
+
+def test_spec_file_parsed_once_per_content(tmp_path, market):
+    # the parsed file is kept by content: the same bytes give the same numbers without a parse,
+    # an edited file is read again, and nobody can change the kept arrays
+    _, specs = market
+    path = tmp_path / "user.json"
+    specs[0].save(path)
+    first, again = as_user_spec(path), as_user_spec(str(path))
+    assert first is not again and np.array_equal(first.z, again.z) and again.z is first.z
+    with pytest.raises(ValueError, match="read-only"):
+        again.z[0, 0] = 1.0
+    again.rows = "mine"  # each caller's record is its own
+    assert as_user_spec(path).rows is None
+    data = json.loads(path.read_text())
+    data["z"][0][0] += 1.0
+    del data["checksum"]  # a hand-edited file, as a reference tool would write it
+    path.write_text(json.dumps(data))
+    edited = as_user_spec(path)
+    assert not np.array_equal(edited.z, first.z) and np.isfinite(edited.z).all()
+    path.write_text("{")
+    with pytest.raises(Exception, match="not valid JSON"):
+        as_user_spec(path)
 
 
 def test_other_dimension_finds_no_group(tmp_path, market):

@@ -213,27 +213,38 @@ def save_dict(data: dict[str, Any], path: str | Path) -> None:
     write_atomic(Path(path), json.dumps(data, separators=(",", ":"), allow_nan=False).encode("utf-8"))
 
 
-def read_dict(path: str | Path) -> dict[str, Any]:
+def read_bytes(path: str | Path) -> bytes:
+    """A specification file's bytes (clear errors for a missing or unreadable file)."""
     path = Path(path)
     if not path.is_file():
         raise no_file("specification file", path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise _fail("not a text (JSON) file", str(path)) from None
+        return path.read_bytes()
     except OSError as exc:
         raise SpecFileError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def parse_dict(raw: bytes, source: str) -> dict[str, Any]:
+    """The JSON object of a specification file's bytes (clear errors for anything else)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _fail("not a text (JSON) file", source) from None
     if not text.strip():
-        raise _fail("the file is empty", str(path))
+        raise _fail("the file is empty", source)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _fail(f"not valid JSON (truncated?) at line {exc.lineno} column {exc.colno}", str(path)) from None
+        raise _fail(f"not valid JSON (truncated?) at line {exc.lineno} column {exc.colno}", source) from None
     except RecursionError:  # hostile nesting; json's own recursion check
-        raise _fail("JSON nested too deeply", str(path)) from None
+        raise _fail("JSON nested too deeply", source) from None
     if not isinstance(data, dict):
-        raise _fail("not a JSON object", str(path))
+        raise _fail("not a JSON object", source)
     return data
+
+
+def read_dict(path: str | Path) -> dict[str, Any]:
+    return parse_dict(read_bytes(path), str(path))
 
 
 def spec_from_dict(data: Any, source: str = "specification"):  # type: ignore[no-untyped-def]
