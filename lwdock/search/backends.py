@@ -89,11 +89,10 @@ class RBFBackend:
     def densities(self, points: np.ndarray, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray,
                   power: float, coarse: bool = False) -> np.ndarray:
         """``f_i(x) = sum_j B_ij k(Z_ij, x)^power`` (gamma x power) at every point, for each stacked
-        learnware; float64 kernel values, or float32 with ``coarse`` (:func:`bulk.kernel_matrix`)."""
+        learnware; float64 kernel values, or float32 with ``coarse`` (:func:`bulk.coarse_densities`)."""
         if coarse:
-            K = bulk.kernel_matrix(points, Z, self.gamma * power)
-        else:
-            K = rbf(np.asarray(points, dtype=np.float64), np.asarray(Z, dtype=np.float64), self.gamma * power)
+            return bulk.coarse_densities(points, Z, B, offsets, self.gamma * power)
+        K = rbf(np.asarray(points, dtype=np.float64), np.asarray(Z, dtype=np.float64), self.gamma * power)
         return np.add.reduceat(K * np.asarray(B, dtype=np.float64)[None, :], np.asarray(offsets[:-1], np.int64), axis=1)
 
     # -- pre-filter -------------------------------------------------------------------------

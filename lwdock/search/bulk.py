@@ -112,13 +112,13 @@ def _user_side(uz: np.ndarray, ubeta: np.ndarray, gamma: float, dtype: np.dtype)
     return np.ascontiguousarray(U, dtype=dtype), np.asarray(ubeta, dtype=dtype)
 
 
-def _rows_into(z: np.ndarray, U: np.ndarray, ub: np.ndarray, gamma: float, out: np.ndarray, rows: int) -> None:
-    """out[r] = sum_l k(z_r, u_l) b_l for the rows of ``z``, block by block.
+def _kernel_blocks(z: np.ndarray, U: np.ndarray, gamma: float, rows: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(s, e, k(z[s:e], columns of U))`` block by block, the block reused in place.
 
     The exponent comes out of one matrix product with the augmented rows [z, 1, -g|z|^2]
     (no separate passes for the two norm terms). The dtype of ``U`` is the arithmetic dtype:
-    float32 for float32 storage (float32 exp and row sums over the user's points, all terms
-    positive), float64 otherwise (exact to rounding, the same expansion as the reference).
+    float32 for float32 storage, float64 otherwise (exact to rounding, the same expansion as
+    the reference).
     """
     d = z.shape[1]
     dt = U.dtype
@@ -137,7 +137,24 @@ def _rows_into(z: np.ndarray, U: np.ndarray, ub: np.ndarray, gamma: float, out: 
         if dt == np.float32:
             np.maximum(b, EXP_FLOOR_32, out=b)  # see EXP_FLOOR_32
         np.exp(b, out=b)
-        np.matmul(b, ub, out=out[s:e])
+        yield s, e, b
+
+
+def _rows_into(z: np.ndarray, U: np.ndarray, ub: np.ndarray, gamma: float, out: np.ndarray, rows: int) -> None:
+    """out[r] = sum_l k(z_r, u_l) b_l for the rows of ``z``, block by block (float32 storage:
+    float32 kernel values and row sums over the user's points, all terms positive)."""
+    for s, e, block in _kernel_blocks(z, U, gamma, rows):
+        np.matmul(block, ub, out=out[s:e])
+
+
+def _column_sums(z: np.ndarray, bz: np.ndarray, U: np.ndarray, gamma: float, rows: int) -> np.ndarray:
+    """sum_r bz_r k(z_r, u_l) for every column l of ``U``: (cols,) float64, each block's sum in
+    the arithmetic dtype (float32 storage: float32 over at most ``rows`` points)."""
+    total = np.zeros(U.shape[1])
+    weights = np.asarray(bz, dtype=U.dtype)
+    for s, e, block in _kernel_blocks(z, U, gamma, rows):
+        total += weights[s:e] @ block
+    return total
 
 
 def cross_products(
@@ -231,21 +248,19 @@ def _own_quantiles(K: np.ndarray, bb: np.ndarray, q: float) -> np.ndarray:
     return fs[np.arange(f.shape[0]), pos]
 
 
-def kernel_matrix(x: np.ndarray, z: np.ndarray, gamma: float) -> np.ndarray:
-    """``k(x_a, z_b)`` for every pair, (len(x), len(z)) float32: one augmented float32 product
-    and one exp (values within ~1e-6 of the largest kernel value; exponents below -87 count as
-    -87). For signals that compare densities with thresholds (coverage),
-    not for ratios of far-out densities."""
-    U, _ = _user_side(np.asarray(z), np.ones(len(z)), gamma, np.dtype(np.float32))
-    x = np.asarray(x, dtype=np.float64)
-    aug = np.empty((x.shape[0], x.shape[1] + 2), dtype=np.float32)
-    aug[:, :-2] = x
-    aug[:, -2] = 1.0
-    aug[:, -1] = -gamma * np.einsum("ij,ij->i", x, x)
+def coarse_densities(points: np.ndarray, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, gamma: float) -> np.ndarray:
+    """``f_i(x) = sum_j B_ij k(Z_ij, x)`` at every point for each stacked learnware, (len(points), n)
+    float64 from float32 kernel values and float32 sums over each learnware's points (values within
+    ~1e-6 of the largest kernel value; exponents below -87 count as -87). For signals that compare
+    densities with thresholds (coverage), not for ratios of far-out densities."""
+    points = np.asarray(points, dtype=np.float64)
+    U, _ = _user_side(points, np.ones(points.shape[0]), gamma, np.dtype(np.float32))
+    W = block_weights(B, offsets)
     with one_blas_thread():
-        E = aug @ U
-    np.maximum(E, EXP_FLOOR_32, out=E)  # see EXP_FLOOR_32
-    return np.exp(E, out=E)
+        # the points are the few columns, the learnwares' rows one block (a few pools' worth): the
+        # sum over each learnware's rows is then one product with the block-diagonal weights
+        _, _, block = next(_kernel_blocks(np.asarray(Z), U, gamma, max(1, len(Z))))
+        return (W.T @ block).T.astype(np.float64)
 
 
 def block_weights(B: np.ndarray, offsets: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
@@ -261,27 +276,25 @@ def block_weights(B: np.ndarray, offsets: np.ndarray, dtype: Any = np.float32) -
 def gram_matrix(Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, gamma: float,
                 diag: np.ndarray | None = None) -> np.ndarray:
     """``<R_a, R_b>`` for every pair of a few stacked learnwares, (n, n) float64, in the arithmetic
-    of :func:`cross_products` (float32 storage: float32 kernel values summed over b's points in
+    of :func:`cross_products` (float32 storage: float32 kernel values summed over a's points in
     float32, weights and per-learnware sums in float64). The upper triangle only, mirrored: for
-    each a, a's points against the points of the later learnwares at once, their weights the
-    columns of a block-diagonal matrix; the diagonal is ``diag`` when given (the stored self
-    products), else computed the same way."""
+    each a, a's points against the points of the later learnwares at once, one weighted column
+    sum (a vector-matrix product), then one segment sum per later learnware; the diagonal is
+    ``diag`` when given (the stored self products), else computed the same way."""
     offsets = np.asarray(offsets, dtype=np.int64)
     n, m = offsets.size - 1, int(offsets[-1])
     dt = np.dtype(np.float32) if np.asarray(Z[:0]).dtype == np.float32 else np.dtype(np.float64)
     Z = np.asarray(Z)
     U, _ = _user_side(Z, np.ones(m), gamma, dt)
-    W = block_weights(B, offsets, dt)
     B64 = np.asarray(B, dtype=np.float64)
     G = np.zeros((n, n))
     first = 0 if diag is None else 1  # the first column of row a: a itself, or a + 1
     with one_blas_thread():
         for a in range(n - first):
             lo, hi, start = int(offsets[a]), int(offsets[a + 1]), int(offsets[a + first])
-            values = np.empty((hi - lo, n - a - first), dtype=dt)
-            _rows_into(Z[lo:hi], U[:, start:], W[start:, a + first :], gamma, values,
-                       max(64, BLOCK_ELEMENTS // max(1, m - start)))
-            G[a, a + first :] = B64[lo:hi] @ values.astype(np.float64)
+            # a's weighted kernel values against every later point, then summed per later learnware
+            sums = _column_sums(Z[lo:hi], B[lo:hi], U[:, start:], gamma, max(64, BLOCK_ELEMENTS // max(1, m - start)))
+            G[a, a + first :] = np.add.reduceat(sums * B64[start:], offsets[a + first : -1] - start)
     G = np.triu(G) + np.triu(G, 1).T
     if diag is not None:
         G[np.diag_indices(n)] = diag
