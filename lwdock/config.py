@@ -52,6 +52,7 @@ def default_cache_dir() -> Path:
 
 
 SANDBOX_MODES = ("kernel", "weak")
+MALLOC_VARIABLES = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES")
 
 
 def _as_choice(name: str, value: str | None, choices: tuple[str, ...], default: str) -> str:
@@ -88,6 +89,9 @@ class Settings:
     blobs: where ``init`` puts a new dock's zips (``LWDOCK_BLOBS``): None or "local" for the dock
         directory, or an fsspec URL such as ``s3://bucket/prefix`` (credentials and endpoint from
         the usual AWS variables, which botocore reads itself).
+    malloc_tuned: the environment sets glibc's malloc thresholds itself (``MALLOC_TRIM_THRESHOLD_``,
+        ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or ``GLIBC_TUNABLES``, glibc's own variables):
+        searches then leave them as they are (:mod:`lwdock._heap`).
     """
 
     home: Path | None
@@ -103,6 +107,7 @@ class Settings:
     dask_address: str | None = None
     index: str | None = None
     blobs: str | None = None
+    malloc_tuned: bool = False
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -124,6 +129,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         dask_address=env.get("DASK_SCHEDULER_ADDRESS") or None,
         index=(env.get("LWDOCK_INDEX") or "").strip() or None,
         blobs=(env.get("LWDOCK_BLOBS") or "").strip() or None,
+        malloc_tuned=any(env.get(k) for k in MALLOC_VARIABLES),
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .._heap import keep_steady
 from ..errors import UsageError
 from ..hetero import query as hetero
 from ..records import SEMANTIC_ONLY, USABLE, Entry
@@ -194,6 +195,7 @@ def _snapshot(dock: DockView, user: UserSpec | None, data: Any = None) -> _Snaps
 def run(dock: DockView, semantic: SemanticQuery, stat: StatQuery, options: SearchOptions) -> SearchResult:
     """:func:`search` with its parameters grouped."""
     options.check()
+    keep_steady()  # a warm process keeps its temporaries mapped from one search to the next
     user = stat.resolve(dock)
     with gc_paused():  # index-sized bursts of small objects, none cyclic: see view.gc_paused
         return _run(dock, semantic, user, options, stat.data)
