@@ -102,7 +102,8 @@ class RBFBackend:
         key = (self.kernel.n_live, self.gamma, self.n_frequencies)
         if key not in _RFF:
             _RFF.clear()  # one group's worth at a time is what a process uses
-            _RFF[key] = prefilter.frequencies(self.kernel.n_live, self.gamma, self.n_frequencies)
+            # float32: every product with them is float32 (sketches and the user's alike)
+            _RFF[key] = prefilter.frequencies(self.kernel.n_live, self.gamma, self.n_frequencies).astype(np.float32)
         return _RFF[key]
 
     def sketches(self, z: np.ndarray, beta: np.ndarray, offsets: np.ndarray) -> np.ndarray:

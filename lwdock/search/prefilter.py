@@ -68,7 +68,7 @@ def frequencies(dim: int, gamma: float, m: int = DEFAULT_FREQUENCIES, seed: int 
 
 
 def features(x: np.ndarray, W: np.ndarray) -> np.ndarray:
-    proj = np.asarray(x, dtype=np.float32) @ W.astype(np.float32)
+    proj = np.asarray(x, dtype=np.float32) @ np.asarray(W, dtype=np.float32)
     m = W.shape[1]
     out = np.empty((proj.shape[0], 2 * m), dtype=np.float32)
     np.cos(proj, out=out[:, :m])

@@ -128,11 +128,13 @@ class Group:
         return {**base, "kernel": self.kernel.describe()}
 
 
-# Groups this process opened, by (store, group, manifest entry): segments are immutable and named
-# once, so an unchanged entry names the same files, and a warm process (an open Dock) keeps their
-# ids, key index and mapped arrays between searches instead of reading them again
+# Groups this process opened, by (group, manifest file): segments are immutable and named once,
+# and every manifest write replaces the file (a new inode), so one manifest file names the same
+# files for as long as it exists, and a warm process (an open Dock) keeps their ids, key index and
+# mapped arrays between searches instead of reading them again. The file's device and inode name it
+# whatever path the dock was opened by.
 KEEP_OPENED = 4
-_OPENED: dict[tuple[str, str, str, tuple[int, int] | None], Group] = {}
+_OPENED: dict[tuple[str, tuple[int, int, int]], Group] = {}
 
 
 def _open_files(path: Path) -> dict[str, NpyFile]:
@@ -155,11 +157,11 @@ class SegmentStore:
         self._groups: dict[str, Group] = {}
 
     def _read_manifest(self) -> dict[str, Any]:
-        self._stamp: tuple[int, int] | None = None  # the manifest file's identity (replaced on every write)
+        self._stamp: tuple[int, int, int] | None = None  # the manifest file's identity (see _OPENED)
         try:
             raw = (self.directory / MANIFEST).read_bytes()
             st = (self.directory / MANIFEST).stat()
-            self._stamp = (st.st_ino, st.st_mtime_ns)
+            self._stamp = (st.st_dev, st.st_ino, st.st_mtime_ns)
             data = json.loads(raw)
         except FileNotFoundError:
             return _empty_manifest()
@@ -188,7 +190,7 @@ class SegmentStore:
         if meta is None:
             return None
         if key not in self._groups or not shared:
-            sig = (str(self.directory.resolve()), key, json.dumps(meta, sort_keys=True), self._stamp)
+            sig = (key, self._stamp)
             if shared and self._stamp is not None and sig in _OPENED:  # the same manifest: the same files, opened
                 self._groups[key] = _OPENED[sig]
                 return _OPENED[sig]
