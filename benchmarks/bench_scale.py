@@ -341,7 +341,8 @@ def main() -> None:
     notes = (
         "Bulk-loaded docks (lwdock.store.bulk), table learnwares with varied semantics; K=100, d=32 where a "
         "search store was loaded. `cold`: a whole process, median of 3 (wall, peak RSS from /usr/bin/time -v); "
-        "`warm`: median of 5 calls on one open `lwdock.Dock`. `old`: the path before the summary (every TinyDB "
+        "`warm`: median of 5 calls on one open `lwdock.Dock` (statistical searches: median of 20 after 3 warm-up "
+        "calls). `old`: the path before the summary (every TinyDB "
         "entry parsed), same run. 2 shared cores: compare rows of one run.\n\n"
         + "Build: " + "; ".join(f"N={b['N']:,}: load {b['load_s']:.1f} s (index {b['index_mb']:.0f} MB, summary "
                                   f"{b['summary_mb']:.0f} MB)" + (f", search store {b['store_s']:.1f} s"

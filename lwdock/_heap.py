@@ -9,8 +9,9 @@ search at 1,000 learnwares, 1.3 ms of 9.7 (benchmarks/bench_scale.py), after a c
 reordered the frees. Fixed thresholds make it steady: blocks up to 32 MiB (glibc's own ceiling
 for the adaptive threshold) come from the heap, and up to 64 MiB of free heap top is kept.
 
-Process-wide, set once, by the first search. Left alone where the C library is not glibc or the
-environment sets glibc's own malloc variables (:attr:`lwdock.config.Settings.malloc_tuned`).
+Process-wide, set once, by the first search. Left alone where the C library is not glibc, where
+``LWDOCK_STEADY_HEAP=0`` (an application that embeds lwdock and wants malloc as it was), or where
+the environment sets glibc's own malloc variables (:class:`lwdock.config.Settings`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import threading
 
 from .config import load_settings
+from .errors import UsageError
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 M_MMAP_THRESHOLD = -3
@@ -39,7 +41,13 @@ def keep_steady() -> bool:
 
 
 def _set_thresholds() -> bool:
-    if not sys.platform.startswith("linux") or load_settings().malloc_tuned:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        settings = load_settings()
+    except UsageError:  # another variable is malformed: the command that reads it says so
+        return False
+    if not settings.steady_heap or settings.malloc_tuned:
         return False
     try:
         libc = ctypes.CDLL(None)

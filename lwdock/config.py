@@ -52,7 +52,7 @@ def default_cache_dir() -> Path:
 
 
 SANDBOX_MODES = ("kernel", "weak")
-MALLOC_VARIABLES = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES")
+MALLOC_VARIABLES = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
 
 
 def _as_choice(name: str, value: str | None, choices: tuple[str, ...], default: str) -> str:
@@ -89,9 +89,11 @@ class Settings:
     blobs: where ``init`` puts a new dock's zips (``LWDOCK_BLOBS``): None or "local" for the dock
         directory, or an fsspec URL such as ``s3://bucket/prefix`` (credentials and endpoint from
         the usual AWS variables, which botocore reads itself).
+    steady_heap: the first search fixes glibc's malloc thresholds for the process
+        (``LWDOCK_STEADY_HEAP``, default on; ``0`` leaves malloc as it is; :mod:`lwdock._heap`).
     malloc_tuned: the environment sets glibc's malloc thresholds itself (``MALLOC_TRIM_THRESHOLD_``,
-        ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or ``GLIBC_TUNABLES``, glibc's own variables):
-        searches then leave them as they are (:mod:`lwdock._heap`).
+        ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TOP_PAD_``, or a ``glibc.malloc`` tunable in
+        ``GLIBC_TUNABLES``: glibc's own variables): searches then leave them as they are too.
     """
 
     home: Path | None
@@ -107,6 +109,7 @@ class Settings:
     dask_address: str | None = None
     index: str | None = None
     blobs: str | None = None
+    steady_heap: bool = True
     malloc_tuned: bool = False
 
 
@@ -129,7 +132,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         dask_address=env.get("DASK_SCHEDULER_ADDRESS") or None,
         index=(env.get("LWDOCK_INDEX") or "").strip() or None,
         blobs=(env.get("LWDOCK_BLOBS") or "").strip() or None,
-        malloc_tuned=any(env.get(k) for k in MALLOC_VARIABLES),
+        steady_heap=_as_bool(env.get("LWDOCK_STEADY_HEAP"), True),
+        malloc_tuned=any(env.get(k) for k in MALLOC_VARIABLES) or "glibc.malloc." in env.get("GLIBC_TUNABLES", ""),
     )
 
 

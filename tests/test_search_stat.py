@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from lwdock.search import bulk, mixture, prefilter, store
 from lwdock.search.api import search_cache
 from lwdock.search.engine import smallest
 from lwdock.search.scores import match_score
+from lwdock.errors import SpecFileError
 from lwdock.search.user import as_user_spec
 from lwdock.spec.kernels import weighted_inner as inner
 
@@ -168,8 +170,9 @@ def test_spec_file_parsed_once_per_content(tmp_path, market):
     specs[0].save(path)
     first, again = as_user_spec(path), as_user_spec(str(path))
     assert first is not again and np.array_equal(first.z, again.z) and again.z is first.z
-    with pytest.raises(ValueError, match="read-only"):
-        again.z[0, 0] = 1.0
+    for kept in (again.z, again.beta):
+        with pytest.raises(ValueError, match="read-only"):
+            kept[0] = 1.0
     again.rows = "mine"  # each caller's record is its own
     assert as_user_spec(path).rows is None
     data = json.loads(path.read_text())
@@ -179,8 +182,28 @@ def test_spec_file_parsed_once_per_content(tmp_path, market):
     edited = as_user_spec(path)
     assert not np.array_equal(edited.z, first.z) and np.isfinite(edited.z).all()
     path.write_text("{")
-    with pytest.raises(Exception, match="not valid JSON"):
+    with pytest.raises(SpecFileError, match=re.escape(str(path)) + ".*not valid JSON") as bad:
         as_user_spec(path)
+    assert "\n" not in str(bad.value)  # one line, naming the file: nothing of an error is kept
+
+
+def test_a_reused_manifest_identity_never_returns_an_older_group(tmp_path, market):
+    # a file system may give the next manifest the inode and mtime tick of an earlier one: the
+    # group a process kept for that earlier manifest must not stand in for the new one
+    _, specs = market
+    first = _cache(tmp_path, specs)
+    reader = store.SegmentStore(first.directory)
+    kept = reader.group(reader.keys()[0])
+    first.apply([], ["lw03"], generation=2)
+    later = store.SegmentStore(first.directory)
+    assert later.group(later.keys()[0]) is not kept  # a new manifest file: opened again
+    again = store.SegmentStore(first.directory)  # the same manifest read again: shared
+    assert again.group(again.keys()[0]) is later.group(later.keys()[0])
+    stale = store.SegmentStore(first.directory)
+    old_sig = next(sig for sig, g in store._OPENED.items() if g is kept)
+    stale._stamp = old_sig[2]  # the earlier manifest's identity, handed out again
+    group = stale.group(stale.keys()[0])
+    assert group is not kept and "lw03" in group.removed and "lw03" not in kept.removed
 
 
 def test_other_dimension_finds_no_group(tmp_path, market):

@@ -100,11 +100,14 @@ class RBFBackend:
     def frequencies(self) -> np.ndarray:
         """The group's random Fourier frequencies (seeded: the same kernel always gives the same ones)."""
         key = (self.kernel.n_live, self.gamma, self.n_frequencies)
-        if key not in _RFF:
-            _RFF.clear()  # one group's worth at a time is what a process uses
+        kept = _RFF.get(key)
+        if kept is None:
             # float32: every product with them is float32 (sketches and the user's alike)
-            _RFF[key] = prefilter.frequencies(self.kernel.n_live, self.gamma, self.n_frequencies).astype(np.float32)
-        return _RFF[key]
+            kept = prefilter.frequencies(self.kernel.n_live, self.gamma, self.n_frequencies).astype(np.float32)
+            kept.setflags(write=False)
+            _RFF.clear()  # one group's worth at a time is what a process uses
+            _RFF[key] = kept
+        return kept
 
     def sketches(self, z: np.ndarray, beta: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         return prefilter.sketches(z, beta, offsets, self.frequencies)

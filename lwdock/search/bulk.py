@@ -254,8 +254,10 @@ def coarse_densities(points: np.ndarray, Z: np.ndarray, B: np.ndarray, offsets: 
     ~1e-6 of the largest kernel value; exponents below -87 count as -87). For signals that compare
     densities with thresholds (coverage), not for ratios of far-out densities."""
     points = np.asarray(points, dtype=np.float64)
-    U, _ = _user_side(points, np.ones(points.shape[0]), gamma, np.dtype(np.float32))
     W = block_weights(B, offsets)
+    if len(Z) == 0:
+        return np.zeros((points.shape[0], W.shape[1]))
+    U, _ = _user_side(points, np.ones(points.shape[0]), gamma, np.dtype(np.float32))
     with one_blas_thread():
         # the points are the few columns, the learnwares' rows one block (a few pools' worth): the
         # sum over each learnware's rows is then one product with the block-diagonal weights

@@ -78,8 +78,8 @@ def coverage(c: Candidates, pool: int = COVERAGE_POOL) -> float | None:
     q = c.q10[top]
     if top.size == 0 or not np.all(np.isfinite(q)):
         return None
-    # (user points, candidates); float32 kernel values: each is compared with a learnware's own
-    # 10 % density level, so what float32 rounds or underflows to 0 counts as uncovered anyway
+    # (user points, candidates); float32 kernel values and sums: each is compared with a learnware's
+    # own 10 % density level, so what float32 rounds or underflows to 0 counts as uncovered anyway
     f = c.density(c.user.z, COVERAGE_POWER, which=top, coarse=True)
     covered = np.minimum(1.0, f / np.maximum(q, 1e-300)[None, :]).max(axis=1)
     w = np.clip(np.asarray(c.user.beta, dtype=np.float64), 0.0, None)

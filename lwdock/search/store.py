@@ -128,13 +128,13 @@ class Group:
         return {**base, "kernel": self.kernel.describe()}
 
 
-# Groups this process opened, by (group, manifest file): segments are immutable and named once,
-# and every manifest write replaces the file (a new inode), so one manifest file names the same
-# files for as long as it exists, and a warm process (an open Dock) keeps their ids, key index and
-# mapped arrays between searches instead of reading them again. The file's device and inode name it
-# whatever path the dock was opened by.
+# Groups this process opened, by (store, group, manifest file): segments are immutable and named
+# once, and every manifest write replaces the file, so a warm process (an open Dock) keeps their ids,
+# key index and mapped arrays between searches instead of reading them again. A file system may
+# give a new manifest the inode and mtime tick of one before it (a freed inode reused within one
+# tick), so a kept group is used only when its manifest entry is also the same.
 KEEP_OPENED = 4
-_OPENED: dict[tuple[str, tuple[int, int, int]], Group] = {}
+_OPENED: dict[tuple[str, str, tuple[int, int, int]], Group] = {}
 
 
 def _open_files(path: Path) -> dict[str, NpyFile]:
@@ -159,8 +159,9 @@ class SegmentStore:
     def _read_manifest(self) -> dict[str, Any]:
         self._stamp: tuple[int, int, int] | None = None  # the manifest file's identity (see _OPENED)
         try:
-            raw = (self.directory / MANIFEST).read_bytes()
-            st = (self.directory / MANIFEST).stat()
+            with open(self.directory / MANIFEST, "rb") as f:  # identity and bytes of one file (no lock: shard actors)
+                st = os.fstat(f.fileno())
+                raw = f.read()
             self._stamp = (st.st_dev, st.st_ino, st.st_mtime_ns)
             data = json.loads(raw)
         except FileNotFoundError:
@@ -190,10 +191,11 @@ class SegmentStore:
         if meta is None:
             return None
         if key not in self._groups or not shared:
-            sig = (key, self._stamp)
-            if shared and self._stamp is not None and sig in _OPENED:  # the same manifest: the same files, opened
-                self._groups[key] = _OPENED[sig]
-                return _OPENED[sig]
+            sig = (str(self.directory), key, self._stamp)
+            kept = _OPENED.get(sig) if shared and self._stamp is not None else None
+            if kept is not None and kept.meta == meta:  # the same manifest and entry: the same files, opened
+                self._groups[key] = kept
+                return kept
             profile = Profile.from_dict(meta["profile"])
             gdir = self.directory / group_dir(profile)
             segs = [Segment.load(gdir / name) for name in meta["segments"]]
@@ -205,9 +207,10 @@ class SegmentStore:
             files = [_open_files(gdir / name) for name in meta["segments"]]
             self._groups[key] = Group(key, profile, backend_for(profile, kernel, _frequencies(meta)), segs, removed, kernel, meta,
                                       shard_io.indices(meta), files)
-            while len(_OPENED) >= KEEP_OPENED:
-                _OPENED.pop(next(iter(_OPENED)))
-            _OPENED[sig] = self._groups[key]
+            if self._stamp is not None:  # a manifest this store wrote itself is not shared
+                while len(_OPENED) >= KEEP_OPENED:
+                    _OPENED.pop(next(iter(_OPENED)))
+                _OPENED[sig] = self._groups[key]
         return self._groups[key]
 
     def unreadable(self) -> set[tuple[str, str]]:

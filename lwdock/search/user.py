@@ -122,6 +122,7 @@ def as_user_spec(spec: Any, source: str = "user specification") -> UserSpec:
 
 
 PARSED_FILES = 8  # spec files whose parsed form a process keeps, newest used last
+PARSED_FILE_BYTES = 16 << 20  # and the largest file kept (a K = 100 table spec is ~70 KB)
 _parsed: OrderedDict[bytes, UserSpec] = OrderedDict()
 _parsed_guard = threading.Lock()
 
@@ -141,6 +142,8 @@ def _from_file(path: str | Path) -> UserSpec:
     if user is None:
         source = str(path)
         user = _from_spec(spec_from_dict(parse_dict(raw, source), source), source)
+        if len(raw) > PARSED_FILE_BYTES:
+            return user
         user.z.setflags(write=False)
         user.beta.setflags(write=False)
         with _parsed_guard:

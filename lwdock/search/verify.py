@@ -97,7 +97,8 @@ def probe(user: UserSpec, backend: Any, opts: VerifyOptions) -> Probe | None:
             return None  # image and text spec points are not model inputs
         w = np.clip(user.beta, 0.0, None)
         w = w / w.sum() if w.sum() > 0 else np.full(w.size, 1.0 / w.size)
-        return Probe(np.asarray(user.z, dtype=np.float64), backend.map(user.z), w, "spec")
+        # a copy: the models get arrays of their own (a parsed spec file's are shared and read-only)
+        return Probe(np.array(user.z, dtype=np.float64), backend.map(user.z), w, "spec")
     n = len(rows)
     pick = np.sort(rng.choice(n, size=opts.rows, replace=False)) if n > opts.rows else np.arange(n)
     weights = np.full(pick.size, 1.0 / pick.size)
