@@ -226,6 +226,9 @@ def statistical(path: Path, n: int, user: dict, work: Path, dock, row, old: bool
         seconds=warm(lambda: search(dock, str(spec), rerank="mmd"), **STEADY), peak_mb=peak_rss_mb())
     row("warm API `search(spec, rerank=\"mmd\")`, a process that only opened the dock (median of 40)",
         seconds=float(cold([sys.executable, "-c", WARM_LOOP, str(path), str(spec)], runs=1)[2]))
+    far = write_spec(work / "far.json", {**user, "z": np.asarray(user["z"]) + 50.0})  # no learnware near it
+    row("warm API `search(spec far from every learnware, rerank=\"mmd\")` (no_match)",
+        seconds=warm(lambda: search(dock, str(far), rerank="mmd")))
     if old:
         wall, rss, out = cold([sys.executable, "-c", OLD_SEARCH, str(path), str(spec)])
         row("old: cold search --spec (every TinyDB entry)", seconds=wall, peak_mb=rss, top_ok=out.strip() == top)

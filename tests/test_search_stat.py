@@ -234,6 +234,17 @@ def test_float32_arithmetic_within_documented_tolerance():
     # float64 storage really is float64 arithmetic
     loop = np.array([inner(z[off[i]:off[i + 1]], beta[off[i]:off[i + 1]], uz, ub, gamma) for i in range(n)])
     np.testing.assert_allclose(c64, loop, rtol=1e-12, atol=0)
+    # a user far from every learnware: each kernel value is the floor's stand-in, still within tolerance
+    far = bulk.cross_products(z.astype(np.float32), beta, off, uz + 100.0, ub, gamma)
+    assert np.all(far > 0) and np.max(2 * far / (uu + selfs)) <= 1e-6
+
+
+def test_exp_floor_keeps_weighted_kernel_values_normal():
+    # a floored kernel value times any weight from SMALLEST_WEIGHT_32 up is a normal float32: a
+    # subnormal product sends the matrix products after the exp down the CPU's slow path
+    floor = np.exp(bulk.EXP_FLOOR_32)
+    assert floor.dtype == np.float32 and floor * np.float32(bulk.SMALLEST_WEIGHT_32) >= np.finfo(np.float32).tiny
+    assert floor < 1e-28  # and it stands in only for what no float32 sum of real values can hold
 
 
 @pytest.mark.parametrize("seed", range(6))

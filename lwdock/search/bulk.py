@@ -33,11 +33,15 @@ BLOCK_ELEMENTS = 1 << 18
 # self_products / sketches: ~32 MiB of float64 per batch
 CHUNK_ELEMENTS = 1 << 22
 PART_ROWS = 25_000
-# float32 exponents are raised to this before exp: exp of -87.3 .. -103 is a subnormal float32 and
-# below it underflows, and numpy's float32 exp takes a slow path for both (measured 7-14x slower
-# per value), which far-apart points hit all the time. exp(-87) = 1.6e-38 stands in for anything
-# smaller: below float32 resolution of any sum that holds one kernel value above 1e-31.
-EXP_FLOOR_32 = np.float32(-87.0)
+# float32 exponents are raised to this before exp. Below -87.3 the value is a subnormal float32
+# (or underflows), and numpy's float32 exp takes a slow path for both (measured 7-14x slower per
+# value); and a product of a kernel value with a weight that lands in the subnormal range makes
+# the matrix products after the exp take the CPU's slow path too (measured: a GEMV over values of
+# exp(-87) times weights of 0.01, 80x slower; a user far from every learnware searched 3x slower
+# at 1,000). exp(-66) = 2.2e-29 keeps products with weights down to 6e-10 normal, and stands in for
+# anything smaller: below float32 resolution of any sum that holds one kernel value above 1e-19.
+EXP_FLOOR_32 = np.float32(-66.0)
+SMALLEST_WEIGHT_32 = 6e-10  # weights from here up times exp(EXP_FLOOR_32) stay normal float32
 
 _POOL: ThreadPoolExecutor | None = None
 _CONTROLLER: ThreadpoolController | None = None
@@ -251,7 +255,7 @@ def _own_quantiles(K: np.ndarray, bb: np.ndarray, q: float) -> np.ndarray:
 def coarse_densities(points: np.ndarray, Z: np.ndarray, B: np.ndarray, offsets: np.ndarray, gamma: float) -> np.ndarray:
     """``f_i(x) = sum_j B_ij k(Z_ij, x)`` at every point for each stacked learnware, (len(points), n)
     float64 from float32 kernel values and float32 sums over each learnware's points (values within
-    ~1e-6 of the largest kernel value; exponents below -87 count as -87). For signals that compare
+    ~1e-6 of the largest kernel value; exponents below -66 count as -66). For signals that compare
     densities with thresholds (coverage), not for ratios of far-out densities."""
     points = np.asarray(points, dtype=np.float64)
     W = block_weights(B, offsets)
