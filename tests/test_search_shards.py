@@ -104,8 +104,13 @@ def test_npy_file_reads_rows_runs_and_blocks(tmp_path):
     starts, lens = np.array([0, 2, 5, 6, 15]), np.array([2, 1, 1, 3, 5])
     want = np.concatenate([a[s : s + n] for s, n in zip(starts, lens)])
     assert np.array_equal(f.gather(starts, lens), want)
+    buf = np.full((30, 3), -1.0, dtype=np.float32)  # a reused buffer larger than the runs
+    assert np.array_equal(f.gather(starts, lens, buf), want) and np.all(buf[want.shape[0]:] == -1.0)
     got = np.concatenate([b.copy() for _, b in f.blocks(3, 20, rows=4)])
     assert np.array_equal(got, a[3:])
+    np.save(tmp_path / "b.npy", a[:, 0].astype(np.float64))  # one value per row (weights)
+    b = blocks.NpyFile.open(tmp_path / "b.npy")
+    assert np.array_equal(b.gather(starts, lens), want[:, 0])
 
 
 # -- the store's shard bookkeeping ----------------------------------------------------------------
