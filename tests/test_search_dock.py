@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from lwdock.cli import app
 from lwdock.errors import ExitCode, SpecFileError
-from lwdock.search import cache
+from lwdock.search import api, cache, engine
 from lwdock.search.api import search
 
 N = 6
@@ -208,3 +208,21 @@ def test_verified_search_survives_missing_stored_files(tmp_path):
     res = search(dock, user)
     assert res.singles[0].id == ids[7] and not res.singles[0].verified
     assert any("stored files missing" in note for note in res.signals["notes"])
+
+
+def test_repeated_searches_reuse_the_restriction_only_for_the_same_state_and_filters(tmp_path, market):
+    mu, _ = market
+    dock, ids = _dock(tmp_path, market)
+    user = fit(sample(mu[2], 400, seed=3))
+    nature = search(dock, user, include_unchecked=True, scenario="Nature")
+    allowed, picks = api._last_allowed[0][3], engine._last_picks[0][2]
+    again = search(dock, user, include_unchecked=True, scenario="Nature")
+    assert api._last_allowed[0][3] is allowed and engine._last_picks[0][2] is picks  # built once
+    assert again.ids == nature.ids and len(nature.ids) == N // 2
+    business = search(dock, user, include_unchecked=True, scenario="Business")  # other filters: built again
+    assert set(business.ids).isdisjoint(nature.ids) and len(business.ids) == N // 2
+    gone = nature.ids[0]
+    dock.remove(gone)  # another dock state: built again
+    after = search(dock, user, include_unchecked=True, scenario="Nature")
+    assert gone not in after.ids and len(after.ids) == N // 2 - 1
+    assert engine._last_picks[0][2] is not picks

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -238,8 +238,23 @@ def _candidates(group: Group, user: MappedUser, scored: _Scored, keep: np.ndarra
                       scored.cross[keep], q10, Z, B, offs, group.backend, user)
 
 
+# The last picks made, with the group and restriction they were made for (the search API hands
+# back the same restriction object for the same dock state and filters): (group, allowed, units).
+_last_picks: list[tuple[Group, Any, list[Unit]]] = []
+
+
 def _picks(group: Group, allowed: set[str] | Ids | None) -> list[Unit]:
-    """Per shard, the live (and allowed) rows of each of its segments."""
+    """Per shard, the live (and allowed) rows of each of its segments (never changed by a search:
+    the same object again for the same group and restriction)."""
+    last = _last_picks[0] if _last_picks else None
+    if last is not None and last[0] is group and last[1] is allowed and not isinstance(allowed, set):
+        return last[2]
+    units = _make_picks(group, allowed)
+    _last_picks[:] = [(group, allowed, units)]
+    return units
+
+
+def _make_picks(group: Group, allowed: set[str] | Ids | None) -> list[Unit]:
     ids = Ids.of(allowed) if isinstance(allowed, (set, frozenset, list)) else allowed
     lives = [s.live for s in group.segments]
     masks = lives if ids is None else idsets.masks(lives, group.id_index(), ids)
