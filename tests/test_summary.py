@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from _entries import varied_entries
@@ -213,3 +214,22 @@ def test_cli_list_limit_shows_the_newest(market, lwdock_bin):
     assert [r["id"] for r in json.loads(p.stdout)] == want
     p = subprocess.run([lwdock_bin, "--dock", str(market.path), "list", "-n", "-1"], capture_output=True, text=True)
     assert p.returncode != 0 and p.stderr.startswith("error:") and "limit" in p.stderr
+
+
+def test_id_lookup_equals_a_search_of_the_sorted_ids(market):
+    # the summary's binary search through its by-id order answers as np.searchsorted over the
+    # sorted ids would (present, absent, empty and past-the-end ids), without sorting them
+    with market.lock():
+        view = market.rows(market.generation())
+    ids, by_id = view._arr("ids"), view._arr("by_id")
+    rng = np.random.default_rng(5)
+    present = ids[rng.integers(0, view.n_base, 40)].astype("S64")
+    absent = np.array([bytes(i)[:9] + b"~" for i in present[:15]] + [b"", b"0", b"\xff" * 64], dtype="S64")
+    want = np.concatenate([present, absent])
+    assert np.array_equal(view._search_sorted_ids(want), np.searchsorted(ids[by_id], want))
+    found = view._positions_of_ids([bytes(i).decode() for i in present] + ["not-an-id"])
+    assert sorted(found.tolist()) == sorted({int(by_id[np.searchsorted(ids[by_id], i)]) for i in present})
+    prefix = bytes(present[0])[:3].decode()
+    assert sorted(view.ids_with_prefix(prefix).tolist()) == [
+        p for p in range(view.n_base) if bytes(ids[p]).startswith(prefix.encode())] + [
+        view.n_base + i for i, r in enumerate(view.delta) if r["id"].startswith(prefix)]
