@@ -75,9 +75,9 @@ OLD_SEARCH = ("import sys; from lwdock.store.dock import Dock; from lwdock.searc
 # 1,000 learnwares (measured: 10.3, 9.5, 10.2 ms, then 8.4-8.8), so 3 calls warm up, 20 are timed
 STEADY = {"runs": 20, "warmup": 3}
 # a warm API search in a process that only opened the dock (a service's, not this benchmark's, which
-# also holds the market it generated): 3 calls to warm up, then the median of 40
+# also holds the market it generated): the same warm-up, then the median of 40
 WARM_LOOP = ("import statistics, sys, time; from lwdock import Dock; from lwdock.search.api import search;"
-             "d = Dock.open(sys.argv[1]); [search(d, sys.argv[2], rerank='mmd') for _ in range(3)]; ts = []\n"
+             f"d = Dock.open(sys.argv[1]); [search(d, sys.argv[2], rerank='mmd') for _ in range({STEADY['warmup']})]; ts = []\n"
              "for _ in range(40):\n t = time.perf_counter(); search(d, sys.argv[2], rerank='mmd');"
              " ts.append(time.perf_counter() - t)\n"
              "print(statistics.median(ts))")

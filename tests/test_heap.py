@@ -12,21 +12,23 @@ import pytest
 
 from lwdock.search import api
 
+# glibc's own account of its heap (mallinfo2), read by each child below
+MALLINFO = """
+import ctypes
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+"""
 # Three 16 MiB arrays held at once, freed, ten times. glibc's own state first (mallinfo2: bytes in
 # blocks of their own mmap while held, free bytes its heap keeps after), then the consequence that
 # matters, page faults of the next ten rounds (a count that transparent huge pages shrink, so
 # only compared between the two runs).
-CHURN = """
-import ctypes, resource, sys
+CHURN = MALLINFO + """
+import resource, sys
 import numpy as np
 from lwdock import _heap
-
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-libc = ctypes.CDLL(None)
-libc.mallinfo2.restype = MallInfo2
 steady = _heap.keep_steady() if sys.argv[1] == "steady" else None
 held = [np.ones(2 << 20) for _ in range(3)]
 mapped = libc.mallinfo2().hblkhd
@@ -75,22 +77,15 @@ def test_unrelated_tunables_do_not_turn_it_off():
 
 
 # the installed console script, run in this child's own process (runpy), then glibc's state
-CLI_THEN_PROBE = """
-import ctypes, runpy, sys
+CLI_THEN_PROBE = MALLINFO + """
+import runpy, sys
 import numpy as np
-
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-
 sys.argv = [sys.argv[1], "--dock", sys.argv[2], "search", "--name", "anything", "--json"]
 try:
     runpy.run_path(sys.argv[0], run_name="__main__")
 except SystemExit as done:
     assert not done.code, done.code
 held = [np.ones(2 << 20) for _ in range(3)]
-libc = ctypes.CDLL(None)
-libc.mallinfo2.restype = MallInfo2
 print(libc.mallinfo2().hblkhd >> 20, file=sys.stderr)
 """
 
